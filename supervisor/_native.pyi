@@ -1,0 +1,90 @@
+# Typed interface of the Cython core (built from _native/*.pyx). The runtime is its only
+# importer. Keep this file and the .pyx in step: mypy checks callers against it.
+from collections.abc import Iterable, Sequence
+
+CLONE_NEWNS: int
+CLONE_NEWPID: int
+CLONE_NEWNET: int
+CLONE_NEWIPC: int
+CLONE_NEWUTS: int
+CLONE_NEWUSER: int
+CLONE_NEWCGROUP: int
+
+# Step names of the clone()->execve() path, indexed by the step number a child reports.
+STEPS: tuple[str, ...]
+
+class SpawnError(OSError):
+    """A spawn failed at `step` with `errno`; str() reads like
+    "exec /bin/nginx: No such file or directory" or "chdir /srv: Permission denied"."""
+
+    step: str
+    exit_code: int  # what a shell would report: 127 not found, 126 not executable, else 127
+
+def spawn_error(step: int, errno: int, argv0: str, cwd: str | None = None) -> SpawnError: ...
+
+# Clone and exec one process (the GIL is released from clone to the exec-status read).
+# Returns (pid, pidfd). Raises SpawnError for any failure in the child or of clone itself.
+def spawn(
+    argv: Sequence[str | bytes],
+    *,
+    env: Sequence[str | bytes] | None = None,
+    cwd: str | bytes | None = None,
+    clone_flags: int = 0,
+    setns: Sequence[tuple[int, int]] = (),
+    hostname: str | bytes | None = None,
+    stdin: int = -1,
+    stdout: int = -1,
+    stderr: int = -1,
+    setsid: bool = False,
+    uid: int = -1,
+    gid: int = -1,
+    groups: Sequence[int] | None = None,
+    pdeathsig: int = 0,
+    mount_proc: bool = False,
+) -> tuple[int, int]: ...
+
+# Clone a pod's infra process with clone_flags (CLONE_NEWNET|CLONE_NEWIPC|CLONE_NEWUTS
+# [|CLONE_NEWPID]); it serves the SOCK_SEQPACKET fd `sock` and, when `listen` >= 0, accepts
+# a replacement supd connection on that listening SOCK_SEQPACKET socket. Returns (pid, pidfd).
+def spawn_infra(
+    sock: int,
+    *,
+    clone_flags: int,
+    hostname: str | bytes,
+    listen: int = -1,
+    pdeathsig: int = 0,
+) -> tuple[int, int]: ...
+
+# supd -> infra frames. A start frame is sent with exactly one fd in SCM_RIGHTS: the
+# container's log file, opened O_WRONLY|O_APPEND, where infra writes CRI log lines.
+def encode_start(
+    cid: int,
+    argv: Sequence[str | bytes],
+    env: Sequence[str | bytes],
+    cwd: str | bytes | None,
+    *,
+    clone_flags: int,
+    uid: int = -1,
+    gid: int = -1,
+    groups: Sequence[int] = (),
+    mount_proc: bool = True,
+) -> bytes: ...
+def encode_signal(cid: int, signo: int, group: bool = False) -> bytes: ...
+def encode_shutdown() -> bytes: ...
+
+# infra -> supd reports, one per frame:
+#   ("started", cid, pid, time_ns)
+#   ("start_failed", cid, step, errno)
+#   ("exited", cid, pid, wait_status, time_ns)
+#   ("hello", [(cid, pid, started_ns), ...])   first frame on a (re)attached connection
+def decode_report(frame: bytes) -> tuple: ...
+
+# Reaping and signals for supd.
+def set_child_subreaper(on: bool = True) -> None: ...
+def reap_all() -> list[tuple[int, int]]: ...
+def waitid_pidfd(pidfd: int) -> int | None: ...
+def exit_code(wait_status: int) -> int: ...
+def pidfd_send_signal(pidfd: int, signo: int) -> None: ...
+def kill_group(pgid: int, signo: int) -> None: ...
+def signalfd(signals: Iterable[int]) -> int: ...
+def read_signalfd(fd: int) -> list[int]: ...

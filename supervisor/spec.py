@@ -1,0 +1,64 @@
+"""The validated, normalized form of a v1 Pod manifest.
+
+A leaf module: plain frozen dataclasses, no I/O. `manifest.py` builds these from YAML;
+everything after validation (the lifecycle, the runtime, the store) reads only these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_NAMESPACE = "default"
+DEFAULT_GRACE_SECONDS = 30
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    name: str
+    image: str | None = None
+    command: tuple[str, ...] | None = None
+    args: tuple[str, ...] | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    working_dir: str | None = None
+
+    def argv(self) -> tuple[str, ...]:
+        """The command line: `command` + `args`, or `args` alone (an image without an
+        entrypoint, as Kubernetes defines it for a container with no image config)."""
+        return (self.command or ()) + (self.args or ())
+
+
+@dataclass(frozen=True)
+class PodSpec:
+    name: str
+    namespace: str = DEFAULT_NAMESPACE
+    uid: str = field(default="", compare=False)
+    labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
+    containers: tuple[ContainerSpec, ...] = ()
+    init_containers: tuple[ContainerSpec, ...] = ()
+    restart_policy: str = "Always"  # Always | OnFailure | Never
+    termination_grace_period_seconds: int = DEFAULT_GRACE_SECONDS
+    hostname: str | None = None
+    share_process_namespace: bool = False
+    # The manifest as accepted (a plain dict, JSON-able): what `get -o yaml` prints as the
+    # spec and what the store persists. Compared to decide "unchanged" on re-apply.
+    manifest: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def key(self) -> str:
+        """The pod's identity on this host: NAMESPACE/NAME."""
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def pod_hostname(self) -> str:
+        """kubelet's rule: spec.hostname, else the pod name cut to 63 characters (a UTS
+        hostname's limit) without a trailing '-' or '.'."""
+        return self.hostname or self.name[:63].rstrip("-.")
+
+    def container(self, name: str) -> ContainerSpec:
+        for c in self.init_containers + self.containers:
+            if c.name == name:
+                return c
+        raise KeyError(name)
