@@ -1,0 +1,1102 @@
+"""Parse and validate Kubernetes v1 Pod manifests into `PodSpec`s.
+
+The only door from user input to the rest of the package: YAML text or decoded objects in,
+frozen specs and warnings out, or one `ManifestError` carrying every cause found. Messages
+follow Kubernetes's field errors (`pkg/apis/core/validation`, apimachinery `util/validation`)
+so that a manifest kubectl rejects is rejected here with the same words.
+
+Three kinds of field besides the ones we implement:
+  * ignored: Kubernetes fields with no meaning on one machine; accepted, reported as warnings;
+  * not supported yet: fields a later feature implements; a `Forbidden` error, never dropped;
+  * anything else: `Unknown field`, with a suggestion when a known name is close.
+
+Pure: no I/O, no clock (the only randomness is uid and generateName, as the API server does).
+Imports only `errors` and `spec` from the package.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import re
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from .errors import ManifestError
+from .spec import DEFAULT_GRACE_SECONDS, DEFAULT_NAMESPACE, ContainerSpec, PodSpec
+
+__all__ = ["load_documents", "load_pods", "parse_pod"]
+
+# Limits on decoded input. A Pod is ~10 levels deep; YAML aliases can make a small file a huge
+# (or cyclic: `&a [*a]`) object graph, so the walk is bounded before anything recurses.
+MAX_DEPTH = 64
+MAX_NODES = 200_000
+# apimachinery TotalAnnotationSizeLimitB: keys + values, in bytes.
+MAX_ANNOTATIONS_BYTES = 256 * 1024
+INT64_MAX = 2**63 - 1
+# Every cause is collected, but a message listing a million of them helps no one.
+MAX_CAUSES = 100
+# "Did you mean" costs an edit distance per known field: only for the first few unknowns.
+_MAX_SUGGESTIONS = 20
+
+# apimachinery util/validation messages, verbatim.
+_DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS1123_LABEL_MSG = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+    "and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "
+    f"regex used for validation is '{_DNS1123_LABEL_FMT}')"
+)
+_DNS1123_SUBDOMAIN_FMT = _DNS1123_LABEL_FMT + r"(\." + _DNS1123_LABEL_FMT + ")*"
+_DNS1123_SUBDOMAIN_MSG = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' "
+    "or '.', and must start and end with an alphanumeric character (e.g. 'example.com', "
+    f"regex used for validation is '{_DNS1123_SUBDOMAIN_FMT}')"
+)
+_QUALIFIED_NAME_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
+_QUALIFIED_NAME_MSG = (
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+    "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
+    f"validation is '{_QUALIFIED_NAME_FMT}')"
+)
+_LABEL_VALUE_FMT = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?"
+_LABEL_VALUE_MSG = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "
+    f"'my_value',  or '12345', regex used for validation is '{_LABEL_VALUE_FMT}')"
+)
+_ENV_NAME_MSG = (
+    "a valid environment variable name must consist only of printable ASCII characters "
+    "other than '='"
+)
+
+_DNS1123_LABEL_RE = re.compile(_DNS1123_LABEL_FMT)
+_DNS1123_SUBDOMAIN_RE = re.compile(_DNS1123_SUBDOMAIN_FMT)
+_QUALIFIED_NAME_RE = re.compile(_QUALIFIED_NAME_FMT)
+_LABEL_VALUE_RE = re.compile(_LABEL_VALUE_FMT)
+_ENV_NAME_RE = re.compile("[\x20-\x3c\x3e-\x7e]+")
+_PORT_NAME_CHARSET_RE = re.compile("[-a-z0-9]+")
+_UID_RE = re.compile("[A-Za-z0-9][-A-Za-z0-9_.]{0,127}")
+
+# The API server's generateName suffix (apiserver SimpleNameGenerator, utilrand.String): five
+# characters from an alphabet without vowels or look-alikes, the base cut to 58 characters.
+_NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_NAME_SUFFIX_LEN = 5
+_MAX_GENERATE_NAME_BASE = 63 - _NAME_SUFFIX_LEN
+
+RESTART_POLICIES = ("Always", "OnFailure", "Never")
+PORT_PROTOCOLS = ("SCTP", "TCP", "UDP")
+DNS_POLICIES = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
+
+_NOT_SUPPORTED = "not supported yet"
+_ONE_HOST = "no meaning on a single host"
+
+
+# --- field tables -----------------------------------------------------------------------------
+
+
+class _Validated:
+    """A field this module validates and turns into PodSpec data."""
+
+
+@dataclass(frozen=True)
+class _Ignored:
+    """Accepted with a warning; kept in the normalized manifest."""
+
+    reason: str = _ONE_HOST
+
+
+@dataclass(frozen=True)
+class _Dropped:
+    """Accepted with a warning; removed from the normalized manifest (server-owned data)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Unsupported:
+    """A later feature: `Forbidden: not supported yet` unless the value means the same as
+    leaving the field out (null, empty, or one of `defaults`)."""
+
+    defaults: tuple[object, ...] = ()
+
+
+_FieldKind = _Validated | _Ignored | _Dropped | _Unsupported
+_V = _Validated()
+_UNSUPPORTED = _Unsupported()
+_SERVER_SET = _Dropped("set by the API server")
+
+_TOP_FIELDS: dict[str, _FieldKind] = {
+    "apiVersion": _V,
+    "kind": _V,
+    "metadata": _V,
+    "spec": _V,
+    "status": _Dropped("set by the supervisor"),
+}
+
+_METADATA_FIELDS: dict[str, _FieldKind] = {
+    "name": _V,
+    "generateName": _V,
+    "namespace": _V,
+    "uid": _V,
+    "labels": _V,
+    "annotations": _V,
+    "selfLink": _SERVER_SET,
+    "resourceVersion": _SERVER_SET,
+    "generation": _SERVER_SET,
+    "creationTimestamp": _SERVER_SET,
+    "deletionTimestamp": _SERVER_SET,
+    "deletionGracePeriodSeconds": _SERVER_SET,
+    "ownerReferences": _Dropped("no owning controllers on a single host"),
+    "finalizers": _Dropped("no controllers on a single host"),
+    "managedFields": _SERVER_SET,
+}
+
+_POD_SPEC_FIELDS: dict[str, _FieldKind] = {
+    "containers": _V,
+    "initContainers": _V,
+    "restartPolicy": _V,
+    "terminationGracePeriodSeconds": _V,
+    "hostname": _V,
+    "shareProcessNamespace": _V,
+    "dnsPolicy": _V,
+    "resources": _V,
+    # Scheduling, cluster identity and image pulling: nothing to decide on one machine.
+    "nodeSelector": _Ignored(),
+    "nodeName": _Ignored(),
+    "tolerations": _Ignored(),
+    "affinity": _Ignored(),
+    "imagePullSecrets": _Ignored("images come from the local image store"),
+    "serviceAccountName": _Ignored(),
+    "serviceAccount": _Ignored(),
+    "automountServiceAccountToken": _Ignored(),
+    "priorityClassName": _Ignored(),
+    "priority": _Ignored(),
+    "preemptionPolicy": _Ignored(),
+    "schedulerName": _Ignored(),
+    "topologySpreadConstraints": _Ignored(),
+    "enableServiceLinks": _Ignored("no services on a single host"),
+    "runtimeClassName": _Ignored(),
+    # Later features.
+    "volumes": _UNSUPPORTED,
+    "ephemeralContainers": _UNSUPPORTED,
+    "securityContext": _UNSUPPORTED,
+    "hostNetwork": _Unsupported((False,)),
+    "hostPID": _Unsupported((False,)),
+    "hostIPC": _Unsupported((False,)),
+    "hostUsers": _UNSUPPORTED,
+    "subdomain": _UNSUPPORTED,
+    "hostAliases": _UNSUPPORTED,
+    "hostnameOverride": _UNSUPPORTED,
+    "setHostnameAsFQDN": _Unsupported((False,)),
+    "dnsConfig": _UNSUPPORTED,
+    "activeDeadlineSeconds": _UNSUPPORTED,
+    "readinessGates": _UNSUPPORTED,
+    "os": _UNSUPPORTED,
+    "overhead": _UNSUPPORTED,
+    "resourceClaims": _UNSUPPORTED,
+    "schedulingGates": _UNSUPPORTED,
+}
+
+_CONTAINER_FIELDS: dict[str, _FieldKind] = {
+    "name": _V,
+    "image": _V,
+    "command": _V,
+    "args": _V,
+    "env": _V,
+    "workingDir": _V,
+    "ports": _V,
+    "resources": _V,
+    "imagePullPolicy": _Ignored("images come from the local image store"),
+    "resizePolicy": _Ignored("resource limits are not supported yet"),
+    "envFrom": _UNSUPPORTED,
+    "livenessProbe": _UNSUPPORTED,
+    "readinessProbe": _UNSUPPORTED,
+    "startupProbe": _UNSUPPORTED,
+    "lifecycle": _UNSUPPORTED,
+    "volumeMounts": _UNSUPPORTED,
+    "volumeDevices": _UNSUPPORTED,
+    "securityContext": _UNSUPPORTED,
+    "terminationMessagePath": _Unsupported(("/dev/termination-log",)),
+    "terminationMessagePolicy": _Unsupported(("File",)),
+    "stdin": _Unsupported((False,)),
+    "stdinOnce": _Unsupported((False,)),
+    "tty": _Unsupported((False,)),
+    "restartPolicy": _UNSUPPORTED,
+    "restartPolicyRules": _UNSUPPORTED,
+}
+
+_ENV_FIELDS: dict[str, _FieldKind] = {"name": _V, "value": _V, "valueFrom": _UNSUPPORTED}
+
+_PORT_FIELDS: dict[str, _FieldKind] = {
+    "name": _V,
+    "containerPort": _V,
+    "protocol": _V,
+    "hostIP": _Ignored("hostPort is not supported yet"),
+    "hostPort": _Unsupported((0,)),
+}
+
+_RESOURCES_FIELDS: dict[str, _FieldKind] = {
+    "requests": _Ignored("no scheduler on a single host"),
+    "limits": _UNSUPPORTED,
+    "claims": _UNSUPPORTED,
+}
+
+_LIST_FIELDS = ("apiVersion", "kind", "metadata", "items")
+_LIST_KINDS = ("List", "PodList")
+
+
+# --- value formatting -------------------------------------------------------------------------
+
+
+def _quote(s: str, limit: int = 80) -> str:
+    """A string as Go's %q would show it, cut to `limit` characters."""
+    if len(s) > limit:
+        s = s[:limit] + "..."
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(s)
+    return json.dumps(s, ensure_ascii=False)
+
+
+def _small(value: object, budget: int) -> int:
+    """How much of `budget` `value` leaves unspent (negative: too big to show)."""
+    budget -= 1
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if budget < 0 or not isinstance(k, str):
+                return -1
+            budget = _small(v, budget - 1)
+    elif isinstance(value, list):
+        for v in value:
+            if budget < 0:
+                return -1
+            budget = _small(v, budget)
+    elif isinstance(value, str):
+        budget -= len(value) // 16
+    elif value is not None and not isinstance(value, int | float):
+        return -1
+    return budget
+
+
+def _fmt(value: object) -> str:
+    """A value inside an error message, like apimachinery's field.Invalid shows it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value) if value.bit_length() <= 256 else "(an integer too large to show)"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return _quote(value)
+    if isinstance(value, dict | list):
+        if _small(value, 12) >= 0:
+            try:
+                return json.dumps(value, separators=(", ", ": "), allow_nan=True)
+            except (TypeError, ValueError):
+                pass
+        return "{...}" if isinstance(value, dict) else "[...]"
+    return f"(a {type(value).__name__})"
+
+
+def _path_key(key: str) -> str:
+    """A map key or field name as it appears in a field path."""
+    if len(key) <= 64 and key.isprintable() and key.isascii():
+        return key
+    return _quote(key, 64)
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{_path_key(name)}" if path else _path_key(name)
+
+
+def _distance(a: str, b: str) -> int:
+    """Optimal-string-alignment edit distance (insert, delete, substitute, transpose)."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def _suggest(name: str, known: dict[str, _FieldKind]) -> str | None:
+    """The known field `name` was probably meant to be, if one is close enough."""
+    if len(name) > 64:
+        return None
+    limit = min(2, max(1, len(name) // 3))
+    best: tuple[int, str] | None = None
+    for candidate in known:
+        if abs(len(candidate) - len(name)) > limit:
+            continue
+        d = 0 if candidate.lower() == name.lower() else _distance(name, candidate)
+        if d <= limit and (best is None or (d, candidate) < best):
+            best = (d, candidate)
+    return best[1] if best else None
+
+
+# --- the validator ----------------------------------------------------------------------------
+
+
+def _is_empty(value: object) -> bool:
+    return value is None or (isinstance(value, str | list | dict) and len(value) == 0)
+
+
+def _is_default(value: object, defaults: tuple[object, ...]) -> bool:
+    # Type-aware: `hostPort: false` is not the default 0, `stdin: 0` is not False.
+    return any(type(value) is type(d) and value == d for d in defaults)
+
+
+def _random_suffix() -> str:
+    return "".join(secrets.choice(_NAME_SUFFIX_ALPHABET) for _ in range(_NAME_SUFFIX_LEN))
+
+
+class _Validator:
+    """Collects every cause and warning for one Pod; never stops at the first error."""
+
+    def __init__(self) -> None:
+        self.causes: list[tuple[str, str]] = []
+        self.warnings: list[str] = []
+        self.suggestions_left = _MAX_SUGGESTIONS
+
+    # Error constructors, worded as apimachinery's field.Error types.
+    def required(self, path: str, detail: str = "") -> None:
+        self.causes.append((path, f"Required value: {detail}" if detail else "Required value"))
+
+    def invalid(self, path: str, value: object, detail: str) -> None:
+        self.causes.append((path, f"Invalid value: {_fmt(value)}: {detail}"))
+
+    def unsupported(self, path: str, value: object, supported: tuple[str, ...]) -> None:
+        values = ", ".join(f'"{s}"' for s in supported)
+        self.causes.append((path, f"Unsupported value: {_fmt(value)}: supported values: {values}"))
+
+    def duplicate(self, path: str, value: object, detail: str = "") -> None:
+        msg = f"Duplicate value: {_fmt(value)}"
+        self.causes.append((path, f"{msg}: {detail}" if detail else msg))
+
+    def forbidden(self, path: str, detail: str) -> None:
+        self.causes.append((path, f"Forbidden: {detail}"))
+
+    def warn(self, path: str, reason: str) -> None:
+        self.warnings.append(f"{path}: ignored ({reason})")
+
+    # Shapes.
+    def fields(self, obj: object, path: str, known: dict[str, _FieldKind]) -> dict[str, Any] | None:
+        """Check an object's field names; return the `_Validated` fields that are not null.
+        Ignored, dropped and not-supported-yet fields are dealt with here."""
+        if not isinstance(obj, dict):
+            self.invalid(path, obj, "must be an object")
+            return None
+        out: dict[str, Any] = {}
+        for key, value in obj.items():
+            if not isinstance(key, str):
+                self.invalid(path, key, "field names must be strings")
+                continue
+            fpath = _join(path, key)
+            kind = known.get(key)
+            if kind is None:
+                hint = _suggest(key, known) if self.suggestions_left > 0 else None
+                self.suggestions_left -= 1
+                self.causes.append(
+                    (fpath, f'Unknown field: did you mean "{hint}"?' if hint else "Unknown field")
+                )
+            elif value is None:
+                continue  # null is "not set", as in Kubernetes.
+            elif isinstance(kind, _Validated):
+                out[key] = value
+            elif isinstance(kind, _Unsupported):
+                if not _is_empty(value) and not _is_default(value, kind.defaults):
+                    self.forbidden(fpath, _NOT_SUPPORTED)
+            elif isinstance(kind, _Ignored):
+                self.plain(value, fpath)
+                if not _is_empty(value):
+                    self.warn(fpath, kind.reason)
+            elif not _is_empty(value):  # _Dropped
+                self.warn(fpath, kind.reason)
+        return out
+
+    def plain(self, value: object, path: str) -> None:
+        """An ignored subtree is kept in the manifest: it must be JSON-like data."""
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if not isinstance(k, str):
+                    self.invalid(path, k, "field names must be strings")
+                elif self.text(k, path):
+                    self.plain(v, f"{path}[{_path_key(k)}]")
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                self.plain(v, f"{path}[{i}]")
+        elif isinstance(value, str):
+            self.text(value, path)
+        elif isinstance(value, bool) or value is None:
+            pass
+        elif isinstance(value, int):
+            if not -(2**63) <= value <= INT64_MAX:
+                self.invalid(path, value, "must fit in a 64-bit signed integer")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                self.invalid(path, value, "must be a finite number")
+        elif not isinstance(value, datetime.date):
+            self.invalid(path, value, "must be a string, number, boolean, list or object")
+
+    def text(self, value: str, path: str) -> bool:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            self.invalid(path, value, "must be valid Unicode (no unpaired surrogates)")
+            return False
+        return True
+
+    def string(self, value: object, path: str, *, exec_safe: bool = False) -> str | None:
+        if not isinstance(value, str):
+            self.invalid(path, value, "must be a string")
+            return None
+        if not self.text(value, path):
+            return None
+        if exec_safe and "\0" in value:
+            self.invalid(path, value, "must not contain NUL characters")
+            return None
+        return value
+
+    def integer(self, value: object, path: str) -> int | None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.invalid(path, value, "must be an integer")
+            return None
+        if not -(2**63) <= value <= INT64_MAX:
+            self.invalid(path, value, "must fit in a 64-bit signed integer")
+            return None
+        return value
+
+    def boolean(self, value: object, path: str) -> bool | None:
+        if not isinstance(value, bool):
+            self.invalid(path, value, "must be a boolean")
+            return None
+        return value
+
+    def strings(self, value: object, path: str) -> tuple[str, ...] | None:
+        if not isinstance(value, list):
+            self.invalid(path, value, "must be a list of strings")
+            return None
+        items = [self.string(v, f"{path}[{i}]", exec_safe=True) for i, v in enumerate(value)]
+        return tuple(s for s in items if s is not None) or None
+
+    def string_map(self, value: object, path: str) -> dict[str, str]:
+        out: dict[str, str] = {}
+        if not isinstance(value, dict):
+            self.invalid(path, value, "must be an object")
+            return out
+        for k, v in value.items():
+            if not isinstance(k, str):
+                self.invalid(path, k, "keys must be strings")
+                continue
+            s = self.string(v, f"{path}[{_path_key(k)}]") if self.text(k, path) else None
+            if s is not None:
+                out[k] = s
+        return out
+
+    # Names (apimachinery util/validation).
+    def dns_label(self, value: str, path: str) -> None:
+        if len(value) > 63:
+            self.invalid(path, value, "must be no more than 63 characters")
+        if not _DNS1123_LABEL_RE.fullmatch(value):
+            self.invalid(path, value, _DNS1123_LABEL_MSG)
+
+    def dns_subdomain(self, value: str, path: str, shown: str | None = None) -> None:
+        if len(value) > 253:
+            self.invalid(path, shown or value, "must be no more than 253 characters")
+        if not _DNS1123_SUBDOMAIN_RE.fullmatch(value):
+            self.invalid(path, shown or value, _DNS1123_SUBDOMAIN_MSG)
+
+    def qualified_name(self, value: str, path: str, shown: str) -> None:
+        parts = value.split("/")
+        if len(parts) > 2:
+            self.invalid(
+                path,
+                shown,
+                f"a qualified name {_QUALIFIED_NAME_MSG} with an optional DNS subdomain prefix "
+                "and '/' (e.g. 'example.com/MyName')",
+            )
+            return
+        name = parts[-1]
+        if len(parts) == 2:
+            prefix = parts[0]
+            if not prefix:
+                self.invalid(path, shown, "prefix part must be non-empty")
+            else:
+                if len(prefix) > 253:
+                    self.invalid(path, shown, "prefix part must be no more than 253 characters")
+                if not _DNS1123_SUBDOMAIN_RE.fullmatch(prefix):
+                    self.invalid(path, shown, f"prefix part {_DNS1123_SUBDOMAIN_MSG}")
+        if not name:
+            self.invalid(path, shown, "name part must be non-empty")
+        elif len(name) > 63:
+            self.invalid(path, shown, "name part must be no more than 63 characters")
+        if not _QUALIFIED_NAME_RE.fullmatch(name):
+            self.invalid(path, shown, f"name part {_QUALIFIED_NAME_MSG}")
+
+    def port_name(self, value: str, path: str) -> None:
+        # apimachinery IsValidPortName (IANA_SVC_NAME, RFC 6335).
+        if len(value) > 15:
+            self.invalid(path, value, "must be no more than 15 characters")
+        if not _PORT_NAME_CHARSET_RE.fullmatch(value):
+            self.invalid(
+                path,
+                value,
+                "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
+            )
+        if not re.search("[a-z]", value):
+            self.invalid(path, value, "must contain at least one letter (a-z)")
+        if "--" in value:
+            self.invalid(path, value, "must not contain consecutive hyphens (--)")
+        if value.startswith("-") or value.endswith("-"):
+            self.invalid(path, value, "must not begin or end with a hyphen (-)")
+
+    # The Pod.
+    def pod(self, obj: object) -> PodSpec | None:
+        top = self.fields(obj, "", _TOP_FIELDS)
+        if top is None:
+            return None
+        api_version = top.get("apiVersion")
+        if api_version is None:
+            self.required("apiVersion")
+        elif self.string(api_version, "apiVersion") is not None and api_version != "v1":
+            self.unsupported("apiVersion", api_version, ("v1",))
+        kind = top.get("kind")
+        if kind is None:
+            self.required("kind")
+        elif self.string(kind, "kind") is not None and kind != "Pod":
+            self.unsupported("kind", kind, ("Pod",))
+
+        meta = self.fields(top.get("metadata", {}), "metadata", _METADATA_FIELDS) or {}
+        name = self.pod_name(meta)
+        namespace = DEFAULT_NAMESPACE
+        if "namespace" in meta:
+            ns = self.string(meta["namespace"], "metadata.namespace")
+            if ns:
+                self.dns_label(ns, "metadata.namespace")
+                namespace = ns
+        uid = ""
+        if "uid" in meta:
+            given = self.string(meta["uid"], "metadata.uid")
+            if given and not _UID_RE.fullmatch(given):
+                self.invalid(
+                    "metadata.uid",
+                    given,
+                    "must be 1 to 128 alphanumeric characters, '-', '_' or '.', "
+                    "starting with an alphanumeric character",
+                )
+            uid = given or ""
+        labels = self.labels(meta.get("labels"), "metadata.labels")
+        annotations = self.annotations(meta.get("annotations"), "metadata.annotations")
+
+        if "spec" not in top:
+            self.required("spec")
+            return None
+        spec = self.fields(top["spec"], "spec", _POD_SPEC_FIELDS)
+        if spec is None:
+            return None
+        init_containers, containers = self.containers(spec)
+
+        restart_policy = "Always"
+        if "restartPolicy" in spec:
+            rp = self.string(spec["restartPolicy"], "spec.restartPolicy")
+            if rp and rp not in RESTART_POLICIES:
+                self.unsupported("spec.restartPolicy", rp, RESTART_POLICIES)
+            elif rp:
+                restart_policy = rp
+        grace = DEFAULT_GRACE_SECONDS
+        if "terminationGracePeriodSeconds" in spec:
+            path = "spec.terminationGracePeriodSeconds"
+            n = self.integer(spec["terminationGracePeriodSeconds"], path)
+            if n is not None and n < 0:
+                self.invalid(path, n, "must be greater than or equal to 0")
+            elif n is not None:
+                grace = n
+        hostname = None
+        if "hostname" in spec:
+            hostname = self.string(spec["hostname"], "spec.hostname") or None
+            if hostname:
+                self.dns_label(hostname, "spec.hostname")
+        share = False
+        if "shareProcessNamespace" in spec:
+            share = bool(self.boolean(spec["shareProcessNamespace"], "spec.shareProcessNamespace"))
+        if "dnsPolicy" in spec:
+            self.dns_policy(spec["dnsPolicy"], "spec.dnsPolicy")
+        if "resources" in spec:
+            self.fields(spec["resources"], "spec.resources", _RESOURCES_FIELDS)
+
+        return PodSpec(
+            name=name,
+            namespace=namespace,
+            uid=uid or str(uuid.uuid4()),
+            labels=tuple(sorted(labels.items())),
+            annotations=tuple(sorted(annotations.items())),
+            containers=containers,
+            init_containers=init_containers,
+            restart_policy=restart_policy,
+            termination_grace_period_seconds=grace,
+            hostname=hostname,
+            share_process_namespace=share,
+        )
+
+    def pod_name(self, meta: dict[str, Any]) -> str:
+        """metadata.name, or generateName plus a random suffix as the API server makes it.
+        Both are checked when given (apimachinery ValidateObjectMeta): both are kept."""
+        base = ""
+        if "generateName" in meta:
+            path = "metadata.generateName"
+            base = self.string(meta["generateName"], path) or ""
+            # NameIsDNSSubdomain(prefix=true): a trailing '-' is fine in a prefix.
+            masked = base[:-1] + "a" if base.endswith("-") else base
+            if base and not self.checked(self.dns_subdomain, masked, path, base):
+                base = ""
+        if "name" in meta:
+            name = self.string(meta["name"], "metadata.name")
+            if name is None:
+                return ""  # reported
+            if name:
+                self.dns_subdomain(name, "metadata.name")
+                return name
+        if not base:
+            if "generateName" not in meta or meta["generateName"] == "":
+                self.required("metadata.name", "name or generateName is required")
+            return ""
+        return base[:_MAX_GENERATE_NAME_BASE] + _random_suffix()
+
+    def checked(self, check: Callable[[str, str, str], None], *args: str) -> bool:
+        """Run `check`; whether it found nothing."""
+        before = len(self.causes)
+        check(*args)
+        return len(self.causes) == before
+
+    def labels(self, value: object, path: str) -> dict[str, str]:
+        if value is None:
+            return {}
+        out = self.string_map(value, path)
+        for k, v in out.items():
+            self.qualified_name(k, path, k)
+            if len(v) > 63:
+                self.invalid(path, v, "must be no more than 63 characters")
+            if not _LABEL_VALUE_RE.fullmatch(v):
+                self.invalid(path, v, _LABEL_VALUE_MSG)
+        return out
+
+    def annotations(self, value: object, path: str) -> dict[str, str]:
+        if value is None:
+            return {}
+        out = self.string_map(value, path)
+        total = 0
+        for k, v in out.items():
+            self.qualified_name(k.lower(), path, k)
+            total += len(k.encode()) + len(v.encode())
+        if total > MAX_ANNOTATIONS_BYTES:
+            self.causes.append((path, f"Too long: must have at most {MAX_ANNOTATIONS_BYTES} bytes"))
+        return out
+
+    def dns_policy(self, value: object, path: str) -> None:
+        # ClusterFirst is the default; with no cluster DNS it means the host's resolver, which
+        # is what `Default` asks for too. The other two need hostNetwork or dnsConfig.
+        policy = self.string(value, path)
+        if not policy or policy == "ClusterFirst":
+            return
+        if policy == "Default":
+            self.warn(path, "no cluster DNS on a single host; pods use the host's resolver")
+        elif policy in DNS_POLICIES:
+            self.forbidden(path, f'"{policy}": {_NOT_SUPPORTED}')
+        else:
+            self.unsupported(path, policy, DNS_POLICIES)
+
+    def containers(
+        self, spec: dict[str, Any]
+    ) -> tuple[tuple[ContainerSpec, ...], tuple[ContainerSpec, ...]]:
+        seen: set[str] = set()
+        init: list[ContainerSpec] = []
+        main: list[ContainerSpec] = []
+        for field, out in (("initContainers", init), ("containers", main)):
+            path = f"spec.{field}"
+            items = spec.get(field)
+            if items is None or items == []:
+                if field == "containers":
+                    self.required(path)
+                continue
+            if not isinstance(items, list):
+                self.invalid(path, items, "must be a list")
+                continue
+            for i, item in enumerate(items):
+                c = self.container(item, f"{path}[{i}]", seen)
+                if c is not None:
+                    out.append(c)
+        return tuple(init), tuple(main)
+
+    def container(self, obj: object, path: str, seen: set[str]) -> ContainerSpec | None:
+        f = self.fields(obj, path, _CONTAINER_FIELDS)
+        if f is None:
+            return None
+        name = ""
+        if "name" not in f or f["name"] == "":
+            self.required(f"{path}.name")
+        elif (s := self.string(f["name"], f"{path}.name")) is not None:
+            name = s
+            self.dns_label(name, f"{path}.name")
+            if name in seen:
+                self.duplicate(f"{path}.name", name)
+            seen.add(name)
+        image = None
+        if "image" in f and (s := self.string(f["image"], f"{path}.image")) is not None:
+            if not s:
+                self.invalid(
+                    f"{path}.image",
+                    s,
+                    "must not be empty (leave image out to use the host's files)",
+                )
+            elif s != s.strip():
+                self.invalid(f"{path}.image", s, "must not have leading or trailing whitespace")
+            image = s
+        before = len(self.causes)
+        command = self.strings(f["command"], f"{path}.command") if "command" in f else None
+        args = self.strings(f["args"], f"{path}.args") if "args" in f else None
+        # No image config can supply an entrypoint yet; an image container gets one later
+        # from the image store. (Bad entries in command/args are reported already.)
+        if image is None and not command and not args and len(self.causes) == before:
+            self.required(f"{path}.command", "a container without an image needs command or args")
+        working_dir = None
+        if "workingDir" in f:
+            wd = self.string(f["workingDir"], f"{path}.workingDir", exec_safe=True)
+            if wd and not wd.startswith("/"):
+                self.invalid(f"{path}.workingDir", wd, "must be an absolute path")
+            working_dir = wd or None
+        env = self.env(f["env"], f"{path}.env") if "env" in f else ()
+        if "ports" in f:
+            self.ports(f["ports"], f"{path}.ports")
+        if "resources" in f:
+            self.fields(f["resources"], f"{path}.resources", _RESOURCES_FIELDS)
+        return ContainerSpec(
+            name=name,
+            image=image,
+            command=command,
+            args=args,
+            env=env,
+            working_dir=working_dir,
+        )
+
+    def env(self, value: object, path: str) -> tuple[tuple[str, str], ...]:
+        if not isinstance(value, list):
+            self.invalid(path, value, "must be a list")
+            return ()
+        # Kubernetes keeps every entry and the last one of a name wins; the variable keeps the
+        # position of its first definition.
+        out: dict[str, str] = {}
+        first: dict[str, int] = {}
+        for i, item in enumerate(value):
+            ipath = f"{path}[{i}]"
+            f = self.fields(item, ipath, _ENV_FIELDS)
+            if f is None:
+                continue
+            name = f.get("name")
+            if name is None or name == "":
+                self.required(f"{ipath}.name")
+                continue
+            if self.string(name, f"{ipath}.name") is None:
+                continue
+            if not _ENV_NAME_RE.fullmatch(name):
+                self.invalid(f"{ipath}.name", name, _ENV_NAME_MSG)
+                continue
+            v = self.string(f.get("value", ""), f"{ipath}.value", exec_safe=True)
+            if v is None:
+                continue
+            if name in out:
+                self.warnings.append(
+                    f'{ipath}.name: duplicate name "{name}" overrides {path}[{first[name]}]'
+                )
+            else:
+                first[name] = i
+            out[name] = v
+        return tuple(out.items())
+
+    def ports(self, value: object, path: str) -> None:
+        if not isinstance(value, list):
+            self.invalid(path, value, "must be a list")
+            return
+        names: set[str] = set()
+        for i, item in enumerate(value):
+            ipath = f"{path}[{i}]"
+            f = self.fields(item, ipath, _PORT_FIELDS)
+            if f is None:
+                continue
+            if "name" in f and (name := self.string(f["name"], f"{ipath}.name")):
+                self.port_name(name, f"{ipath}.name")
+                if name in names:
+                    self.duplicate(f"{ipath}.name", name)
+                names.add(name)
+            port = f.get("containerPort")
+            if port is None or (type(port) is int and port == 0):
+                self.required(f"{ipath}.containerPort")
+            elif (n := self.integer(port, f"{ipath}.containerPort")) is not None and not (
+                1 <= n <= 65535
+            ):
+                self.invalid(f"{ipath}.containerPort", n, "must be between 1 and 65535, inclusive")
+            if "protocol" in f:
+                proto = self.string(f["protocol"], f"{ipath}.protocol")
+                if proto is not None and proto not in PORT_PROTOCOLS:
+                    self.unsupported(f"{ipath}.protocol", proto, PORT_PROTOCOLS)
+
+
+# --- shape guard and normalization ------------------------------------------------------------
+
+
+def _shape_problem(obj: object) -> str | None:
+    """Why `obj` is too deep or too big to walk (YAML aliases can build cycles and
+    exponential fan-out), or None. Iterative: this is what makes the recursion below safe."""
+    stack: list[tuple[object, int]] = [(obj, 1)]
+    nodes = 0
+    while stack:
+        value, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            return f"Too many values: must have at most {MAX_NODES} (after expanding aliases)"
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                return f"Too deep: must be nested at most {MAX_DEPTH} levels"
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+    return None
+
+
+def _normalize(value: Any) -> Any:
+    """A plain, JSON-able copy: nulls in objects dropped (null means unset), numbers and
+    timestamps in ignored fields turned to the strings Kubernetes would hold."""
+    if isinstance(value, dict):
+        return {k: _normalize(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_normalize(v) for v in value]
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, datetime.datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return value
+
+
+def _normalized_manifest(obj: dict[str, Any], pod: PodSpec) -> dict[str, Any]:
+    manifest: dict[str, Any] = _normalize({k: v for k, v in obj.items() if k != "status"})
+    meta = manifest.get("metadata")
+    if not isinstance(meta, dict):
+        meta = manifest["metadata"] = {}
+    for key, kind in _METADATA_FIELDS.items():
+        if isinstance(kind, _Dropped):
+            meta.pop(key, None)
+    meta["name"] = pod.name
+    meta["namespace"] = pod.namespace
+    meta["uid"] = pod.uid
+    spec = manifest["spec"]
+    spec["restartPolicy"] = pod.restart_policy
+    spec["terminationGracePeriodSeconds"] = pod.termination_grace_period_seconds
+    return manifest
+
+
+# --- public API -------------------------------------------------------------------------------
+
+
+def parse_pod(obj: object, source: str = "", index: int | None = None) -> tuple[PodSpec, list[str]]:
+    """Validate one decoded Pod object. Returns the spec and warnings for ignored fields
+    ("spec.nodeSelector: ignored (no meaning on a single host)"); raises ManifestError with
+    every cause found. `index` is the 0-based position of the document in its file, shown
+    1-based in the error's source: "pod.yaml (document 2)"."""
+    label = source if index is None else f"{source} (document {index + 1})".lstrip()
+    problem = _shape_problem(obj)
+    if problem:
+        raise ManifestError(label, [("", problem)])
+    v = _Validator()
+    pod = v.pod(obj)
+    if v.causes or pod is None or not isinstance(obj, dict):
+        raise ManifestError(label, _capped(v.causes or [("", "Invalid value: not a Pod")]))
+    return dataclasses.replace(pod, manifest=_normalized_manifest(obj, pod)), v.warnings
+
+
+def _capped(causes: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    if len(causes) <= MAX_CAUSES:
+        return causes
+    more = len(causes) - MAX_CAUSES
+    return [*causes[:MAX_CAUSES], ("", f"and {more} more error{'s' if more > 1 else ''}")]
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys (a silently lost value is a lost field) and
+    keeps timestamps as strings, as kubectl's YAML-to-JSON conversion does."""
+
+    def __init__(self, stream: str | bytes) -> None:
+        super().__init__(stream)
+        self._checked: dict[int, yaml.Node] = {}  # holds the nodes: ids stay unique
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        # The composer recurses once per level: stop early rather than at RecursionError.
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested more than {MAX_DEPTH} levels", self.peek_event().start_mark
+                )
+            return super().compose_node(parent, index)  # type: ignore[arg-type]
+        finally:
+            self._depth -= 1
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        # The first flatten of a node comes before merge keys (`<<`) rewrite its pairs, and
+        # pairs a merge brings in may legitimately be overridden: check the node as written.
+        if id(node) not in self._checked:
+            self._checked[id(node)] = node
+            seen: set[object] = set()
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                    continue
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"found duplicate key {_fmt(key)}",
+                        key_node.start_mark,
+                    )
+                seen.add(key)
+        super().flatten_mapping(node)
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _yaml_error(exc: Exception) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        what = exc.problem or exc.context or "syntax error"
+        if mark is not None:
+            return f"invalid YAML at line {mark.line + 1}:{mark.column + 1}: {what}"
+        return f"invalid YAML: {what}"
+    if isinstance(exc, yaml.reader.ReaderError):
+        return f"invalid YAML at character {exc.position}: {exc.reason}"
+    if isinstance(exc, RecursionError):
+        return "invalid YAML: nested too deeply"
+    return f"invalid YAML: {exc}"
+
+
+def _labeled_documents(text: str | bytes, source: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(label, where, object) for every Pod-or-whatever object in the stream, Lists expanded.
+    `where` is "document 2", "item 3", "document 1, item 2" or "" (the file has one object)."""
+    try:
+        docs = list(yaml.load_all(text, Loader=_Loader))
+    except (yaml.YAMLError, RecursionError, ValueError, OverflowError) as exc:
+        raise ManifestError(source, [("", _yaml_error(exc))]) from None
+
+    several = sum(d is not None for d in docs) > 1
+    out: list[tuple[str, str, dict[str, Any]]] = []
+    failures: list[tuple[str, str, list[tuple[str, str]]]] = []
+    for n, doc in enumerate(docs, 1):
+        if doc is None:
+            continue
+        where = f"document {n}" if several else ""
+        if not isinstance(doc, dict):
+            why = f"Invalid value: {_fmt(doc)}: a document must be a mapping (an object)"
+            failures.append((where, _label(source, where), [("", why)]))
+            continue
+        problem = _shape_problem(doc)
+        if problem:
+            failures.append((where, _label(source, where), [("", problem)]))
+            continue
+        if doc.get("apiVersion") == "v1" and doc.get("kind") in _LIST_KINDS:
+            causes = _expand_list(doc, source, where, out)
+            if causes:
+                failures.append((where, _label(source, where), causes))
+            continue
+        out.append((_label(source, where), where, doc))
+    if failures:
+        raise _combined(source, failures)
+    return out
+
+
+def _expand_list(
+    doc: dict[str, Any], source: str, where: str, out: list[tuple[str, str, dict[str, Any]]]
+) -> list[tuple[str, str]]:
+    causes: list[tuple[str, str]] = []
+    for key in doc:
+        if key not in _LIST_FIELDS:
+            causes.append((_join("", str(key)), "Unknown field"))
+    items = doc.get("items")
+    if items is None:
+        items = []
+    if not isinstance(items, list):
+        causes.append(("items", f"Invalid value: {_fmt(items)}: must be a list"))
+        return causes
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            why = f"Invalid value: {_fmt(item)}: must be an object"
+            causes.append((f"items[{i}]", why))
+            continue
+        item_where = f"{where}, item {i + 1}" if where else f"item {i + 1}"
+        out.append((_label(source, item_where), item_where, item))
+    return causes
+
+
+def _label(source: str, where: str) -> str:
+    return f"{source} ({where})".lstrip() if where else source
+
+
+def _combined(source: str, failures: list[tuple[str, str, list[tuple[str, str]]]]) -> ManifestError:
+    """One document's failure keeps its own source ("pod.yaml (document 2)"); several are
+    reported together under the file's name, each cause prefixed with where it was."""
+    if len(failures) == 1:
+        _, label, causes = failures[0]
+        return ManifestError(label, causes)
+    merged = [
+        (f"{where}: {path}" if path else where, message)
+        for where, _, causes in failures
+        for path, message in causes
+    ]
+    return ManifestError(source, _capped(merged))
+
+
+def load_documents(text: str | bytes, source: str) -> list[dict[str, Any]]:
+    """Decode a YAML stream: one object per document, empty documents skipped, `kind: List`
+    (apiVersion v1) expanded to its items. Raises ManifestError for invalid YAML (with
+    line:column) and for documents that are not mappings."""
+    return [doc for _, _, doc in _labeled_documents(text, source)]
+
+
+def load_pods(text: str | bytes, source: str) -> list[tuple[PodSpec, list[str]]]:
+    """Decode and validate every Pod in a YAML stream. Nothing is returned unless every
+    document is valid and no NAMESPACE/NAME appears twice."""
+    results: list[tuple[PodSpec, list[str]]] = []
+    failures: list[tuple[str, str, list[tuple[str, str]]]] = []
+    seen: dict[str, str] = {}
+    for label, where, doc in _labeled_documents(text, source):
+        try:
+            pod, warnings = parse_pod(doc, label)
+        except ManifestError as exc:
+            failures.append((where, label, exc.causes))
+            continue
+        if pod.key in seen:
+            other = seen[pod.key] or source
+            cause = ("metadata.name", f"Duplicate value: {_fmt(pod.key)}: also in {other}")
+            failures.append((where, label, [cause]))
+            continue
+        seen[pod.key] = where
+        results.append((pod, warnings))
+    if failures:
+        raise _combined(source, failures)
+    return results

@@ -1,0 +1,1206 @@
+"""Manifest parsing and validation: table-driven, no I/O, plus bounded fuzzing."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import re
+import textwrap
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from supervisor import manifest as mf
+from supervisor.errors import ManifestError
+from supervisor.manifest import load_documents, load_pods, parse_pod
+from supervisor.spec import ContainerSpec
+
+SHOP = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: shop, labels: {app: shop}}
+spec:
+  restartPolicy: OnFailure
+  terminationGracePeriodSeconds: 5
+  initContainers:
+  - name: setup
+    command: [sh, -c, "echo ready > /tmp/x"]
+  containers:
+  - name: web
+    command: [python3, -m, http.server, "8080"]
+    env: [{name: A, value: "1"}]
+    ports: [{containerPort: 8080}]
+    imagePullPolicy: IfNotPresent
+  - name: sidecar
+    image: busybox
+    args: [sleep, "3600"]
+  nodeSelector: {disk: ssd}
+"""
+
+LABEL_MSG = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+    "and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "
+    "regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+)
+SUBDOMAIN_MSG = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' "
+    "or '.', and must start and end with an alphanumeric character (e.g. 'example.com', "
+    "regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*"
+    "[a-z0-9])?)*')"
+)
+NEEDS_COMMAND = "Required value: a container without an image needs command or args"
+
+
+def base() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "command": ["true"]}]},
+    }
+
+
+def causes(obj: object) -> list[tuple[str, str]]:
+    with pytest.raises(ManifestError) as info:
+        parse_pod(obj, "t.yaml")
+    assert info.value.source == "t.yaml"
+    return info.value.causes
+
+
+def with_(path: str, value: object) -> dict[str, Any]:
+    """base() with the dotted `path` (list indexes as numbers) set to `value`."""
+    obj = base()
+    *parents, last = path.split(".")
+    node: Any = obj
+    for part in parents:
+        node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
+    if last.isdigit():
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return obj
+
+
+def container(**fields: object) -> dict[str, Any]:
+    return with_("spec.containers.0", {"name": "c", "command": ["true"], **fields})
+
+
+def without(path: str) -> dict[str, Any]:
+    obj = base()
+    *parents, last = path.split(".")
+    node: Any = obj
+    for part in parents:
+        node = node[part]
+    del node[last]
+    return obj
+
+
+# --- the valid example ------------------------------------------------------------------------
+
+
+def test_example_manifest() -> None:
+    [(pod, warnings)] = load_pods(SHOP, "shop.yaml")
+    assert pod.name == "shop" and pod.namespace == "default" and pod.key == "default/shop"
+    assert pod.labels == (("app", "shop"),)
+    assert pod.restart_policy == "OnFailure"
+    assert pod.termination_grace_period_seconds == 5
+    assert pod.init_containers == (
+        ContainerSpec(name="setup", command=("sh", "-c", "echo ready > /tmp/x")),
+    )
+    web, sidecar = pod.containers
+    assert web == ContainerSpec(
+        name="web", command=("python3", "-m", "http.server", "8080"), env=(("A", "1"),)
+    )
+    assert sidecar == ContainerSpec(name="sidecar", image="busybox", args=("sleep", "3600"))
+    assert sidecar.argv() == ("sleep", "3600")
+    assert warnings == [
+        "spec.nodeSelector: ignored (no meaning on a single host)",
+        "spec.containers[0].imagePullPolicy: ignored (images come from the local image store)",
+    ]
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}", pod.uid)
+    m = pod.manifest
+    assert json.loads(json.dumps(m)) == m
+    assert m["metadata"] == {
+        "name": "shop",
+        "labels": {"app": "shop"},
+        "namespace": "default",
+        "uid": pod.uid,
+    }
+    assert m["spec"]["nodeSelector"] == {"disk": "ssd"}  # ignored, but kept as given
+    assert m["spec"]["containers"][1] == {
+        "name": "sidecar",
+        "image": "busybox",
+        "args": ["sleep", "3600"],
+    }
+
+
+def test_defaults_filled() -> None:
+    pod, warnings = parse_pod(base())
+    assert warnings == []
+    assert (pod.namespace, pod.restart_policy, pod.termination_grace_period_seconds) == (
+        "default",
+        "Always",
+        30,
+    )
+    assert pod.hostname is None and pod.share_process_namespace is False
+    assert pod.manifest["spec"]["restartPolicy"] == "Always"
+    assert pod.manifest["spec"]["terminationGracePeriodSeconds"] == 30
+    assert pod.manifest["metadata"]["namespace"] == "default"
+
+
+def test_optional_fields_read() -> None:
+    obj = base()
+    obj["metadata"].update(
+        namespace="team-a",
+        uid="1234-abcd",
+        labels={"b": "2", "example.com/a": "1", "empty": ""},
+        annotations={"note": "anything at all: {}", "Example.com/Mixed_Case": ""},
+    )
+    obj["spec"].update(hostname="box", shareProcessNamespace=True, restartPolicy="Never")
+    obj["spec"]["terminationGracePeriodSeconds"] = 0
+    obj["spec"]["containers"][0].update(
+        image="docker.io/library/busybox:1.36", args=["-c", "x"], workingDir="/srv"
+    )
+    pod, _ = parse_pod(obj)
+    assert pod.key == "team-a/p" and pod.uid == "1234-abcd"
+    assert parse_pod(with_("metadata.uid", ""))[0].uid  # empty: generated
+    assert pod.labels == (("b", "2"), ("empty", ""), ("example.com/a", "1"))  # sorted
+    assert pod.annotations[1] == ("note", "anything at all: {}")
+    assert (pod.hostname, pod.pod_hostname, pod.share_process_namespace) == ("box", "box", True)
+    assert (pod.restart_policy, pod.termination_grace_period_seconds) == ("Never", 0)
+    c = pod.containers[0]
+    assert (c.image, c.command, c.args, c.working_dir) == (
+        "docker.io/library/busybox:1.36",
+        ("true",),
+        ("-c", "x"),
+        "/srv",
+    )
+
+
+def test_null_means_unset() -> None:
+    obj = base()
+    obj["spec"].update(restartPolicy=None, nodeSelector=None, volumes=None, hostname=None)
+    obj["spec"]["containers"][0].update(image=None, env=None, livenessProbe=None)
+    pod, warnings = parse_pod(obj)
+    assert warnings == [] and pod.restart_policy == "Always"
+    assert "volumes" not in pod.manifest["spec"]
+    assert pod.manifest["spec"]["containers"][0] == {"name": "c", "command": ["true"]}
+
+
+def test_equality_means_same_spec() -> None:
+    a = base()
+    a["metadata"]["labels"] = {"x": "1", "y": "2"}
+    b = copy.deepcopy(a)
+    b["metadata"]["labels"] = {"y": "2", "x": "1"}
+    (pa, _), (pb, _) = parse_pod(a), parse_pod(b)
+    assert pa.uid != pb.uid and pa == pb
+    assert parse_pod(container(args=["x"]))[0] != pa
+
+
+def test_image_container_needs_no_command() -> None:
+    pod, _ = parse_pod(with_("spec.containers.0", {"name": "c", "image": "busybox"}))
+    assert pod.containers[0].command is None and pod.containers[0].argv() == ()
+
+
+def test_args_only_host_container() -> None:
+    pod, _ = parse_pod(with_("spec.containers.0", {"name": "c", "args": ["sleep", "1"]}))
+    assert pod.containers[0].argv() == ("sleep", "1")
+
+
+def test_env_later_wins_with_warning() -> None:
+    env = [{"name": "A", "value": "1"}, {"name": "B"}, {"name": "A", "value": "2"}]
+    pod, warnings = parse_pod(container(env=env))
+    assert pod.containers[0].env == (("A", "2"), ("B", ""))
+    assert warnings == [
+        'spec.containers[0].env[2].name: duplicate name "A" overrides spec.containers[0].env[0]'
+    ]
+    # Relaxed names (Kubernetes >= 1.32): any printable ASCII but '='.
+    assert parse_pod(container(env=[{"name": "my.var-1 x", "value": ""}]))[0].containers[0].env
+
+
+def test_ports_informational() -> None:
+    ports = [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"containerPort": 53, "protocol": "UDP", "hostPort": 0},
+        {"containerPort": 9, "protocol": "SCTP", "hostIP": "127.0.0.1"},
+    ]
+    pod, warnings = parse_pod(container(ports=ports))
+    assert warnings == [
+        "spec.containers[0].ports[2].hostIP: ignored (hostPort is not supported yet)"
+    ]
+    assert pod.manifest["spec"]["containers"][0]["ports"] == ports
+
+
+# --- generateName -----------------------------------------------------------------------------
+
+
+def test_generate_name() -> None:
+    obj = with_("metadata", {"generateName": "web-"})
+    a, _ = parse_pod(obj)
+    b, _ = parse_pod(obj)
+    assert re.fullmatch(r"web-[bcdfghjklmnpqrstvwxz2456789]{5}", a.name)
+    assert a.name != b.name or a.name == b.name  # random; the shape is what matters
+    assert a.manifest["metadata"]["name"] == a.name
+    assert a.manifest["metadata"]["generateName"] == "web-"
+
+
+def test_generate_name_truncated_and_name_wins() -> None:
+    pod, _ = parse_pod(with_("metadata", {"generateName": "a" * 70}))
+    assert len(pod.name) == 63 and pod.name.startswith("a" * 58)
+    pod, _ = parse_pod(with_("metadata", {"name": "fixed", "generateName": "x-"}))
+    assert pod.name == "fixed"
+
+
+def test_generate_name_invalid() -> None:
+    assert causes(with_("metadata", {"generateName": "Web-"})) == [
+        ("metadata.generateName", f'Invalid value: "Web-": {SUBDOMAIN_MSG}')
+    ]
+    # Checked even when name wins: both are kept in the manifest.
+    assert causes(with_("metadata", {"name": "a", "generateName": 5})) == [
+        ("metadata.generateName", "Invalid value: 5: must be a string")
+    ]
+
+
+# --- one rule, one message --------------------------------------------------------------------
+
+ERRORS: list[tuple[str, dict[str, Any], tuple[str, str]]] = [
+    ("apiVersion missing", without("apiVersion"), ("apiVersion", "Required value")),
+    (
+        "apiVersion wrong",
+        with_("apiVersion", "apps/v1"),
+        ("apiVersion", 'Unsupported value: "apps/v1": supported values: "v1"'),
+    ),
+    (
+        "kind wrong",
+        with_("kind", "Deployment"),
+        ("kind", 'Unsupported value: "Deployment": supported values: "Pod"'),
+    ),
+    ("kind missing", without("kind"), ("kind", "Required value")),
+    (
+        "name missing",
+        with_("metadata", {}),
+        ("metadata.name", "Required value: name or generateName is required"),
+    ),
+    (
+        "metadata missing",
+        without("metadata"),
+        ("metadata.name", "Required value: name or generateName is required"),
+    ),
+    (
+        "name empty",
+        with_("metadata.name", ""),
+        ("metadata.name", "Required value: name or generateName is required"),
+    ),
+    (
+        "name invalid",
+        with_("metadata.name", "Web_1"),
+        ("metadata.name", f'Invalid value: "Web_1": {SUBDOMAIN_MSG}'),
+    ),
+    (
+        "name too long",
+        with_("metadata.name", "a" * 254),
+        ("metadata.name", f'Invalid value: "{"a" * 80}...": must be no more than 253 characters'),
+    ),
+    (
+        "name not a string",
+        with_("metadata.name", 7),
+        ("metadata.name", "Invalid value: 7: must be a string"),
+    ),
+    (
+        "namespace invalid",
+        with_("metadata.namespace", "a.b"),
+        ("metadata.namespace", f'Invalid value: "a.b": {LABEL_MSG}'),
+    ),
+    (
+        "namespace too long",
+        with_("metadata.namespace", "n" * 64),
+        ("metadata.namespace", f'Invalid value: "{"n" * 64}": must be no more than 63 characters'),
+    ),
+    (
+        "uid invalid",
+        with_("metadata.uid", "../etc"),
+        (
+            "metadata.uid",
+            'Invalid value: "../etc": must be 1 to 128 alphanumeric characters, '
+            "'-', '_' or '.', starting with an alphanumeric character",
+        ),
+    ),
+    (
+        "label key invalid",
+        with_("metadata.labels", {"-x": "1"}),
+        (
+            "metadata.labels",
+            "Invalid value: \"-x\": name part must consist of alphanumeric characters, '-', '_' "
+            "or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or "
+            "'my.name',  or '123-abc', regex used for validation is "
+            "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
+        ),
+    ),
+    (
+        "label key prefix empty",
+        with_("metadata.labels", {"/x": "1"}),
+        ("metadata.labels", 'Invalid value: "/x": prefix part must be non-empty'),
+    ),
+    (
+        "label key prefix invalid",
+        with_("metadata.labels", {"Ex.com/x": "1"}),
+        ("metadata.labels", f'Invalid value: "Ex.com/x": prefix part {SUBDOMAIN_MSG}'),
+    ),
+    (
+        "label name part too long",
+        with_("metadata.labels", {"k" * 64: "1"}),
+        (
+            "metadata.labels",
+            f'Invalid value: "{"k" * 64}": name part must be no more than 63 characters',
+        ),
+    ),
+    (
+        "label value invalid",
+        with_("metadata.labels", {"a": "b c"}),
+        (
+            "metadata.labels",
+            'Invalid value: "b c": a valid label must be an empty string or consist of '
+            "alphanumeric characters, '-', '_' or '.', and must start and end with an "
+            "alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used "
+            "for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
+        ),
+    ),
+    (
+        "label value too long",
+        with_("metadata.labels", {"a": "v" * 64}),
+        ("metadata.labels", f'Invalid value: "{"v" * 64}": must be no more than 63 characters'),
+    ),
+    (
+        "label value not a string",
+        with_("metadata.labels", {"version": 1.0}),
+        ("metadata.labels[version]", "Invalid value: 1.0: must be a string"),
+    ),
+    (
+        "labels not an object",
+        with_("metadata.labels", ["a"]),
+        ("metadata.labels", 'Invalid value: ["a"]: must be an object'),
+    ),
+    (
+        "annotation value not a string",
+        with_("metadata.annotations", {"a": True}),
+        ("metadata.annotations[a]", "Invalid value: true: must be a string"),
+    ),
+    (
+        "annotations too big",
+        with_("metadata.annotations", {"a": "x" * (256 * 1024)}),
+        ("metadata.annotations", "Too long: must have at most 262144 bytes"),
+    ),
+    ("spec missing", without("spec"), ("spec", "Required value")),
+    ("spec not an object", with_("spec", "x"), ("spec", 'Invalid value: "x": must be an object')),
+    ("containers missing", with_("spec", {}), ("spec.containers", "Required value")),
+    ("containers empty", with_("spec.containers", []), ("spec.containers", "Required value")),
+    (
+        "containers not a list",
+        with_("spec.containers", {"name": "c"}),
+        ("spec.containers", 'Invalid value: {"name": "c"}: must be a list'),
+    ),
+    (
+        "container not an object",
+        with_("spec.containers", ["c"]),
+        ("spec.containers[0]", 'Invalid value: "c": must be an object'),
+    ),
+    (
+        "container name missing",
+        with_("spec.containers.0", {"command": ["x"]}),
+        ("spec.containers[0].name", "Required value"),
+    ),
+    (
+        "container name invalid",
+        container(name="Web"),
+        ("spec.containers[0].name", f'Invalid value: "Web": {LABEL_MSG}'),
+    ),
+    (
+        "no command, no image",
+        with_("spec.containers.0", {"name": "c"}),
+        ("spec.containers[0].command", NEEDS_COMMAND),
+    ),
+    (
+        "empty command, no image",
+        with_("spec.containers.0", {"name": "c", "command": [], "args": []}),
+        ("spec.containers[0].command", NEEDS_COMMAND),
+    ),
+    (
+        "command not a list",
+        container(command="sleep 1"),
+        ("spec.containers[0].command", 'Invalid value: "sleep 1": must be a list of strings'),
+    ),
+    (
+        "args item not a string",
+        container(args=["sleep", 1]),
+        ("spec.containers[0].args[1]", "Invalid value: 1: must be a string"),
+    ),
+    (
+        "command with NUL",
+        container(command=["a\0b"]),
+        (
+            "spec.containers[0].command[0]",
+            'Invalid value: "a\\u0000b": must not contain NUL characters',
+        ),
+    ),
+    (
+        "image empty",
+        container(image=""),
+        (
+            "spec.containers[0].image",
+            'Invalid value: "": must not be empty (leave image out to use the host\'s files)',
+        ),
+    ),
+    (
+        "image whitespace",
+        container(image=" busybox"),
+        (
+            "spec.containers[0].image",
+            'Invalid value: " busybox": must not have leading or trailing whitespace',
+        ),
+    ),
+    (
+        "image not a string",
+        container(image=["busybox"]),
+        ("spec.containers[0].image", 'Invalid value: ["busybox"]: must be a string'),
+    ),
+    (
+        "workingDir relative",
+        container(workingDir="srv"),
+        ("spec.containers[0].workingDir", 'Invalid value: "srv": must be an absolute path'),
+    ),
+    (
+        "env not a list",
+        container(env={"A": "1"}),
+        ("spec.containers[0].env", 'Invalid value: {"A": "1"}: must be a list'),
+    ),
+    (
+        "env name missing",
+        container(env=[{"value": "1"}]),
+        ("spec.containers[0].env[0].name", "Required value"),
+    ),
+    (
+        "env name with =",
+        container(env=[{"name": "A=B"}]),
+        (
+            "spec.containers[0].env[0].name",
+            'Invalid value: "A=B": a valid environment variable name must consist only of '
+            "printable ASCII characters other than '='",
+        ),
+    ),
+    (
+        "env value not a string",
+        container(env=[{"name": "A", "value": 1}]),
+        ("spec.containers[0].env[0].value", "Invalid value: 1: must be a string"),
+    ),
+    (
+        "env valueFrom",
+        container(env=[{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]),
+        ("spec.containers[0].env[0].valueFrom", "Forbidden: not supported yet"),
+    ),
+    (
+        "port missing",
+        container(ports=[{"name": "http"}]),
+        ("spec.containers[0].ports[0].containerPort", "Required value"),
+    ),
+    (
+        "port zero",
+        container(ports=[{"containerPort": 0}]),
+        ("spec.containers[0].ports[0].containerPort", "Required value"),
+    ),
+    (
+        "port out of range",
+        container(ports=[{"containerPort": 65536}]),
+        (
+            "spec.containers[0].ports[0].containerPort",
+            "Invalid value: 65536: must be between 1 and 65535, inclusive",
+        ),
+    ),
+    (
+        "port a string",
+        container(ports=[{"containerPort": "80"}]),
+        ("spec.containers[0].ports[0].containerPort", 'Invalid value: "80": must be an integer'),
+    ),
+    (
+        "port protocol",
+        container(ports=[{"containerPort": 80, "protocol": "tcp"}]),
+        (
+            "spec.containers[0].ports[0].protocol",
+            'Unsupported value: "tcp": supported values: "SCTP", "TCP", "UDP"',
+        ),
+    ),
+    (
+        "port name too long",
+        container(ports=[{"containerPort": 80, "name": "a" * 16}]),
+        (
+            "spec.containers[0].ports[0].name",
+            f'Invalid value: "{"a" * 16}": must be no more than 15 characters',
+        ),
+    ),
+    (
+        "port name no letter",
+        container(ports=[{"containerPort": 80, "name": "80"}]),
+        (
+            "spec.containers[0].ports[0].name",
+            'Invalid value: "80": must contain at least one letter (a-z)',
+        ),
+    ),
+    (
+        "port name double hyphen",
+        container(ports=[{"containerPort": 80, "name": "a--b"}]),
+        (
+            "spec.containers[0].ports[0].name",
+            'Invalid value: "a--b": must not contain consecutive hyphens (--)',
+        ),
+    ),
+    (
+        "port name duplicate",
+        container(
+            ports=[{"containerPort": 80, "name": "web"}, {"containerPort": 81, "name": "web"}]
+        ),
+        ("spec.containers[0].ports[1].name", 'Duplicate value: "web"'),
+    ),
+    (
+        "hostPort",
+        container(ports=[{"containerPort": 80, "hostPort": 8080}]),
+        ("spec.containers[0].ports[0].hostPort", "Forbidden: not supported yet"),
+    ),
+    (
+        "resources limits",
+        container(resources={"limits": {"cpu": "1"}}),
+        ("spec.containers[0].resources.limits", "Forbidden: not supported yet"),
+    ),
+    (
+        "restartPolicy",
+        with_("spec.restartPolicy", "Sometimes"),
+        (
+            "spec.restartPolicy",
+            'Unsupported value: "Sometimes": supported values: "Always", "OnFailure", "Never"',
+        ),
+    ),
+    (
+        "grace a string",
+        with_("spec.terminationGracePeriodSeconds", "30s"),
+        ("spec.terminationGracePeriodSeconds", 'Invalid value: "30s": must be an integer'),
+    ),
+    (
+        "grace a bool",
+        with_("spec.terminationGracePeriodSeconds", True),
+        ("spec.terminationGracePeriodSeconds", "Invalid value: true: must be an integer"),
+    ),
+    (
+        "grace a float",
+        with_("spec.terminationGracePeriodSeconds", 30.0),
+        ("spec.terminationGracePeriodSeconds", "Invalid value: 30.0: must be an integer"),
+    ),
+    (
+        "grace negative",
+        with_("spec.terminationGracePeriodSeconds", -1),
+        (
+            "spec.terminationGracePeriodSeconds",
+            "Invalid value: -1: must be greater than or equal to 0",
+        ),
+    ),
+    (
+        "grace huge",
+        with_("spec.terminationGracePeriodSeconds", 2**64),
+        (
+            "spec.terminationGracePeriodSeconds",
+            "Invalid value: 18446744073709551616: must fit in a 64-bit signed integer",
+        ),
+    ),
+    (
+        "hostname invalid",
+        with_("spec.hostname", "my.host"),
+        ("spec.hostname", f'Invalid value: "my.host": {LABEL_MSG}'),
+    ),
+    (
+        "shareProcessNamespace not a bool",
+        with_("spec.shareProcessNamespace", "yes"),
+        ("spec.shareProcessNamespace", 'Invalid value: "yes": must be a boolean'),
+    ),
+    (
+        "dnsPolicy unknown",
+        with_("spec.dnsPolicy", "Cluster"),
+        (
+            "spec.dnsPolicy",
+            'Unsupported value: "Cluster": supported values: "ClusterFirstWithHostNet", '
+            '"ClusterFirst", "Default", "None"',
+        ),
+    ),
+    (
+        "dnsPolicy None",
+        with_("spec.dnsPolicy", "None"),
+        ("spec.dnsPolicy", 'Forbidden: "None": not supported yet'),
+    ),
+    (
+        "unknown container field, close",
+        container(comand=["x"]),
+        ("spec.containers[0].comand", 'Unknown field: did you mean "command"?'),
+    ),
+    (
+        "unknown container field, case",
+        container(WorkingDir="/"),
+        ("spec.containers[0].WorkingDir", 'Unknown field: did you mean "workingDir"?'),
+    ),
+    (
+        "unknown spec field, far",
+        with_("spec.frobnicate", 1),
+        ("spec.frobnicate", "Unknown field"),
+    ),
+    ("unknown top-level field", with_("extra", 1), ("extra", "Unknown field")),
+    (
+        "unknown metadata field",
+        with_("metadata.lables", {"a": "b"}),
+        ("metadata.lables", 'Unknown field: did you mean "labels"?'),
+    ),
+    (
+        "unknown port field",
+        container(ports=[{"containerPort": 1, "port": 2}]),
+        ("spec.containers[0].ports[0].port", "Unknown field"),
+    ),
+    (
+        "non-string key",
+        with_("spec.containers.0", {"name": "c", "command": ["x"], 1: "x"}),
+        ("spec.containers[0]", "Invalid value: 1: field names must be strings"),
+    ),
+    (
+        "ignored field not JSON-like",
+        with_("spec.nodeSelector", {"a": float("nan")}),
+        ("spec.nodeSelector[a]", "Invalid value: nan: must be a finite number"),
+    ),
+    (
+        "ignored field with bytes",
+        with_("spec.nodeSelector", {"a": b"x"}),
+        (
+            "spec.nodeSelector[a]",
+            "Invalid value: (a bytes): must be a string, number, boolean, list or object",
+        ),
+    ),
+    (
+        "lone surrogate",
+        container(args=["\ud800"]),
+        (
+            "spec.containers[0].args[0]",
+            'Invalid value: "\\ud800": must be valid Unicode (no unpaired surrogates)',
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("obj", "cause"), [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS])
+def test_error(obj: dict[str, Any], cause: tuple[str, str]) -> None:
+    assert cause in causes(obj)
+
+
+def test_duplicate_container_names_across_lists() -> None:
+    obj = base()
+    obj["spec"]["initContainers"] = [{"name": "web", "command": ["x"]}]
+    obj["spec"]["containers"] = [{"name": "a", "command": ["x"]}, {"name": "web", "image": "i"}]
+    assert causes(obj) == [("spec.containers[1].name", 'Duplicate value: "web"')]
+    obj["spec"]["initContainers"] = []
+    obj["spec"]["containers"][0]["name"] = "web"
+    assert causes(obj) == [("spec.containers[1].name", 'Duplicate value: "web"')]
+
+
+def test_all_causes_reported() -> None:
+    obj = {
+        "apiVersion": "v2",
+        "kind": "Pod",
+        "metadata": {"name": "Bad!"},
+        "spec": {
+            "restartPolicy": "Sometimes",
+            "volumes": [{"name": "x"}],
+            "containers": [{"name": "a", "comand": ["x"]}, {"name": "a", "image": "i"}],
+        },
+        "status": {"phase": "Running"},
+    }
+    got = [path for path, _ in causes(obj)]
+    assert got == [
+        "apiVersion",
+        "metadata.name",
+        "spec.volumes",
+        "spec.containers[0].comand",
+        "spec.containers[0].command",
+        "spec.containers[1].name",
+        "spec.restartPolicy",
+    ]
+    with pytest.raises(ManifestError) as info:
+        parse_pod(obj, "pod.yaml", 1)
+    assert info.value.source == "pod.yaml (document 2)"
+    assert info.value.message.startswith(
+        'pod.yaml (document 2): apiVersion: Unsupported value: "v2"'
+    )
+    assert info.value.details["causes"][0] == {
+        "field": "apiVersion",
+        "message": 'Unsupported value: "v2": supported values: "v1"',
+    }
+
+
+# --- not supported yet, and ignored -----------------------------------------------------------
+
+POD_UNSUPPORTED = {
+    "volumes": [{"name": "v", "emptyDir": {}}],
+    "ephemeralContainers": [{"name": "e"}],
+    "securityContext": {"runAsUser": 1000},
+    "hostNetwork": True,
+    "hostPID": True,
+    "hostIPC": True,
+    "hostUsers": False,
+    "subdomain": "sub",
+    "hostAliases": [{"ip": "127.0.0.1", "hostnames": ["x"]}],
+    "hostnameOverride": "h",
+    "setHostnameAsFQDN": True,
+    "dnsConfig": {"nameservers": ["1.1.1.1"]},
+    "activeDeadlineSeconds": 10,
+    "readinessGates": [{"conditionType": "x"}],
+    "os": {"name": "linux"},
+    "overhead": {"cpu": "1"},
+    "resourceClaims": [{"name": "x"}],
+    "schedulingGates": [{"name": "x"}],
+    "resources": {"limits": {"cpu": "1"}},
+}
+CONTAINER_UNSUPPORTED = {
+    "envFrom": [{"configMapRef": {"name": "x"}}],
+    "livenessProbe": {"exec": {"command": ["true"]}},
+    "readinessProbe": {"exec": {"command": ["true"]}},
+    "startupProbe": {"exec": {"command": ["true"]}},
+    "lifecycle": {"preStop": {"exec": {"command": ["true"]}}},
+    "volumeMounts": [{"name": "v", "mountPath": "/v"}],
+    "volumeDevices": [{"name": "v", "devicePath": "/dev/x"}],
+    "securityContext": {"privileged": True},
+    "terminationMessagePath": "/tmp/msg",
+    "terminationMessagePolicy": "FallbackToLogsOnError",
+    "stdin": True,
+    "stdinOnce": True,
+    "tty": True,
+    "restartPolicy": "Always",
+    "restartPolicyRules": [{"action": "Restart"}],
+}
+
+
+@pytest.mark.parametrize(("field", "value"), POD_UNSUPPORTED.items())
+def test_pod_field_not_supported_yet(field: str, value: object) -> None:
+    path = "spec.resources.limits" if field == "resources" else f"spec.{field}"
+    assert causes(with_(f"spec.{field}", value)) == [(path, "Forbidden: not supported yet")]
+
+
+@pytest.mark.parametrize(("field", "value"), CONTAINER_UNSUPPORTED.items())
+def test_container_field_not_supported_yet(field: str, value: object) -> None:
+    for key in ("containers", "initContainers"):
+        obj = base()
+        obj["spec"][key] = [{"name": "x", "command": ["true"], field: value}]
+        if key == "initContainers":
+            obj["spec"]["containers"] = [{"name": "c", "command": ["true"]}]
+        assert causes(obj) == [(f"spec.{key}[0].{field}", "Forbidden: not supported yet")]
+
+
+def test_values_that_mean_unset_are_accepted() -> None:
+    """What `kubectl get pod -o yaml` prints for a default pod applies cleanly."""
+    obj = base()
+    obj["spec"].update(
+        volumes=[],
+        hostNetwork=False,
+        hostPID=False,
+        hostIPC=False,
+        setHostnameAsFQDN=False,
+        securityContext={},
+        dnsPolicy="ClusterFirst",
+        subdomain="",
+    )
+    obj["spec"]["containers"][0].update(
+        terminationMessagePath="/dev/termination-log",
+        terminationMessagePolicy="File",
+        stdin=False,
+        tty=False,
+        volumeMounts=[],
+        resources={},
+        securityContext={},
+    )
+    pod, warnings = parse_pod(obj)
+    assert warnings == []
+    assert pod.manifest["spec"]["hostNetwork"] is False
+
+
+IGNORED = [
+    ("spec.nodeSelector", {"disk": "ssd"}, "no meaning on a single host"),
+    ("spec.nodeName", "node-1", "no meaning on a single host"),
+    ("spec.tolerations", [{"operator": "Exists"}], "no meaning on a single host"),
+    ("spec.affinity", {"nodeAffinity": {}}, "no meaning on a single host"),
+    ("spec.imagePullSecrets", [{"name": "r"}], "images come from the local image store"),
+    ("spec.serviceAccountName", "default", "no meaning on a single host"),
+    ("spec.serviceAccount", "default", "no meaning on a single host"),
+    ("spec.automountServiceAccountToken", False, "no meaning on a single host"),
+    ("spec.priorityClassName", "high", "no meaning on a single host"),
+    ("spec.priority", 0, "no meaning on a single host"),
+    ("spec.preemptionPolicy", "Never", "no meaning on a single host"),
+    ("spec.schedulerName", "default-scheduler", "no meaning on a single host"),
+    ("spec.topologySpreadConstraints", [{"maxSkew": 1}], "no meaning on a single host"),
+    ("spec.enableServiceLinks", True, "no services on a single host"),
+    ("spec.runtimeClassName", "gvisor", "no meaning on a single host"),
+    (
+        "spec.dnsPolicy",
+        "Default",
+        "no cluster DNS on a single host; pods use the host's resolver",
+    ),
+    ("spec.resources.requests", {"cpu": "1"}, "no scheduler on a single host"),
+    (
+        "spec.containers.0.imagePullPolicy",
+        "Always",
+        "images come from the local image store",
+    ),
+    ("spec.containers.0.resources.requests", {"cpu": 0.5}, "no scheduler on a single host"),
+    (
+        "spec.containers.0.resizePolicy",
+        [{"resourceName": "cpu"}],
+        "resource limits are not supported yet",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "reason"), IGNORED, ids=[i[0] for i in IGNORED])
+def test_ignored_with_warning(path: str, value: object, reason: str) -> None:
+    pod, warnings = parse_pod(with_(path, value))
+    shown = re.sub(r"\.(\d+)", r"[\1]", path)
+    assert warnings == [f"{shown}: ignored ({reason})"]
+    node: Any = pod.manifest
+    for part in path.split("."):
+        node = node[int(part)] if part.isdigit() else node[part]
+    assert node == (value if path != "spec.containers.0.resources.requests" else {"cpu": "0.5"})
+
+
+def test_server_set_metadata_and_status_dropped() -> None:
+    obj = base()
+    obj["metadata"].update(
+        creationTimestamp="2024-01-01T00:00:00Z",
+        resourceVersion="123",
+        generation=1,
+        managedFields=[{"manager": "kubectl"}],
+        selfLink="/api/v1/x",
+        ownerReferences=[{"kind": "ReplicaSet"}],
+        finalizers=["x"],
+        deletionTimestamp=None,
+    )
+    obj["status"] = {"phase": "Running", "startTime": 5}
+    pod, warnings = parse_pod(obj)
+    assert warnings == [
+        "status: ignored (set by the supervisor)",
+        "metadata.creationTimestamp: ignored (set by the API server)",
+        "metadata.resourceVersion: ignored (set by the API server)",
+        "metadata.generation: ignored (set by the API server)",
+        "metadata.managedFields: ignored (set by the API server)",
+        "metadata.selfLink: ignored (set by the API server)",
+        "metadata.ownerReferences: ignored (no owning controllers on a single host)",
+        "metadata.finalizers: ignored (no controllers on a single host)",
+    ]
+    assert set(pod.manifest) == {"apiVersion", "kind", "metadata", "spec"}
+    assert set(pod.manifest["metadata"]) == {"name", "namespace", "uid"}
+
+
+def test_empty_ignored_fields_do_not_warn() -> None:
+    obj = base()
+    obj["spec"].update(nodeSelector={}, tolerations=[], nodeName="")
+    obj["status"] = {}
+    assert parse_pod(obj)[1] == []
+
+
+# --- YAML streams -----------------------------------------------------------------------------
+
+
+def pod_yaml(name: str, **extra: str) -> str:
+    lines = [f"apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}"]
+    lines += [f"{k}: {v}" for k, v in extra.items()]
+    lines.append("spec: {containers: [{name: c, command: ['true']}]}")
+    return "\n".join(lines) + "\n"
+
+
+def test_multi_document_and_empty_documents() -> None:
+    text = "---\n" + pod_yaml("a") + "---\n# only a comment\n---\n" + pod_yaml("b") + "---\n"
+    assert [d["metadata"]["name"] for d in load_documents(text, "f")] == ["a", "b"]
+    pods = load_pods(text, "f")
+    assert [p.name for p, _ in pods] == ["a", "b"]
+    assert load_pods("", "f") == [] and load_pods("---\n", "f") == []
+
+
+def test_bytes_input() -> None:
+    assert load_pods(pod_yaml("a").encode(), "f")[0][0].name == "a"
+    assert load_pods(b"\xef\xbb\xbf" + pod_yaml("a").encode(), "f")[0][0].name == "a"
+    with pytest.raises(ManifestError) as info:
+        load_documents(b"a: \xff\n", "f")
+    assert info.value.message.startswith("f: invalid YAML at character 3:")
+
+
+def test_kind_list_expands() -> None:
+    text = textwrap.dedent(
+        """\
+        apiVersion: v1
+        kind: List
+        metadata: {resourceVersion: ""}
+        items:
+        - apiVersion: v1
+          kind: Pod
+          metadata: {name: a}
+          spec: {containers: [{name: c, image: i}]}
+        - apiVersion: v1
+          kind: Pod
+          metadata: {name: b}
+          spec: {containers: [{name: c, image: i}]}
+        """
+    )
+    assert [p.name for p, _ in load_pods(text, "l.yaml")] == ["a", "b"]
+    bad = text[: text.rindex("  spec:")]
+    with pytest.raises(ManifestError) as info:
+        load_pods(bad, "l.yaml")
+    assert (info.value.source, info.value.causes) == (
+        "l.yaml (item 2)",
+        [("spec", "Required value")],
+    )
+    with pytest.raises(ManifestError) as info:
+        load_documents("apiVersion: v1\nkind: List\nitems: [1]\nextra: 2\n", "l")
+    assert info.value.causes == [
+        ("extra", "Unknown field"),
+        ("items[0]", "Invalid value: 1: must be an object"),
+    ]
+
+
+def test_yaml_syntax_error_names_line_and_column() -> None:
+    with pytest.raises(ManifestError) as info:
+        load_pods("apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n bad: [\n", "pod.yaml")
+    assert info.value.source == "pod.yaml"
+    assert re.fullmatch(r"pod\.yaml: invalid YAML at line \d+:\d+: .+", info.value.message)
+    with pytest.raises(ManifestError) as info:
+        load_documents("a: b: c\n", "x.yaml")
+    assert (
+        info.value.message
+        == "x.yaml: invalid YAML at line 1:5: mapping values are not allowed here"
+    )
+
+
+def test_duplicate_yaml_keys_rejected() -> None:
+    text = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n"
+    text += "  containers: []\n  containers: [{}]\n"
+    with pytest.raises(ManifestError) as info:
+        load_documents(text, "d.yaml")
+    assert (
+        info.value.message == 'd.yaml: invalid YAML at line 6:3: found duplicate key "containers"'
+    )
+    # A merge key's values may be overridden: that is not a duplicate.
+    merged = "base: &b {x: 1, y: 2}\nother: {<<: *b, x: 3}\n"
+    assert load_documents(merged, "m")[0]["other"] == {"x": 3, "y": 2}
+
+
+def test_timestamps_stay_strings() -> None:
+    [doc] = load_documents("a: 2024-01-01\nb: 2024-01-01T00:00:00Z\nc: yes\n", "t")
+    assert doc == {"a": "2024-01-01", "b": "2024-01-01T00:00:00Z", "c": True}
+
+
+def test_document_not_a_mapping() -> None:
+    with pytest.raises(ManifestError) as info:
+        load_documents("- a\n- b\n", "f")
+    assert info.value.causes == [
+        ("", 'Invalid value: ["a", "b"]: a document must be a mapping (an object)')
+    ]
+    with pytest.raises(ManifestError) as info:
+        load_pods(pod_yaml("a") + "---\njust text\n", "f")
+    assert info.value.source == "f (document 2)"
+
+
+def test_errors_in_several_documents_reported_together() -> None:
+    text = pod_yaml("a") + "---\n" + pod_yaml("B") + "---\n" + pod_yaml("c", extra="1")
+    with pytest.raises(ManifestError) as info:
+        load_pods(text, "f.yaml")
+    assert info.value.source == "f.yaml"
+    assert [p for p, _ in info.value.causes] == ["document 2: metadata.name", "document 3: extra"]
+    assert "; document 3: extra: Unknown field" in info.value.message
+
+
+def test_one_bad_document_keeps_its_source() -> None:
+    text = pod_yaml("a") + "---\n" + pod_yaml("b", extra="1")
+    with pytest.raises(ManifestError) as info:
+        load_pods(text, "f.yaml")
+    assert (info.value.source, info.value.causes) == (
+        "f.yaml (document 2)",
+        [("extra", "Unknown field")],
+    )
+
+
+def test_duplicate_pods_across_documents() -> None:
+    text = pod_yaml("a") + "---\n" + pod_yaml("b") + "---\n" + pod_yaml("a")
+    with pytest.raises(ManifestError) as info:
+        load_pods(text, "f.yaml")
+    assert info.value.source == "f.yaml (document 3)"
+    assert info.value.causes == [
+        ("metadata.name", 'Duplicate value: "default/a": also in document 1')
+    ]
+    other_ns = (
+        pod_yaml("a") + "---\n" + pod_yaml("a").replace("{name: a}", "{name: a, namespace: x}")
+    )
+    assert [p.key for p, _ in load_pods(other_ns, "f")] == ["default/a", "x/a"]
+
+
+# --- limits -----------------------------------------------------------------------------------
+
+
+def test_alias_bomb_is_bounded() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 9):
+        refs = ", ".join([f"*a{i - 1}"] * 10)
+        lines.append(f"a{i}: &a{i} [{refs}]")
+    text = pod_yaml("a") + "\n".join(f"  {line}" for line in ["x:"]) + "\n"
+    text = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  nodeSelector:\n"
+    text += "".join(f"    {line}\n" for line in lines)
+    text += "  containers: [{name: c, image: i}]\n"
+    with pytest.raises(ManifestError) as info:
+        load_pods(text, "bomb.yaml")
+    assert info.value.causes == [
+        ("", "Too many values: must have at most 200000 (after expanding aliases)")
+    ]
+
+
+def test_recursive_alias_is_bounded() -> None:
+    text = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: &s {containers: [*s]}\n"
+    with pytest.raises(ManifestError) as info:
+        load_pods(text, "loop.yaml")
+    assert info.value.causes == [("", "Too deep: must be nested at most 64 levels")]
+
+
+def test_deep_yaml_nesting() -> None:
+    with pytest.raises(ManifestError) as info:
+        load_pods("a: " + "[" * 1000 + "]" * 1000 + "\n", "deep.yaml")
+    assert info.value.message == "deep.yaml: invalid YAML at line 1:67: nested more than 64 levels"
+
+
+def test_huge_yaml_integer() -> None:
+    with pytest.raises(ManifestError):
+        load_pods("a: " + "9" * 5000 + "\n", "big.yaml")
+    pod = base()
+    pod["spec"]["priority"] = 10**5000
+    assert causes(pod)[0][0] == "spec.priority"
+
+
+def test_causes_are_capped() -> None:
+    obj = base()
+    obj["spec"]["containers"][0].update({f"field{i}": 1 for i in range(50_000)})
+    got = causes(obj)
+    assert len(got) == mf.MAX_CAUSES + 1
+    assert got[-1] == ("", "and 49900 more errors")
+
+
+def test_long_strings_are_fast_and_shown_short() -> None:
+    long = "a-" * 500_000 + "!"
+    got = causes(with_("metadata.name", long))
+    assert all(len(msg) < 500 for _, msg in got)
+    assert causes(with_("metadata.labels", {long: long}))
+
+
+# --- fuzz: never a traceback ------------------------------------------------------------------
+
+JSONISH = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()
+    | st.text(max_size=8)
+    | st.binary(max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(max_size=8) | st.integers() | st.none(), children, max_size=4)
+    ),
+    max_leaves=25,
+)
+FIELD_NAMES = sorted(
+    {
+        *mf._TOP_FIELDS,
+        *mf._METADATA_FIELDS,
+        *mf._POD_SPEC_FIELDS,
+        *mf._CONTAINER_FIELDS,
+        *mf._ENV_FIELDS,
+        *mf._PORT_FIELDS,
+        *mf._RESOURCES_FIELDS,
+    }
+)
+FUZZ = settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def check_never_crashes(obj: object) -> None:
+    try:
+        pod, warnings = parse_pod(obj, "fuzz")
+    except ManifestError as exc:
+        assert exc.causes and all(isinstance(p, str) and isinstance(m, str) for p, m in exc.causes)
+        exc.message.encode("utf-8")
+        return
+    assert json.loads(json.dumps(pod.manifest, allow_nan=False)) == pod.manifest
+    assert all(isinstance(w, str) for w in warnings)
+
+
+@FUZZ
+@given(JSONISH)
+def test_fuzz_random_objects(obj: object) -> None:
+    check_never_crashes(obj)
+
+
+def _mutations() -> st.SearchStrategy[Callable[[Any], None]]:
+    def set_at(path: list[str | int], value: object) -> Callable[[Any], None]:
+        def apply(obj: Any) -> None:
+            node = obj
+            for part in path[:-1]:
+                node = node[part]
+            node[path[-1]] = value
+
+        return apply
+
+    paths: list[list[str | int]] = [
+        ["apiVersion"],
+        ["metadata"],
+        ["metadata", "name"],
+        ["metadata", "labels"],
+        ["metadata", "annotations"],
+        ["spec"],
+        ["spec", "containers"],
+        ["spec", "containers", 0],
+        ["spec", "containers", 0, "name"],
+        ["spec", "containers", 0, "env"],
+        ["spec", "containers", 0, "ports"],
+        ["spec", "containers", 0, "command"],
+    ]
+    return st.builds(
+        set_at,
+        st.sampled_from(paths)
+        | st.builds(
+            lambda p, f: [*p, f],
+            st.sampled_from([["metadata"], ["spec"], ["spec", "containers", 0]]),
+            st.sampled_from(FIELD_NAMES),
+        ),
+        JSONISH,
+    )
+
+
+@FUZZ
+@given(st.lists(_mutations(), min_size=1, max_size=4))
+def test_fuzz_mutated_pods(mutations: list[Callable[[Any], None]]) -> None:
+    obj = base()
+    obj["metadata"]["labels"] = {"a": "b"}
+    obj["metadata"]["annotations"] = {"a": "b"}
+    obj["spec"]["containers"][0].update(
+        env=[{"name": "A", "value": "1"}], ports=[{"containerPort": 1}]
+    )
+    for mutate in mutations:
+        with contextlib.suppress(KeyError, IndexError, TypeError):
+            mutate(obj)
+    check_never_crashes(obj)
+
+
+@FUZZ
+@given(st.text(alphabet=":-[]{}&*!|>'\"#%@`, \n\tab01.?<=~", max_size=60))
+def test_fuzz_yaml_text(text: str) -> None:
+    try:
+        load_pods(text, "fuzz.yaml")
+    except ManifestError as exc:
+        exc.message.encode("utf-8")
