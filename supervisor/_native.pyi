@@ -19,6 +19,7 @@ class SpawnError(OSError):
 
     step: str
     exit_code: int  # what a shell would report: 127 not found, 126 not executable, else 127
+    message: str  # what str() returns
 
 def spawn_error(step: int, errno: int, argv0: str, cwd: str | None = None) -> SpawnError: ...
 
@@ -77,7 +78,10 @@ def encode_shutdown() -> bytes: ...
 #   ("start_failed", cid, step, errno)
 #   ("exited", cid, pid, wait_status, time_ns)
 #   ("hello", [(cid, pid, started_ns), ...])   first frame on a (re)attached connection
-def decode_report(frame: bytes) -> tuple: ...
+def decode_report(frame: bytes) -> tuple: ...  # ValueError when malformed
+
+# The CRI log timestamp infra writes for CLOCK_REALTIME `ns` (exposed for tests).
+def _cri_timestamp(ns: int) -> str: ...
 
 # Reaping and signals for supd.
 def set_child_subreaper(on: bool = True) -> None: ...

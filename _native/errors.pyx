@@ -1,0 +1,91 @@
+# Errors of the native core: one errno -> OSError conversion, and SpawnError, which turns a
+# (step, errno) pair reported by a child or by infra into a message a person can act on.
+
+import os as _os
+
+# Names of spawn_step (spawn.pxd), indexed by step number.
+STEPS = (
+    "clone",
+    "pipe",
+    "setns",
+    "sethostname",
+    "mount private",
+    "mount proc",
+    "chdir",
+    "dup2",
+    "setsid",
+    "setgroups",
+    "setgid",
+    "setuid",
+    "pdeathsig",
+    "exec",
+    "frame",
+    "slot",
+    "prctl",
+    "loopback",
+    "devnull",
+    "signalfd",
+    "epoll",
+)
+assert len(STEPS) == STEP_COUNT
+
+# What was being done, when the step name alone does not say it.
+_STEP_ACTIONS = {
+    "mount private": "mount --make-rprivate /",
+    "mount proc": "mount proc on /proc",
+    "pdeathsig": "prctl PR_SET_PDEATHSIG",
+    "frame": "decode start frame",
+    "slot": "allocate container slot",
+    "loopback": "bring up lo",
+    "devnull": "open /dev/null",
+}
+
+# execve(2) errors that mean "found but cannot be executed": a shell exits 126 for these,
+# 127 for everything else (not found, or the process never got as far as exec).
+_NOT_EXECUTABLE = frozenset((
+    system.EACCES, system.EPERM, system.ENOEXEC, system.EISDIR, system.ETXTBSY,
+))
+
+
+class SpawnError(OSError):
+    """A spawn failed at `step` with `errno`; str() reads like
+    "exec /bin/nginx: No such file or directory" or "chdir /srv: Permission denied"."""
+
+    def __init__(self, errno, strerror, filename=None, step="exec", message=None):
+        if filename is None:
+            super().__init__(errno, strerror)
+        else:
+            super().__init__(errno, strerror, filename)
+        self.step = step
+        self.exit_code = 126 if step == "exec" and errno in _NOT_EXECUTABLE else 127
+        self.message = message if message is not None else f"{step}: {strerror}"
+
+    def __str__(self):
+        return self.message
+
+
+def _text(value):
+    if value is None or isinstance(value, str):
+        return value
+    return _os.fsdecode(value)
+
+
+def spawn_error(int step, int errno, argv0, cwd=None):
+    """The SpawnError for a (step, errno) pair reported by a child or by infra."""
+    name = STEPS[step] if 0 <= step < STEP_COUNT else f"step {step}"
+    strerror = _os.strerror(errno)
+    filename = None
+    if name == "exec":
+        filename = _text(argv0)
+    elif name == "chdir" and cwd is not None:
+        filename = _text(cwd)
+    action = _STEP_ACTIONS.get(name, name)
+    if filename is not None:
+        action = f"{action} {filename}"
+    return SpawnError(errno, strerror, filename, name, f"{action}: {strerror}")
+
+
+cdef int raise_errno(int err) except -1:
+    """Raise the OSError subclass for errno `err` (OSError maps it: ENOENT ->
+    FileNotFoundError, ESRCH -> ProcessLookupError, ...)."""
+    raise OSError(err, _os.strerror(err))

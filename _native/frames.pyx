@@ -1,0 +1,235 @@
+# The supd <-> infra frame codec (layout in frames.pxd): the Python encoders supd uses,
+# decode_report for infra's replies, and the C-level decoder and encoders infra runs
+# without the GIL. One module holds both directions so the layout has one definition.
+
+
+cdef inline void put_u32(char *p, uint32_t v) noexcept nogil:
+    p[0] = <char>(v & 0xFF)
+    p[1] = <char>((v >> 8) & 0xFF)
+    p[2] = <char>((v >> 16) & 0xFF)
+    p[3] = <char>((v >> 24) & 0xFF)
+
+
+cdef inline void put_u64(char *p, uint64_t v) noexcept nogil:
+    put_u32(p, <uint32_t>v)
+    put_u32(p + 4, <uint32_t>(v >> 32))
+
+
+cdef inline uint32_t get_u32(const char *p) noexcept nogil:
+    cdef const unsigned char *b = <const unsigned char *>p
+    return <uint32_t>b[0] | (<uint32_t>b[1] << 8) | (<uint32_t>b[2] << 16) | (<uint32_t>b[3] << 24)
+
+
+cdef inline uint64_t get_u64(const char *p) noexcept nogil:
+    return <uint64_t>get_u32(p) | (<uint64_t>get_u32(p + 4) << 32)
+
+
+cdef inline void put_header(char *p, uint32_t frame_type, uint32_t cid) noexcept nogil:
+    put_u32(p, frame_type)
+    put_u32(p + 4, cid)
+
+
+# ---------------------------------------------------------------------------------------
+# infra side (C level, no GIL, no allocation)
+
+cdef int decode_start(char *buf, size_t n, start_request *req, char **ptrs,
+                      gid_t *groups) noexcept nogil:
+    """Validate and decode the START frame buf[:n] into `req`. `ptrs` has room for
+    FRAME_MAX_STRINGS + 2 pointers, `groups` for FRAME_MAX_GROUPS. Strings are not copied:
+    they point into `buf`. Returns 0, or the errno for a start_failed report: EINVAL for a
+    malformed frame, E2BIG for one over the limits."""
+    cdef uint32_t blob_len, i, nstrings
+    cdef uint64_t end
+    cdef char *blob
+    cdef char *nul
+    cdef size_t left
+    if n < START_FIXED_SIZE:
+        return system.EINVAL
+    req.cid = get_u32(buf + 4)
+    req.clone_flags = get_u64(buf + 8)
+    req.uid = get_u32(buf + 16)
+    req.gid = get_u32(buf + 20)
+    req.flags = get_u32(buf + 24)
+    req.ngroups = get_u32(buf + 28)
+    req.argc = get_u32(buf + 32)
+    req.envc = get_u32(buf + 36)
+    blob_len = get_u32(buf + 40)
+    req.cwd = NULL
+    if req.ngroups > FRAME_MAX_GROUPS:
+        return system.E2BIG
+    if <uint64_t>req.argc + req.envc > FRAME_MAX_STRINGS:
+        return system.E2BIG
+    if req.argc < 1 or req.flags & ~(<uint32_t>START_FLAGS_KNOWN):
+        return system.EINVAL
+    if req.clone_flags & ~CLONE_NEW_MASK:
+        return system.EINVAL
+    if req.flags & START_MOUNT_PROC and not req.clone_flags & system.CLONE_NEWNS:
+        return system.EINVAL
+    end = <uint64_t>START_FIXED_SIZE + 4 * <uint64_t>req.ngroups + blob_len
+    if end != n:
+        return system.EINVAL
+    for i in range(req.ngroups):
+        groups[i] = <gid_t>get_u32(buf + START_FIXED_SIZE + 4 * i)
+    blob = buf + START_FIXED_SIZE + 4 * req.ngroups
+    left = blob_len
+    nstrings = req.argc + req.envc + (1 if req.flags & START_HAS_CWD else 0)
+    # Layout of ptrs: argv[0..argc), NULL, env[0..envc), NULL.
+    req.argv = ptrs
+    req.envp = ptrs + req.argc + 1
+    for i in range(nstrings):
+        nul = <char *>memchr(blob, 0, left)
+        if nul == NULL:
+            return system.EINVAL
+        if i < req.argc:
+            req.argv[i] = blob
+        elif i < req.argc + req.envc:
+            req.envp[i - req.argc] = blob
+        else:
+            req.cwd = blob
+        left -= <size_t>(nul - blob) + 1
+        blob = nul + 1
+    if left != 0:
+        return system.EINVAL
+    req.argv[req.argc] = NULL
+    req.envp[req.envc] = NULL
+    return 0
+
+
+cdef size_t encode_report(const report_rec *r, char *out) noexcept nogil:
+    """Write report `r` to `out` (at least 24 bytes); returns its size."""
+    put_header(out, r.type, r.cid)
+    if r.type == REPORT_START_FAILED:
+        put_u32(out + 8, <uint32_t>r.a)
+        put_u32(out + 12, <uint32_t>r.b)
+        return START_FAILED_SIZE
+    put_u32(out + 8, <uint32_t>r.a)
+    put_u32(out + 12, <uint32_t>r.b if r.type == REPORT_EXITED else 0)
+    put_u64(out + 16, <uint64_t>r.ns)
+    return EXITED_SIZE if r.type == REPORT_EXITED else STARTED_SIZE
+
+
+cdef void encode_hello_entry(char *out, uint32_t cid, pid_t pid, int64_t ns) noexcept nogil:
+    put_u32(out, cid)
+    put_u32(out + 4, <uint32_t>pid)
+    put_u64(out + 8, <uint64_t>ns)
+
+
+cdef void encode_hello_header(char *out, uint32_t count) noexcept nogil:
+    put_header(out, REPORT_HELLO, 0)
+    put_u32(out + 8, count)
+    put_u32(out + 12, 0)
+
+
+# ---------------------------------------------------------------------------------------
+# supd side (Python)
+
+cdef uint32_t id_field(long long value, str what) except? 0:
+    if value < -1 or value >= 0xFFFFFFFF:
+        raise ValueError(f"{what} must be -1 or in 0..2**32-2")
+    return <uint32_t>value if value >= 0 else <uint32_t>-1
+
+
+def encode_start(uint32_t cid, argv, env, cwd, *, clone_flags, long long uid=-1,
+                 long long gid=-1, groups=(), bint mount_proc=True):
+    """The START frame for container `cid`. Changing uid or gid, or giving groups, sets the
+    supplementary groups to exactly `groups` (none when empty), as Kubernetes does."""
+    cdef uint64_t flags64 = check_clone_flags(clone_flags)
+    cdef list args = [fs_bytes(a, "argv") for a in argv]
+    cdef list envs = [fs_bytes(e, "env") for e in env]
+    cdef list gids = [int(g) for g in groups]
+    cdef uint32_t flags = 0
+    cdef bytes blob
+    cdef bytes frame
+    cdef char *out
+    cdef Py_ssize_t i, size
+    if isinstance(argv, (str, bytes)) or not args:
+        raise ValueError("argv must be a non-empty sequence of strings")
+    if len(args) + len(envs) > FRAME_MAX_STRINGS:
+        raise ValueError(f"argv and env have more than {FRAME_MAX_STRINGS} entries")
+    if len(gids) > FRAME_MAX_GROUPS:
+        raise ValueError(f"more than {FRAME_MAX_GROUPS} groups")
+    if mount_proc:
+        if not flags64 & system.CLONE_NEWNS:
+            raise ValueError("mount_proc needs CLONE_NEWNS (it would remount the host's /proc)")
+        flags |= START_MOUNT_PROC
+    strings = args + envs
+    if cwd is not None:
+        flags |= START_HAS_CWD
+        strings.append(fs_bytes(cwd, "cwd"))
+    if uid != -1:
+        flags |= START_SET_UID
+    if gid != -1:
+        flags |= START_SET_GID
+    if uid != -1 or gid != -1 or gids:
+        flags |= START_SET_GROUPS
+    blob = b"\0".join(strings) + b"\0"
+    size = START_FIXED_SIZE + 4 * len(gids) + len(blob)
+    if size > FRAME_MAX:
+        raise ValueError(f"start frame of {size} bytes exceeds {FRAME_MAX}")
+    frame = PyBytes_FromStringAndSize(NULL, size)
+    out = PyBytes_AS_STRING(frame)
+    put_header(out, FRAME_START, cid)
+    put_u64(out + 8, flags64)
+    put_u32(out + 16, id_field(uid, "uid"))
+    put_u32(out + 20, id_field(gid, "gid"))
+    put_u32(out + 24, flags)
+    put_u32(out + 28, <uint32_t>len(gids))
+    put_u32(out + 32, <uint32_t>len(args))
+    put_u32(out + 36, <uint32_t>len(envs))
+    put_u32(out + 40, <uint32_t>len(blob))
+    for i in range(len(gids)):
+        if not 0 <= gids[i] < 0xFFFFFFFF:
+            raise ValueError(f"group {gids[i]} out of range")
+        put_u32(out + START_FIXED_SIZE + 4 * i, <uint32_t>gids[i])
+    memcpy(out + START_FIXED_SIZE + 4 * len(gids), <const char *>blob, len(blob))
+    return frame
+
+
+def encode_signal(uint32_t cid, int signo, bint group=False):
+    """The SIGNAL frame: kill(pid, signo), or kill(-pid, signo) with `group`."""
+    cdef char out[SIGNAL_SIZE]
+    if not 0 < signo < system.NSIG:
+        raise ValueError(f"signal {signo} out of range")
+    put_header(out, FRAME_SIGNAL, cid)
+    put_u32(out + 8, <uint32_t>signo)
+    put_u32(out + 12, SIGNAL_GROUP if group else 0)
+    return out[:SIGNAL_SIZE]
+
+
+def encode_shutdown():
+    """The SHUTDOWN frame: infra kills every container, reports their exits and exits 0."""
+    cdef char out[SHUTDOWN_SIZE]
+    put_header(out, FRAME_SHUTDOWN, 0)
+    return out[:SHUTDOWN_SIZE]
+
+
+def decode_report(frame):
+    """One infra -> supd report as a tuple (see the .pyi). Raises ValueError when
+    malformed."""
+    cdef const unsigned char[::1] view = frame
+    cdef const char *p
+    cdef size_t n = view.shape[0]
+    cdef uint32_t kind, count, i
+    cdef const char *entry
+    if n < FRAME_HEADER_SIZE:
+        raise ValueError(f"report of {n} bytes is shorter than a header")
+    p = <const char *>&view[0]
+    kind = get_u32(p)
+    cid = get_u32(p + 4)
+    if kind == REPORT_STARTED and n == STARTED_SIZE:
+        return ("started", cid, <int32_t>get_u32(p + 8), <int64_t>get_u64(p + 16))
+    if kind == REPORT_START_FAILED and n == START_FAILED_SIZE:
+        return ("start_failed", cid, <int32_t>get_u32(p + 8), <int32_t>get_u32(p + 12))
+    if kind == REPORT_EXITED and n == EXITED_SIZE:
+        return ("exited", cid, <int32_t>get_u32(p + 8), <int32_t>get_u32(p + 12),
+                <int64_t>get_u64(p + 16))
+    if kind == REPORT_HELLO and n >= HELLO_FIXED_SIZE:
+        count = get_u32(p + 8)
+        if n == HELLO_FIXED_SIZE + <size_t>count * HELLO_ENTRY_SIZE:
+            live = []
+            for i in range(count):
+                entry = p + HELLO_FIXED_SIZE + i * HELLO_ENTRY_SIZE
+                live.append((get_u32(entry), <int32_t>get_u32(entry + 4),
+                             <int64_t>get_u64(entry + 8)))
+            return ("hello", live)
+    raise ValueError(f"malformed report: type {kind}, {n} bytes")

@@ -1,0 +1,1 @@
+# Makes includes/ a package for `from includes cimport system`.

@@ -1,0 +1,329 @@
+# Extern declarations of the kernel and libc interfaces the core uses, grouped by header.
+#
+# Everything here is `nogil`: the child of clone() and the infra loop run without the GIL
+# and without a Python thread state. Declarations only; no code lives in this file except
+# the small verbatim block below for constants older headers may lack.
+
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+
+
+cdef extern from "sys/types.h" nogil:
+    ctypedef int pid_t
+    ctypedef unsigned int uid_t
+    ctypedef unsigned int gid_t
+    ctypedef long ssize_t
+    ctypedef long off_t
+
+
+cdef extern from "errno.h" nogil:
+    int errno
+    int *errno_location "__errno_location"()
+    enum:
+        EPERM
+        ENOENT
+        ESRCH
+        EINTR
+        EIO
+        E2BIG
+        ENOEXEC
+        EBADF
+        ECHILD
+        EAGAIN
+        ENOMEM
+        EACCES
+        EEXIST
+        ENODEV
+        ENOTDIR
+        EISDIR
+        EINVAL
+        EMFILE
+        ETXTBSY
+        ENOSPC
+        EPIPE
+        ENAMETOOLONG
+        ELOOP
+        ESTALE
+        ETIMEDOUT
+        ENOBUFS
+        ENOTCONN
+        ECONNRESET
+        EMSGSIZE
+        ENOSYS
+        ECANCELED
+
+
+cdef extern from "unistd.h" nogil:
+    long syscall(long number, ...)
+    int close(int fd)
+    int dup(int fd)
+    int dup2(int oldfd, int newfd)
+    int pipe2(int pipefd[2], int flags)
+    ssize_t read(int fd, void *buf, size_t count)
+    ssize_t write(int fd, const void *buf, size_t count)
+    int chdir(const char *path)
+    int execve(const char *path, char *const argv[], char *const envp[])
+    void _exit(int status)
+    pid_t getpid()
+    pid_t setsid()
+    int sethostname(const char *name, size_t len)
+    int kill(pid_t pid, int sig)
+
+
+cdef extern from "fcntl.h" nogil:
+    int open(const char *path, int flags, ...)
+    int fcntl(int fd, int cmd, ...)
+    enum:
+        O_RDONLY
+        O_WRONLY
+        O_RDWR
+        O_CLOEXEC
+        O_NONBLOCK
+        O_DIRECTORY
+        O_APPEND
+        F_GETFD
+        F_SETFD
+        F_GETFL
+        F_SETFL
+        F_DUPFD_CLOEXEC
+        FD_CLOEXEC
+
+
+cdef extern from "sys/syscall.h" nogil:
+    enum:
+        SYS_clone3
+        SYS_setns
+        SYS_setresuid
+        SYS_setresgid
+        SYS_setgroups
+        SYS_close_range
+        SYS_getdents64
+        SYS_pidfd_send_signal
+        SYS_pidfd_open
+
+
+cdef extern from "sched.h" nogil:
+    enum:
+        CLONE_NEWNS
+        CLONE_NEWPID
+        CLONE_NEWNET
+        CLONE_NEWIPC
+        CLONE_NEWUTS
+        CLONE_NEWUSER
+        CLONE_NEWCGROUP
+        CLONE_PIDFD
+    int setns(int fd, int nstype)
+
+
+cdef extern from "signal.h" nogil:
+    ctypedef struct sigset_t:
+        pass
+    ctypedef void (*sighandler_t)(int)
+    struct sigaction_t "sigaction":
+        sighandler_t sa_handler
+        sigset_t sa_mask
+        int sa_flags
+    sighandler_t SIG_DFL
+    sighandler_t SIG_IGN
+    enum:
+        SIG_BLOCK
+        SIG_UNBLOCK
+        SIG_SETMASK
+        SIGHUP
+        SIGINT
+        SIGKILL
+        SIGSTOP
+        SIGPIPE
+        SIGTERM
+        SIGCHLD
+        NSIG "_NSIG"
+    int sigemptyset(sigset_t *s)
+    int sigfillset(sigset_t *s)
+    int sigaddset(sigset_t *s, int signo)
+    int sigaction(int signo, const sigaction_t *act, sigaction_t *old)
+    int pthread_sigmask(int how, const sigset_t *s, sigset_t *old)
+
+
+cdef extern from "sys/signalfd.h" nogil:
+    struct signalfd_siginfo:
+        uint32_t ssi_signo
+    enum:
+        SFD_NONBLOCK
+        SFD_CLOEXEC
+    int signalfd(int fd, const sigset_t *mask, int flags)
+
+
+cdef extern from "sys/wait.h" nogil:
+    ctypedef int idtype_t
+    ctypedef struct siginfo_t:
+        int si_signo
+        int si_code
+        int si_status
+        pid_t si_pid
+    enum:
+        WNOHANG
+        WEXITED
+        CLD_EXITED
+        CLD_KILLED
+        CLD_DUMPED
+    pid_t waitpid(pid_t pid, int *status, int options)
+    int waitid(idtype_t idtype, int id, siginfo_t *info, int options)
+    bint WIFEXITED(int status)
+    int WEXITSTATUS(int status)
+    bint WIFSIGNALED(int status)
+    int WTERMSIG(int status)
+
+
+cdef extern from "sys/mount.h" nogil:
+    enum:
+        MS_REC
+        MS_PRIVATE
+        MS_NOSUID
+        MS_NODEV
+        MS_NOEXEC
+    int mount(const char *source, const char *target, const char *fstype,
+              unsigned long flags, const void *data)
+
+
+cdef extern from "sys/prctl.h" nogil:
+    enum:
+        PR_SET_PDEATHSIG
+        PR_SET_NAME
+        PR_SET_CHILD_SUBREAPER
+    int prctl(int option, ...)
+
+
+cdef extern from "sys/mman.h" nogil:
+    int munmap(void *addr, size_t length)
+
+
+cdef extern from "sys/auxv.h" nogil:
+    enum:
+        AT_PHDR
+        AT_BASE
+        AT_PAGESZ
+    unsigned long getauxval(unsigned long kind)
+
+
+cdef extern from "pthread.h" nogil:
+    ctypedef unsigned long pthread_t
+    pthread_t pthread_self()
+
+
+cdef extern from "sys/uio.h" nogil:
+    struct iovec:
+        void *iov_base
+        size_t iov_len
+    ssize_t writev(int fd, const iovec *iov, int iovcnt)
+
+
+cdef extern from "sys/socket.h" nogil:
+    ctypedef unsigned int socklen_t
+    struct msghdr:
+        void *msg_name
+        socklen_t msg_namelen
+        iovec *msg_iov
+        size_t msg_iovlen
+        void *msg_control
+        size_t msg_controllen
+        int msg_flags
+    struct cmsghdr:
+        size_t cmsg_len
+        int cmsg_level
+        int cmsg_type
+    enum:
+        AF_INET
+        SOCK_DGRAM
+        SOCK_CLOEXEC
+        SOCK_NONBLOCK
+        SOL_SOCKET
+        SCM_RIGHTS
+        MSG_DONTWAIT
+        MSG_NOSIGNAL
+        MSG_TRUNC
+        MSG_CTRUNC
+        MSG_CMSG_CLOEXEC
+    int socket(int domain, int type, int protocol)
+    ssize_t send(int fd, const void *buf, size_t n, int flags)
+    ssize_t recvmsg(int fd, msghdr *msg, int flags)
+    int accept4(int fd, void *addr, socklen_t *addrlen, int flags)
+    cmsghdr *CMSG_FIRSTHDR(msghdr *msg)
+    cmsghdr *CMSG_NXTHDR(msghdr *msg, cmsghdr *cmsg)
+    unsigned char *CMSG_DATA(cmsghdr *cmsg)
+    size_t CMSG_LEN(size_t n)
+    size_t CMSG_SPACE(size_t n)
+
+
+cdef extern from "net/if.h" nogil:
+    enum:
+        IFNAMSIZ
+        IFF_UP
+    struct ifreq:
+        char ifr_name[16]
+        short ifr_flags
+
+
+cdef extern from "sys/ioctl.h" nogil:
+    enum:
+        SIOCGIFFLAGS
+        SIOCSIFFLAGS
+    int ioctl(int fd, unsigned long request, ...)
+
+
+cdef extern from "sys/epoll.h" nogil:
+    union epoll_data_t "epoll_data":
+        uint64_t u64
+    struct epoll_event:
+        uint32_t events
+        epoll_data_t data
+    enum:
+        EPOLL_CLOEXEC
+        EPOLL_CTL_ADD
+        EPOLL_CTL_MOD
+        EPOLL_CTL_DEL
+        EPOLLIN
+        EPOLLOUT
+        EPOLLERR
+        EPOLLHUP
+        EPOLLRDHUP
+    int epoll_create1(int flags)
+    int epoll_ctl(int epfd, int op, int fd, epoll_event *event)
+    int epoll_wait(int epfd, epoll_event *events, int maxevents, int timeout)
+
+
+cdef extern from "time.h" nogil:
+    ctypedef long time_t
+    struct timespec:
+        time_t tv_sec
+        long tv_nsec
+    enum:
+        CLOCK_REALTIME
+    int clock_gettime(int clk, timespec *ts)
+
+
+# Constants some libc headers lack (glibc < 2.36 has no P_PIDFD); raw values from the
+# kernel's uapi headers: linux/wait.h, linux/close_range.h.
+cdef extern from * nogil:
+    """
+    #include <errno.h>
+    #define SUPD_P_PIDFD 3
+    /* Cython reads an assigned name as a local: errno is written through this. */
+    static inline void supd_set_errno(int value) { errno = value; }
+    #define SUPD_CLOSE_RANGE_MAX 0xFFFFFFFFu
+    /* clone3(2): struct clone_args, CLONE_ARGS_SIZE_VER0 fields are enough for us. */
+    struct supd_clone_args {
+        uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+    };
+    """
+    void set_errno "supd_set_errno"(int value)
+    enum:
+        SUPD_P_PIDFD
+        SUPD_CLOSE_RANGE_MAX
+    struct supd_clone_args:
+        uint64_t flags
+        uint64_t pidfd
+        uint64_t child_tid
+        uint64_t parent_tid
+        uint64_t exit_signal
+        uint64_t stack
+        uint64_t stack_size
+        uint64_t tls

@@ -1,0 +1,61 @@
+# The pod infra process: its fixed-size state. Infra never allocates; every table and
+# buffer is static (bss of the extension, copied into infra by clone).
+
+cdef enum:
+    INFRA_MAX_CONTAINERS = 64           # container slots of one pod
+    INFRA_REPORT_RING = 1024            # reports kept while supd is away
+    INFRA_READ_CHUNK = 32768            # one read() of a container's stdout or stderr
+    INFRA_DRAIN_LIMIT = 1048576         # bytes drained from a pipe when its process exits
+    INFRA_MAX_EVENTS = 64               # epoll_wait() batch
+    INFRA_FRAMES_PER_WAKEUP = 64        # frames taken from supd before serving the rest
+    INFRA_IOV_BATCH = 512               # iovecs per writev() (< IOV_MAX 1024)
+    INFRA_PATH_BUF = 131072             # PATH candidates of one START
+    INFRA_MAX_PATHS = 4096
+    INFRA_CMSG_FDS = 8                  # fds accepted in one frame (all but one are closed)
+
+    # epoll_data.u64 = kind << 32 | slot index
+    EV_CONN = 1
+    EV_LISTEN = 2
+    EV_SIGNALFD = 3
+    EV_STDOUT = 4
+    EV_STDERR = 5
+
+    SLOT_FREE = 0
+    SLOT_RUNNING = 1                    # pid alive (not yet reaped)
+    SLOT_EXITED = 2                     # reaped, exit reported; pipes may still be open
+
+
+ctypedef struct container_slot:
+    int state
+    uint32_t cid
+    pid_t pid
+    int64_t started_ns
+    int out_fd                          # read ends of the stdout/stderr pipes, -1 at EOF
+    int err_fd
+    int log_fd                          # the CRI log file, closed when both pipes are
+
+
+# What the parent hands to the infra child (copied with the stack by clone).
+ctypedef struct infra_cfg:
+    int sock
+    int listen
+    int errfd
+    int pdeathsig
+    uint64_t clone_flags
+    size_t hostname_len
+    char hostname[65]
+
+
+ctypedef struct infra_state:
+    int conn                            # the supd connection, -1 while supd is away
+    int listen
+    int sigfd
+    int epfd
+    int shutting_down
+    int conn_out_armed                  # EPOLLOUT registered on conn
+    int running                         # slots in SLOT_RUNNING
+    uint32_t ring_head
+    uint32_t ring_count
+    uint64_t ring_dropped
+    container_slot slots[INFRA_MAX_CONTAINERS]
+    report_rec ring[INFRA_REPORT_RING]

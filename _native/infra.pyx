@@ -1,0 +1,817 @@
+# The pod infra process: pause, init and shim in one (after Kubernetes' pause.c, tini and
+# conmon). spawn_infra() clones it from supd; from then on it runs only the C-level code in
+# this file, without the GIL, a Python thread state or malloc: static tables and buffers.
+#
+# It holds the pod's namespaces, starts containers when supd sends START frames, relays
+# their stdout/stderr into CRI log files, reaps every child (it is PID 1 of the pod's PID
+# namespace when it has one, else a child subreaper), delivers signals, and reports
+# (started / start_failed / exited) to supd over a SOCK_SEQPACKET socket, keeping reports
+# in a ring while supd is away. Idle, it sleeps in epoll_wait().
+
+cdef infra_state INFRA
+cdef char RECV_BUF[FRAME_MAX]
+cdef uint64_t CMSG_BUF[32]                      # 256 bytes, aligned for struct cmsghdr
+cdef char READ_BUF[INFRA_READ_CHUNK]
+cdef char SEND_BUF[HELLO_FIXED_SIZE + INFRA_MAX_CONTAINERS * HELLO_ENTRY_SIZE]
+cdef system.iovec IOV[INFRA_IOV_BATCH]
+cdef char PREFIX_F[64]
+cdef char PREFIX_P[64]
+cdef char *START_PTRS[FRAME_MAX_STRINGS + 2]
+cdef gid_t START_GROUPS[FRAME_MAX_GROUPS]
+cdef char PATH_BUF[INFRA_PATH_BUF]
+cdef char *EXEC_PATHS[INFRA_MAX_PATHS]
+cdef system.epoll_event EVENTS[INFRA_MAX_EVENTS]
+
+# CRI log line prefix: "2026-11-22T10:00:00.123456789Z stdout F " (timestamp, stream, tag).
+cdef enum:
+    CRI_TIME_LEN = 30
+    CRI_PREFIX_LEN = 40
+
+
+# ---------------------------------------------------------------------------------------
+# Time and the CRI log format
+
+cdef int64_t realtime_ns() noexcept nogil:
+    cdef system.timespec ts
+    system.clock_gettime(system.CLOCK_REALTIME, &ts)
+    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef void civil_from_days(int64_t z, int *year, int *month, int *day) noexcept nogil:
+    """Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+    civil_from_days, "chrono-Compatible Low-Level Date Algorithms"): gmtime(3) is not
+    async-signal-safe and strftime would be the only formatter in infra."""
+    cdef int64_t era, doe, yoe, doy, mp
+    z += 719468
+    era = (z if z >= 0 else z - 146096) // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day[0] = <int>(doy - (153 * mp + 2) // 5 + 1)
+    month[0] = <int>(mp + 3 if mp < 10 else mp - 9)
+    year[0] = <int>(yoe + era * 400 + (1 if month[0] <= 2 else 0))
+
+
+cdef inline char *put_digits(char *p, int64_t value, int width) noexcept nogil:
+    cdef int i
+    for i in range(width - 1, -1, -1):
+        p[i] = <char>(48 + value % 10)
+        value //= 10
+    return p + width
+
+
+cdef void format_cri_time(int64_t ns, char *out) noexcept nogil:
+    """RFC 3339 UTC with nanoseconds, fixed width as containerd writes it
+    ("2006-01-02T15:04:05.000000000Z"): CRI_TIME_LEN bytes, not NUL-terminated."""
+    cdef int64_t secs, nsec, days, rem
+    cdef int year, month, day
+    cdef char *p = out
+    if ns < 0:
+        ns = 0
+    secs = ns // 1000000000
+    nsec = ns % 1000000000
+    days = secs // 86400
+    rem = secs % 86400
+    civil_from_days(days, &year, &month, &day)
+    p = put_digits(p, year, 4)
+    p[0] = 45  # '-'
+    p = put_digits(p + 1, month, 2)
+    p[0] = 45
+    p = put_digits(p + 1, day, 2)
+    p[0] = 84  # 'T'
+    p = put_digits(p + 1, rem // 3600, 2)
+    p[0] = 58  # ':'
+    p = put_digits(p + 1, (rem // 60) % 60, 2)
+    p[0] = 58
+    p = put_digits(p + 1, rem % 60, 2)
+    p[0] = 46  # '.'
+    p = put_digits(p + 1, nsec, 9)
+    p[0] = 90  # 'Z'
+
+
+cdef void format_cri_prefix(char *out, int64_t ns, bint is_stderr, char tag) noexcept nogil:
+    format_cri_time(ns, out)
+    memcpy(out + CRI_TIME_LEN, b" stderr " if is_stderr else b" stdout ", 8)
+    out[CRI_TIME_LEN + 8] = tag
+    out[CRI_TIME_LEN + 9] = 32  # ' '
+
+
+cdef void writev_all(int fd, system.iovec *iov, int count) noexcept nogil:
+    """writev(2) until everything is written; a log that fails (ENOSPC, EIO) loses the
+    rest of this batch: infra must keep serving the pod."""
+    cdef ssize_t n
+    cdef size_t done
+    while count > 0:
+        n = system.writev(fd, iov, count)
+        if n < 0:
+            if errno == system.EINTR:
+                continue
+            return
+        done = <size_t>n
+        while count > 0 and done >= iov[0].iov_len:
+            done -= iov[0].iov_len
+            iov += 1
+            count -= 1
+        if count > 0:
+            iov[0].iov_base = <char *>iov[0].iov_base + done
+            iov[0].iov_len -= done
+
+
+cdef void write_cri(int logfd, bint is_stderr, char *data, size_t n) noexcept nogil:
+    """Append one read's worth of output to the CRI log: each complete line as
+    "TIME STREAM F line\\n"; a trailing piece without '\\n' at once as "TIME STREAM P
+    piece\\n" (conmon's behaviour: nothing is buffered across reads)."""
+    cdef size_t pos = 0, end
+    cdef char *nl
+    cdef int count = 0
+    if logfd < 0:
+        return
+    cdef int64_t now = realtime_ns()
+    format_cri_prefix(PREFIX_F, now, is_stderr, 70)  # 'F'
+    format_cri_prefix(PREFIX_P, now, is_stderr, 80)  # 'P'
+    while pos < n:
+        nl = <char *>memchr(data + pos, 10, n - pos)
+        if nl != NULL:
+            end = <size_t>(nl - data) + 1
+            IOV[count].iov_base = PREFIX_F
+            IOV[count].iov_len = CRI_PREFIX_LEN
+            IOV[count + 1].iov_base = data + pos
+            IOV[count + 1].iov_len = end - pos
+            count += 2
+            pos = end
+        else:
+            IOV[count].iov_base = PREFIX_P
+            IOV[count].iov_len = CRI_PREFIX_LEN
+            IOV[count + 1].iov_base = data + pos
+            IOV[count + 1].iov_len = n - pos
+            IOV[count + 2].iov_base = <char *>b"\n"
+            IOV[count + 2].iov_len = 1
+            count += 3
+            pos = n
+        if count + 3 > INFRA_IOV_BATCH:
+            writev_all(logfd, IOV, count)
+            count = 0
+    if count > 0:
+        writev_all(logfd, IOV, count)
+
+
+# ---------------------------------------------------------------------------------------
+# epoll and slots
+
+cdef int ep_add(int fd, uint32_t events, uint32_t kind, uint32_t index) noexcept nogil:
+    cdef system.epoll_event ev
+    ev.events = events
+    ev.data.u64 = (<uint64_t>kind << 32) | index
+    return system.epoll_ctl(INFRA.epfd, system.EPOLL_CTL_ADD, fd, &ev)
+
+
+cdef void conn_set_out(bint armed) noexcept nogil:
+    cdef system.epoll_event ev
+    if INFRA.conn < 0 or INFRA.conn_out_armed == armed:
+        return
+    ev.events = system.EPOLLIN | system.EPOLLRDHUP | (system.EPOLLOUT if armed else 0)
+    ev.data.u64 = <uint64_t>EV_CONN << 32
+    if system.epoll_ctl(INFRA.epfd, system.EPOLL_CTL_MOD, INFRA.conn, &ev) == 0:
+        INFRA.conn_out_armed = armed
+
+
+cdef int slot_running(uint32_t cid) noexcept nogil:
+    cdef int i
+    for i in range(INFRA_MAX_CONTAINERS):
+        if INFRA.slots[i].state == SLOT_RUNNING and INFRA.slots[i].cid == cid:
+            return i
+    return -1
+
+
+cdef int slot_by_pid(pid_t pid) noexcept nogil:
+    cdef int i
+    for i in range(INFRA_MAX_CONTAINERS):
+        if INFRA.slots[i].state == SLOT_RUNNING and INFRA.slots[i].pid == pid:
+            return i
+    return -1
+
+
+cdef int slot_free() noexcept nogil:
+    cdef int i
+    for i in range(INFRA_MAX_CONTAINERS):
+        if INFRA.slots[i].state == SLOT_FREE:
+            return i
+    return -1
+
+
+cdef void slot_maybe_free(int i) noexcept nogil:
+    """A slot is free once its process is reaped and both pipes reached EOF (grandchildren
+    may hold them open long after the container's own exit)."""
+    cdef container_slot *s = &INFRA.slots[i]
+    if s.state == SLOT_EXITED and s.out_fd < 0 and s.err_fd < 0:
+        close_if_open(s.log_fd)
+        s.log_fd = -1
+        s.state = SLOT_FREE
+
+
+cdef void close_stream(int i, bint is_stderr) noexcept nogil:
+    cdef container_slot *s = &INFRA.slots[i]
+    cdef int *fd = &s.err_fd if is_stderr else &s.out_fd
+    if fd[0] >= 0:
+        system.close(fd[0])  # also removes it from the epoll set
+        fd[0] = -1
+    slot_maybe_free(i)
+
+
+cdef ssize_t relay_once(int i, bint is_stderr) noexcept nogil:
+    """One read() of a container's stdout or stderr into its log. Returns the bytes
+    relayed, 0 when nothing is readable now or the stream ended (and was closed)."""
+    cdef container_slot *s = &INFRA.slots[i]
+    cdef int fd = s.err_fd if is_stderr else s.out_fd
+    cdef ssize_t n
+    if fd < 0:
+        return 0
+    while True:
+        n = system.read(fd, READ_BUF, INFRA_READ_CHUNK)
+        if n < 0 and errno == system.EINTR:
+            continue
+        break
+    if n > 0:
+        write_cri(s.log_fd, is_stderr, READ_BUF, <size_t>n)
+        return n
+    if n < 0 and errno == system.EAGAIN:
+        return 0
+    close_stream(i, is_stderr)
+    return 0
+
+
+cdef void drain(int i) noexcept nogil:
+    """Relay what is readable now (bounded): the output a process wrote before it exited
+    goes to the log before its exit is reported."""
+    cdef ssize_t total, n
+    cdef int is_stderr
+    for is_stderr in range(2):
+        total = 0
+        while total < INFRA_DRAIN_LIMIT:
+            n = relay_once(i, is_stderr)
+            if n <= 0:
+                break
+            total += n
+
+
+# ---------------------------------------------------------------------------------------
+# Reports to supd
+
+cdef void drop_conn() noexcept nogil:
+    """supd went away (or is being replaced): infra keeps running its containers and keeps
+    reports until a connection is accepted on the listening socket."""
+    if INFRA.conn >= 0:
+        system.close(INFRA.conn)
+        INFRA.conn = -1
+        INFRA.conn_out_armed = False
+
+
+cdef int send_frame(const char *buf, size_t n) noexcept nogil:
+    """Send one frame without blocking. Returns 0 when sent; -1 when it must wait (EPOLLOUT
+    armed) or the connection is gone (dropped)."""
+    cdef ssize_t r
+    while True:
+        r = system.send(INFRA.conn, buf, n, system.MSG_DONTWAIT | system.MSG_NOSIGNAL)
+        if r >= 0:
+            return 0
+        if errno == system.EINTR:
+            continue
+        if errno == system.EAGAIN or errno == system.ENOBUFS:
+            conn_set_out(True)
+        else:
+            drop_conn()
+        return -1
+
+
+cdef void flush_reports() noexcept nogil:
+    cdef size_t n
+    while INFRA.ring_count > 0:
+        if INFRA.conn < 0:
+            return
+        n = encode_report(&INFRA.ring[INFRA.ring_head], SEND_BUF)
+        if send_frame(SEND_BUF, n) < 0:
+            return
+        INFRA.ring_head = (INFRA.ring_head + 1) % INFRA_REPORT_RING
+        INFRA.ring_count -= 1
+    conn_set_out(False)
+
+
+cdef void queue_report(uint32_t kind, uint32_t cid, int32_t a, int32_t b,
+                       int64_t ns) noexcept nogil:
+    """Append a report and send what can be sent. A full ring drops its oldest report."""
+    cdef report_rec *r
+    if INFRA.ring_count == INFRA_REPORT_RING:
+        INFRA.ring_head = (INFRA.ring_head + 1) % INFRA_REPORT_RING
+        INFRA.ring_count -= 1
+        INFRA.ring_dropped += 1
+    r = &INFRA.ring[(INFRA.ring_head + INFRA.ring_count) % INFRA_REPORT_RING]
+    r.type = kind
+    r.cid = cid
+    r.a = a
+    r.b = b
+    r.ns = ns
+    INFRA.ring_count += 1
+    flush_reports()
+
+
+cdef void report_start_failed(uint32_t cid, int step, int err, int logfd) noexcept nogil:
+    close_if_open(logfd)
+    queue_report(REPORT_START_FAILED, cid, step, err, 0)
+
+
+cdef void attach(int fd) noexcept nogil:
+    """A new supd connected: it replaces the old connection, gets HELLO with the live
+    containers, then every queued report."""
+    cdef int i
+    cdef uint32_t count = 0
+    cdef container_slot *s
+    drop_conn()
+    INFRA.conn = fd
+    if ep_add(fd, system.EPOLLIN | system.EPOLLRDHUP, EV_CONN, 0) < 0:
+        drop_conn()
+        return
+    for i in range(INFRA_MAX_CONTAINERS):
+        s = &INFRA.slots[i]
+        if s.state == SLOT_RUNNING:
+            encode_hello_entry(SEND_BUF + HELLO_FIXED_SIZE + count * HELLO_ENTRY_SIZE,
+                               s.cid, s.pid, s.started_ns)
+            count += 1
+    encode_hello_header(SEND_BUF, count)
+    if send_frame(SEND_BUF, HELLO_FIXED_SIZE + count * HELLO_ENTRY_SIZE) < 0:
+        drop_conn()
+        return
+    flush_reports()
+
+
+# ---------------------------------------------------------------------------------------
+# Frames from supd
+
+cdef void start_container(size_t n, int logfd) noexcept nogil:
+    """START: pipes for stdout/stderr, then the spawn core with the container's namespaces,
+    /proc, ids and PR_SET_PDEATHSIG SIGKILL (containers die with infra). Replies started, or
+    start_failed (and then never exited) for that cid."""
+    cdef start_request req
+    cdef spawn_cfg cfg
+    cdef spawn_result res
+    cdef int out[2]
+    cdef int err[2]
+    cdef int i, rc
+    cdef const char *path
+    cdef container_slot *s
+    cdef int64_t now
+    cdef uint32_t cid = get_u32(RECV_BUF + 4)
+    rc = decode_start(RECV_BUF, n, &req, START_PTRS, START_GROUPS)
+    if rc != 0:
+        report_start_failed(cid, STEP_FRAME, rc, logfd)
+        return
+    if logfd < 0:
+        report_start_failed(cid, STEP_FRAME, system.EBADF, logfd)
+        return
+    if INFRA.shutting_down:
+        report_start_failed(cid, STEP_SLOT, system.ECANCELED, logfd)
+        return
+    if slot_running(cid) >= 0:
+        report_start_failed(cid, STEP_SLOT, system.EEXIST, logfd)
+        return
+    i = slot_free()
+    if i < 0:
+        report_start_failed(cid, STEP_SLOT, system.EAGAIN, logfd)
+        return
+    path = env_path(req.envp)
+    if build_exec_paths(req.argv[0], path, PATH_BUF, INFRA_PATH_BUF, EXEC_PATHS,
+                        INFRA_MAX_PATHS) < 0:
+        report_start_failed(cid, STEP_FRAME, system.E2BIG, logfd)
+        return
+    if system.pipe2(out, system.O_CLOEXEC) < 0:
+        report_start_failed(cid, STEP_PIPE, errno, logfd)
+        return
+    if system.pipe2(err, system.O_CLOEXEC) < 0:
+        rc = errno
+        system.close(out[0])
+        system.close(out[1])
+        report_start_failed(cid, STEP_PIPE, rc, logfd)
+        return
+    # Only infra's read ends are non-blocking: O_NONBLOCK on pipe2() would also apply to
+    # the write ends the container inherits as stdout and stderr.
+    system.fcntl(out[0], system.F_SETFL, system.O_NONBLOCK)
+    system.fcntl(err[0], system.F_SETFL, system.O_NONBLOCK)
+
+    memset(&cfg, 0, sizeof(cfg))
+    cfg.clone_flags = req.clone_flags
+    cfg.argv = req.argv
+    cfg.envp = req.envp
+    cfg.exec_paths = EXEC_PATHS
+    cfg.cwd = req.cwd
+    cfg.pidns_fd = -1
+    cfg.stdio[0] = 0  # infra's /dev/null
+    cfg.stdio[1] = out[1]
+    cfg.stdio[2] = err[1]
+    cfg.setsid = True
+    cfg.set_uid = (req.flags & START_SET_UID) != 0
+    cfg.uid = req.uid
+    cfg.set_gid = (req.flags & START_SET_GID) != 0
+    cfg.gid = req.gid
+    cfg.set_groups = (req.flags & START_SET_GROUPS) != 0
+    cfg.groups = START_GROUPS
+    cfg.ngroups = <int>req.ngroups
+    cfg.pdeathsig = system.SIGKILL
+    cfg.mount_proc = (req.flags & START_MOUNT_PROC) != 0
+    rc = spawn_process(&cfg, False, &res)
+    system.close(out[1])
+    system.close(err[1])
+    if rc < 0:
+        system.close(out[0])
+        system.close(err[0])
+        report_start_failed(cid, res.step, res.err, logfd)
+        return
+    now = realtime_ns()
+    s = &INFRA.slots[i]
+    s.state = SLOT_RUNNING
+    s.cid = cid
+    s.pid = res.pid
+    s.started_ns = now
+    s.out_fd = out[0]
+    s.err_fd = err[0]
+    s.log_fd = logfd
+    INFRA.running += 1
+    # Without a watch the stream cannot be relayed: close it (the writer gets EPIPE).
+    if ep_add(out[0], system.EPOLLIN, EV_STDOUT, <uint32_t>i) < 0:
+        close_stream(i, False)
+    if ep_add(err[0], system.EPOLLIN, EV_STDERR, <uint32_t>i) < 0:
+        close_stream(i, True)
+    queue_report(REPORT_STARTED, cid, res.pid, 0, now)
+
+
+cdef void signal_container(size_t n) noexcept nogil:
+    """SIGNAL: kill(2) the container, or its process group (it is a session leader, so its
+    pgid is its pid). Unknown or exited containers are ignored: supd learns of exits from
+    the exited reports."""
+    cdef int i
+    cdef uint32_t signo, flags
+    cdef pid_t pid
+    if n != SIGNAL_SIZE:
+        return
+    signo = get_u32(RECV_BUF + 8)
+    flags = get_u32(RECV_BUF + 12)
+    i = slot_running(get_u32(RECV_BUF + 4))
+    if i < 0 or signo == 0 or signo >= system.NSIG:
+        return
+    pid = INFRA.slots[i].pid
+    system.kill(-pid if flags & SIGNAL_GROUP else pid, <int>signo)
+
+
+cdef void begin_shutdown() noexcept nogil:
+    """SHUTDOWN (or SIGTERM/SIGINT to infra): SIGKILL every live container and its process
+    group; the loop exits once all of them are reaped and reported."""
+    cdef int i
+    cdef pid_t pid
+    INFRA.shutting_down = True
+    for i in range(INFRA_MAX_CONTAINERS):
+        if INFRA.slots[i].state == SLOT_RUNNING:
+            pid = INFRA.slots[i].pid
+            system.kill(-pid, system.SIGKILL)
+            system.kill(pid, system.SIGKILL)
+
+
+cdef ssize_t recv_frame(int *fd_out, bint *truncated) noexcept nogil:
+    """Receive one frame into RECV_BUF and at most one fd. Returns its size, 0 when none
+    is waiting or the peer hung up (told apart by the caller), -1 on error. Extra fds are
+    closed; a frame that came with more than one fd returns *fd_out = -2 (malformed)."""
+    cdef system.msghdr msg
+    cdef system.iovec iov
+    cdef system.cmsghdr *cmsg
+    cdef ssize_t n
+    cdef int nfds, k, fd
+    cdef int *fds
+    fd_out[0] = -1
+    iov.iov_base = RECV_BUF
+    iov.iov_len = FRAME_MAX
+    memset(&msg, 0, sizeof(msg))
+    msg.msg_iov = &iov
+    msg.msg_iovlen = 1
+    msg.msg_control = CMSG_BUF
+    msg.msg_controllen = sizeof(CMSG_BUF)
+    while True:
+        n = system.recvmsg(INFRA.conn, &msg, system.MSG_DONTWAIT | system.MSG_CMSG_CLOEXEC)
+        if n < 0 and errno == system.EINTR:
+            continue
+        break
+    if n < 0:
+        return 0 if errno == system.EAGAIN else -1
+    truncated[0] = (msg.msg_flags & (system.MSG_TRUNC | system.MSG_CTRUNC)) != 0
+    cmsg = system.CMSG_FIRSTHDR(&msg)
+    while cmsg != NULL:
+        if cmsg.cmsg_level == system.SOL_SOCKET and cmsg.cmsg_type == system.SCM_RIGHTS:
+            nfds = <int>((cmsg.cmsg_len - system.CMSG_LEN(0)) // sizeof(int))
+            fds = <int *>system.CMSG_DATA(cmsg)
+            for k in range(nfds):
+                memcpy(&fd, &fds[k], sizeof(int))
+                if fd_out[0] == -1:
+                    fd_out[0] = fd
+                else:
+                    system.close(fd)
+                    if fd_out[0] >= 0:
+                        system.close(fd_out[0])
+                    fd_out[0] = -2
+        cmsg = system.CMSG_NXTHDR(&msg, cmsg)
+    return n
+
+
+cdef void handle_frame(size_t n, int fd, bint truncated) noexcept nogil:
+    """Dispatch one frame; a malformed one gets a start_failed (START) or nothing."""
+    cdef uint32_t kind
+    if n < FRAME_HEADER_SIZE:
+        close_if_open(fd)
+        return
+    kind = get_u32(RECV_BUF)
+    if kind == FRAME_START:
+        if truncated:
+            report_start_failed(get_u32(RECV_BUF + 4), STEP_FRAME, system.E2BIG, fd)
+        elif fd == -2:
+            report_start_failed(get_u32(RECV_BUF + 4), STEP_FRAME, system.EINVAL, -1)
+        else:
+            start_container(n, fd)
+        return
+    close_if_open(fd)
+    if truncated:
+        return
+    if kind == FRAME_SIGNAL:
+        signal_container(n)
+    elif kind == FRAME_SHUTDOWN and n == SHUTDOWN_SIZE:
+        begin_shutdown()
+
+
+cdef void serve_conn(uint32_t events) noexcept nogil:
+    cdef int _frame, fd
+    cdef ssize_t n
+    cdef bint truncated
+    if events & system.EPOLLOUT:
+        flush_reports()
+    for _frame in range(INFRA_FRAMES_PER_WAKEUP):
+        if INFRA.conn < 0:
+            return
+        n = recv_frame(&fd, &truncated)
+        if n < 0:
+            drop_conn()
+            return
+        if n == 0 and fd == -1:
+            # No frame now, or an orderly hang-up (recvmsg(2) returns 0 for both on a
+            # SOCK_SEQPACKET socket): epoll says which.
+            if events & (system.EPOLLHUP | system.EPOLLRDHUP | system.EPOLLERR):
+                drop_conn()
+            return
+        handle_frame(<size_t>n, fd, truncated)
+
+
+cdef void serve_listen() noexcept nogil:
+    cdef int fd = system.accept4(INFRA.listen, NULL, NULL,
+                                 system.SOCK_CLOEXEC | system.SOCK_NONBLOCK)
+    if fd >= 0:
+        attach(fd)
+
+
+cdef void reap_children() noexcept nogil:
+    """waitpid(-1, WNOHANG) until 0 or ECHILD (tini, pause.c): containers and any orphan
+    reparented to infra. A container's exit is reported after its pipes are drained."""
+    cdef int status, i
+    cdef pid_t pid
+    cdef container_slot *s
+    while True:
+        pid = system.waitpid(-1, &status, system.WNOHANG)
+        if pid < 0 and errno == system.EINTR:
+            continue
+        if pid <= 0:
+            return
+        i = slot_by_pid(pid)
+        if i < 0:
+            continue
+        drain(i)
+        s = &INFRA.slots[i]
+        s.state = SLOT_EXITED
+        s.pid = 0
+        INFRA.running -= 1
+        queue_report(REPORT_EXITED, s.cid, pid, status, realtime_ns())
+        slot_maybe_free(i)
+
+
+cdef void serve_signals() noexcept nogil:
+    cdef system.signalfd_siginfo infos[16]
+    cdef ssize_t n
+    cdef int k
+    while True:
+        n = system.read(INFRA.sigfd, infos, sizeof(infos))
+        if n < 0 and errno == system.EINTR:
+            continue
+        if n <= 0:
+            break
+        for k in range(<int>(n // sizeof(system.signalfd_siginfo))):
+            if infos[k].ssi_signo == system.SIGTERM or infos[k].ssi_signo == system.SIGINT:
+                begin_shutdown()
+    # SIGCHLD coalesces: reap on any wakeup rather than count signals.
+    reap_children()
+
+
+# ---------------------------------------------------------------------------------------
+# Setup and the loop
+
+cdef int loopback_up() noexcept nogil:
+    """SIOCGIFFLAGS/SIOCSIFFLAGS on "lo" (netdevice(7)): a new network namespace starts
+    with lo down."""
+    cdef system.ifreq ifr
+    cdef int fd = system.socket(system.AF_INET, system.SOCK_DGRAM | system.SOCK_CLOEXEC, 0)
+    cdef int rc
+    if fd < 0:
+        return -1
+    memset(&ifr, 0, sizeof(ifr))
+    memcpy(ifr.ifr_name, b"lo", 3)
+    rc = system.ioctl(fd, system.SIOCGIFFLAGS, &ifr)
+    if rc == 0:
+        ifr.ifr_flags |= system.IFF_UP
+        rc = system.ioctl(fd, system.SIOCSIFFLAGS, &ifr)
+    system.close(fd)
+    return rc
+
+
+cdef int infra_setup(infra_cfg *cfg) noexcept nogil:
+    """Everything before the loop, each step one call that succeeds or fails. Returns the
+    failed step (errno set), or -1. Signals stay blocked for good: they arrive on the
+    signalfd."""
+    cdef int keep[3]
+    cdef int nkeep = 0
+    cdef int devnull, i, t
+    cdef system.sigset_t mask
+    child_reset_dispositions()
+    if system.prctl(system.PR_SET_NAME, <char *>b"supd-infra", 0, 0, 0) < 0:
+        return STEP_PRCTL
+    if cfg.pdeathsig and system.prctl(system.PR_SET_PDEATHSIG, <unsigned long>cfg.pdeathsig,
+                                      0, 0, 0) < 0:
+        return STEP_PDEATHSIG
+    # Orphans of containers come to infra when it is not PID 1 of the pod's namespace.
+    if system.prctl(system.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0:
+        return STEP_PRCTL
+    if cfg.hostname_len and system.sethostname(cfg.hostname, cfg.hostname_len) < 0:
+        return STEP_SETHOSTNAME
+    if cfg.clone_flags & system.CLONE_NEWNET and loopback_up() < 0:
+        return STEP_LOOPBACK
+    cfg.errfd = move_above_stdio(cfg.errfd)
+    cfg.sock = move_above_stdio(cfg.sock)
+    cfg.listen = move_above_stdio(cfg.listen)
+    if cfg.errfd < 0 or cfg.sock < 0:
+        return STEP_DUP2
+    devnull = system.open(b"/dev/null", system.O_RDWR | system.O_CLOEXEC)
+    if devnull < 0:
+        return STEP_DEVNULL
+    for i in range(3):
+        if system.dup2(devnull, i) < 0:
+            return STEP_DUP2
+    if devnull > 2:
+        system.close(devnull)
+    keep[nkeep] = cfg.errfd
+    nkeep += 1
+    keep[nkeep] = cfg.sock
+    nkeep += 1
+    if cfg.listen >= 0:
+        keep[nkeep] = cfg.listen
+        nkeep += 1
+    for i in range(nkeep):  # ascending for close_other_fds
+        for t in range(i + 1, nkeep):
+            if keep[t] < keep[i]:
+                keep[i], keep[t] = keep[t], keep[i]
+    close_other_fds(keep, nkeep)
+    if system.chdir(b"/") < 0:
+        return STEP_CHDIR
+    system.sigemptyset(&mask)
+    system.sigaddset(&mask, system.SIGCHLD)
+    system.sigaddset(&mask, system.SIGTERM)
+    system.sigaddset(&mask, system.SIGINT)
+    INFRA.sigfd = system.signalfd(-1, &mask, system.SFD_NONBLOCK | system.SFD_CLOEXEC)
+    if INFRA.sigfd < 0:
+        return STEP_SIGNALFD
+    INFRA.epfd = system.epoll_create1(system.EPOLL_CLOEXEC)
+    if INFRA.epfd < 0:
+        return STEP_EPOLL
+    for i in range(INFRA_MAX_CONTAINERS):
+        INFRA.slots[i].state = SLOT_FREE
+        INFRA.slots[i].out_fd = INFRA.slots[i].err_fd = INFRA.slots[i].log_fd = -1
+    INFRA.conn = cfg.sock
+    INFRA.listen = cfg.listen
+    if ep_add(INFRA.sigfd, system.EPOLLIN, EV_SIGNALFD, 0) < 0:
+        return STEP_EPOLL
+    if ep_add(INFRA.conn, system.EPOLLIN | system.EPOLLRDHUP, EV_CONN, 0) < 0:
+        return STEP_EPOLL
+    if INFRA.listen >= 0:
+        # accept4() must not block when a connection vanished between epoll and accept.
+        t = system.fcntl(INFRA.listen, system.F_GETFL)
+        system.fcntl(INFRA.listen, system.F_SETFL, t | system.O_NONBLOCK)
+        if ep_add(INFRA.listen, system.EPOLLIN, EV_LISTEN, 0) < 0:
+            return STEP_EPOLL
+    release_inherited_memory()
+    return -1
+
+
+cdef void infra_exit() noexcept nogil:
+    flush_reports()
+    system._exit(0)
+
+
+cdef void infra_loop() noexcept nogil:
+    cdef int n, k
+    cdef uint32_t kind, index, events
+    while True:
+        n = system.epoll_wait(INFRA.epfd, EVENTS, INFRA_MAX_EVENTS, -1)
+        if n < 0:
+            if errno == system.EINTR:
+                continue
+            system._exit(1)
+        for k in range(n):
+            kind = <uint32_t>(EVENTS[k].data.u64 >> 32)
+            index = <uint32_t>EVENTS[k].data.u64
+            events = EVENTS[k].events
+            if kind == EV_SIGNALFD:
+                serve_signals()
+            elif kind == EV_CONN:
+                serve_conn(events)
+            elif kind == EV_LISTEN:
+                serve_listen()
+            elif kind == EV_STDOUT or kind == EV_STDERR:
+                # Level-triggered: one read per wakeup keeps the streams fair.
+                relay_once(<int>index, kind == EV_STDERR)
+        if INFRA.shutting_down and INFRA.running == 0:
+            infra_exit()
+
+
+cdef void infra_main(infra_cfg *cfg) noexcept nogil:
+    """The infra child: never returns. A setup failure is reported on the error pipe like
+    a spawn failure; closing the pipe tells supd that infra is serving."""
+    cdef int step = infra_setup(cfg)
+    if step >= 0:
+        child_report_error(cfg.errfd, step, errno)
+        system._exit(127)
+    system.close(cfg.errfd)
+    infra_loop()
+    system._exit(1)
+
+
+cdef int start_infra(infra_cfg *cfg, spawn_result *r) noexcept nogil:
+    cdef int errpipe[2]
+    cdef int pidfd = -1
+    cdef int err
+    cdef pid_t pid
+    if open_error_pipe(errpipe, r) < 0:
+        return -1
+    cfg.errfd = errpipe[1]
+    pid = clone_blocked(cfg.clone_flags, &pidfd)
+    if pid == 0:
+        infra_main(cfg)
+    err = errno
+    system.close(errpipe[1])
+    if pid < 0:
+        system.close(errpipe[0])
+        r.step = STEP_CLONE
+        r.err = err
+        return -1
+    if wait_child_ready(pid, errpipe[0], r) < 0:
+        close_if_open(pidfd)
+        return -1
+    r.pid = pid
+    r.pidfd = pidfd
+    return 0
+
+
+def spawn_infra(int sock, *, clone_flags, hostname, int listen=-1, int pdeathsig=0):
+    """Clone a pod's infra process (see the module comment); returns (pid, pidfd) once it
+    serves `sock`. The caller keeps its own copies of `sock` and `listen` (close them).
+    PR_SET_PDEATHSIG fires when the calling *thread* exits: call from a long-lived one."""
+    cdef infra_cfg cfg
+    cdef spawn_result result
+    cdef int rc
+    cdef uint64_t flags = check_clone_flags(clone_flags)
+    cdef bytes name = fs_bytes(hostname, "hostname")
+    if len(name) > 64:
+        raise ValueError("hostname longer than 64 bytes")
+    if name and not flags & system.CLONE_NEWUTS:
+        raise ValueError("hostname needs CLONE_NEWUTS (it would rename the host)")
+    if sock < 0:
+        raise ValueError("sock must be an open SOCK_SEQPACKET socket")
+    if not 0 <= pdeathsig < system.NSIG:
+        raise ValueError(f"pdeathsig {pdeathsig} out of range")
+    memset(&cfg, 0, sizeof(cfg))
+    cfg.sock = sock
+    cfg.listen = listen if listen >= 0 else -1
+    cfg.pdeathsig = pdeathsig
+    cfg.clone_flags = flags
+    cfg.hostname_len = len(name)
+    memcpy(cfg.hostname, <const char *>name, len(name))
+    with nogil:
+        rc = start_infra(&cfg, &result)
+    if rc < 0:
+        raise spawn_error(result.step, result.err, "supd-infra")
+    return (result.pid, result.pidfd)
+
+
+def _cri_timestamp(int64_t ns):
+    """The CRI log timestamp for `ns` (for tests of the formatter)."""
+    cdef char out[CRI_TIME_LEN]
+    format_cri_time(ns, out)
+    return out[:CRI_TIME_LEN].decode("ascii")

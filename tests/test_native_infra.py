@@ -1,0 +1,372 @@
+"""The pod infra process, driven through real frames on a real SOCK_SEQPACKET socketpair."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import signal
+import socket
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from native_helpers import (
+    CONTAINER_FLAGS,
+    POD_FLAGS,
+    cri_lines,
+    infra,
+    no_leaks,
+    read_all,
+    run,
+    wait_exit,
+    wait_readable,
+)
+
+from supervisor import _native
+
+__all__ = ["infra", "no_leaks"]
+
+CRI_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
+EXEC = _native.STEPS.index("exec")
+FRAME = _native.STEPS.index("frame")
+
+
+def test_start_then_exit_with_status_and_cri_log(infra: Any) -> None:
+    pod = infra()
+    log = pod.start(1, ["sh", "-c", "echo one; echo two; echo oops >&2; printf partial; exit 3"])
+    started = pod.expect("started", 1)
+    exited = pod.expect("exited", 1)
+    assert exited[2] == started[2] > 0
+    assert _native.exit_code(exited[3]) == 3
+    assert started[3] <= exited[4]
+    lines = cri_lines(log)
+    assert all(CRI_TIME.match(ts) for ts, *_ in lines), lines
+    out = [(tag, msg) for _, stream, tag, msg in lines if stream == "stdout"]
+    err = [(tag, msg) for _, stream, tag, msg in lines if stream == "stderr"]
+    assert out == [("F", "one"), ("F", "two"), ("P", "partial")]
+    assert err == [("F", "oops")]
+    assert pod.shutdown() == 0
+
+
+def test_log_timestamps_are_utc_now(infra: Any) -> None:
+    pod = infra()
+    before = datetime.now(UTC)
+    log = pod.start(1, ["echo", "hi"])
+    pod.expect("started", 1)
+    pod.expect("exited", 1)
+    ((ts, stream, tag, msg),) = cri_lines(log)
+    when = datetime.strptime(ts[:26] + "Z", "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    assert (stream, tag, msg) == ("stdout", "F", "hi")
+    assert before.replace(microsecond=0) <= when <= datetime.now(UTC)
+
+
+def test_cri_timestamp_formatter() -> None:
+    for ns in (
+        0,
+        1,
+        951782399_999999999,
+        951782400_000000000,
+        1709251199_123456789,
+        4102444800_000000001,
+        1795349999_000000500,
+    ):
+        secs, frac = divmod(ns, 10**9)
+        expected = datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        assert _native._cri_timestamp(ns) == f"{expected}.{frac:09d}Z"
+
+
+def test_start_failed_exec_not_found_and_no_exit_report(infra: Any) -> None:
+    pod = infra()
+    pod.start(9, ["/nope/nginx"])
+    report = pod.expect("start_failed", 9)
+    assert report[2:] == (EXEC, errno.ENOENT)
+    err = _native.spawn_error(report[2], report[3], "/nope/nginx")
+    assert (str(err), err.exit_code) == ("exec /nope/nginx: No such file or directory", 127)
+    pod.start(10, ["true"])
+    assert pod.expect("started", 10)
+    pod.expect("exited", 10)
+    assert pod.shutdown() == 0
+    assert [r for r in pod.reports if r[0] == "exited" and r[1] == 9] == []
+
+
+def test_start_failed_chdir(infra: Any) -> None:
+    pod = infra()
+    pod.start(2, ["true"], cwd="/does/not/exist")
+    report = pod.expect("start_failed", 2)
+    assert str(_native.spawn_error(report[2], report[3], "true", "/does/not/exist")) == (
+        "chdir /does/not/exist: No such file or directory"
+    )
+
+
+def test_signal_frame_gives_128_plus_n(infra: Any) -> None:
+    pod = infra()
+    pod.start(1, ["sleep", "100"])
+    pod.expect("started", 1)
+    pod.send(_native.encode_signal(1, signal.SIGKILL))
+    assert _native.exit_code(pod.expect("exited", 1)[3]) == 137
+
+
+def test_group_sigterm_in_a_shared_pid_namespace(infra: Any) -> None:
+    # Not PID 1 of its own namespace, the container gets SIGTERM's default action.
+    pod = infra(POD_FLAGS | _native.CLONE_NEWPID)
+    pod.start(1, ["sh", "-c", "sleep 100 & wait"], clone_flags=_native.CLONE_NEWNS)
+    pod.expect("started", 1)
+    pod.send(_native.encode_signal(1, signal.SIGTERM, group=True))
+    assert _native.exit_code(pod.expect("exited", 1)[3]) == 128 + signal.SIGTERM
+    pod.send(_native.encode_signal(77, signal.SIGTERM))  # unknown container: ignored
+    assert pod.shutdown() == 0
+
+
+def test_shutdown_kills_reports_and_exits_zero(infra: Any) -> None:
+    pod = infra()
+    pod.start(1, ["sleep", "100"])
+    pod.start(2, ["sleep", "100"])
+    pod.expect("started", 1)
+    pod.expect("started", 2)
+    assert pod.shutdown() == 0
+    exits: dict[int, int] = {}
+    while len(exits) < 2:
+        report = pod.report()
+        exits[report[1]] = report[3]
+    assert {cid: _native.exit_code(s) for cid, s in exits.items()} == {1: 137, 2: 137}
+    assert pod.sock.recv(100) == b""  # infra is gone: EOF
+
+
+def test_sigterm_to_infra_behaves_like_shutdown(infra: Any) -> None:
+    pod = infra()
+    pod.start(1, ["sleep", "100"])
+    pod.expect("started", 1)
+    _native.pidfd_send_signal(pod.pidfd, signal.SIGTERM)
+    assert _native.exit_code(pod.expect("exited", 1)[3]) == 137
+    assert wait_exit(pod.pidfd, close=False) == 0
+
+
+def test_orphans_are_reaped_by_infra_as_pid_1(infra: Any, tmp_path: Path) -> None:
+    pod = infra(POD_FLAGS | _native.CLONE_NEWPID)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    # The container double-forks a sleeper that holds the fifo, then exits at once.
+    pod.start(1, ["sh", "-c", f"(sleep 0.2 > {fifo} &); exit 0"], clone_flags=_native.CLONE_NEWNS)
+    pod.expect("started", 1)
+    pod.expect("exited", 1)
+    assert read_all(reader) == b""  # EOF: the orphan has exited
+    # Its SIGCHLD came before this container's: one reap pass takes both.
+    pod.start(2, ["true"], clone_flags=_native.CLONE_NEWNS)
+    pod.expect("started", 2)
+    pod.expect("exited", 2)
+    pod_ns = os.readlink(f"/proc/{pod.pid}/ns/pid")
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/ns/pid") == pod_ns:
+                    members.append(int(entry))
+            except OSError:
+                continue
+    assert members == [pod.pid]
+    assert pod.shutdown() == 0
+
+
+def test_containers_die_with_infra(infra: Any) -> None:
+    pod = infra()
+    pod.start(1, ["sleep", "100"])
+    pid = pod.expect("started", 1)[2]  # infra has no PID namespace: a host pid
+    container = os.pidfd_open(pid)
+    try:
+        _native.pidfd_send_signal(pod.pidfd, signal.SIGKILL)
+        assert _native.exit_code(wait_exit(pod.pidfd, close=False)) == 137
+        wait_readable(container)  # PR_SET_PDEATHSIG SIGKILL
+    finally:
+        os.close(container)
+
+
+def test_supd_away_then_reattach_gets_hello_and_queued_exits(infra: Any, tmp_path: Path) -> None:
+    path = str(tmp_path / "infra.sock")
+    pod = infra(listen_path=path)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    pod.start(1, ["sleep", "100"])
+    pod.start(2, ["sh", "-c", f"read x < {fifo}; exit 5"])
+    started = {pod.expect("started")[1:] for _ in range(2)}
+    by_cid = {cid: (pid, ns) for cid, pid, ns in started}
+    pidfd2 = os.pidfd_open(by_cid[2][0])  # infra has no PID namespace: a host pid
+    pod.sock.close()  # supd goes away; the pod carries on
+    os.close(os.open(fifo, os.O_WRONLY))  # container 2 reads EOF and exits while supd is away
+    wait_readable(pidfd2)
+    os.close(pidfd2)
+    pod.reconnect(path)
+    hello = pod.report()
+    assert hello[0] == "hello"
+    live = {cid: (pid, ns) for cid, pid, ns in hello[1]}
+    assert live.get(1) == by_cid[1]
+    exited: tuple[Any, ...] | None = None  # container 2 may be in hello if not reaped yet
+    while exited is None:
+        report = pod.report()
+        if report[0] == "exited" and report[1] == 2:
+            exited = report
+    assert _native.exit_code(exited[3]) == 5
+    assert pod.shutdown() == 0
+
+
+def test_loopback_up_and_hostname_in_the_pod(infra: Any) -> None:
+    pod = infra(hostname="shop-7f9")
+    status, out = run(["ip", "-o", "link", "show", "lo"], setns=[(pod.pidfd, _native.CLONE_NEWNET)])
+    assert status == 0
+    flags = re.search(r"<([A-Z_,]*)>", out)
+    assert flags and "UP" in flags.group(1).split(","), out
+    status, out = run(["hostname"], setns=[(pod.pidfd, _native.CLONE_NEWUTS)])
+    assert (status, out) == (0, "shop-7f9\n")
+    assert os.readlink(f"/proc/{pod.pid}/ns/net") != os.readlink("/proc/self/ns/net")
+
+
+def test_infra_is_small(infra: Any) -> None:
+    ballast = [bytearray(1 << 20) for _ in range(32)]  # supd's heap, copied by clone
+    pod = infra()
+    del ballast
+    assert Path(f"/proc/{pod.pid}/comm").read_text() == "supd-infra\n"
+    rollup = dict(
+        line.split(":", 1)
+        for line in Path(f"/proc/{pod.pid}/smaps_rollup").read_text().splitlines()[1:]
+    )
+    assert int(rollup["Rss"].split()[0]) < 4096, rollup["Rss"]
+    assert int(rollup["Anonymous"].split()[0]) < 1024, rollup["Anonymous"]
+    fds = sorted(
+        os.readlink(f"/proc/{pod.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pod.pid}/fd")
+    )
+    assert [re.sub(r"\d+", "N", fd) for fd in fds] == [
+        "/dev/null",
+        "/dev/null",
+        "/dev/null",
+        "anon_inode:[eventpoll]",
+        "anon_inode:[signalfd]",
+        "socket:[N]",
+    ]
+    # And it still works with the memory it released.
+    pod.start(1, ["echo", "fine"])
+    pod.expect("started", 1)
+    pod.expect("exited", 1)
+    assert pod.shutdown() == 0
+
+
+def test_spawn_infra_from_a_thread(infra: Any) -> None:
+    made: list[Any] = []
+    thread = threading.Thread(target=lambda: made.append(infra()))
+    thread.start()
+    thread.join()
+    pod = made[0]
+    pod.start(1, ["echo", "from thread"])
+    pod.expect("started", 1)
+    pod.expect("exited", 1)
+    assert pod.shutdown() == 0
+
+
+def test_infra_setup_failure_is_a_spawn_error() -> None:
+    with pytest.raises(_native.SpawnError) as info:
+        _native.spawn_infra(4000, clone_flags=POD_FLAGS, hostname="x")
+    assert str(info.value) == "epoll: Bad file descriptor"
+    with pytest.raises(ValueError):
+        _native.spawn_infra(4000, clone_flags=_native.CLONE_NEWNET, hostname="x")
+    with pytest.raises(ValueError):
+        _native.spawn_infra(4000, clone_flags=POD_FLAGS, hostname="x" * 65)
+
+
+# -- frames ----------------------------------------------------------------------------------
+
+
+def test_malformed_frames_are_rejected_without_harm(infra: Any) -> None:
+    pod = infra()
+    good = _native.encode_start(5, ["true"], [], "/", clone_flags=CONTAINER_FLAGS)
+    null = os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        pod.send(b"\x01\x00")  # shorter than a header: ignored
+        pod.send(b"\x63\x00\x00\x00\x05\x00\x00\x00")  # unknown type: ignored
+        pod.send(good[:-1])  # blob not NUL-terminated
+        assert pod.expect("start_failed", 5)[2:] == (FRAME, errno.EINVAL)
+        pod.send(good)  # no log fd
+        assert pod.expect("start_failed", 5)[2:] == (FRAME, errno.EBADF)
+        socket.send_fds(pod.sock, [good], [null, null])  # two fds
+        assert pod.expect("start_failed", 5)[2:] == (FRAME, errno.EINVAL)
+        socket.send_fds(pod.sock, [good + b"\0" * 70000], [null])  # over FRAME_MAX
+        assert pod.expect("start_failed", 5)[2:] == (FRAME, errno.E2BIG)
+        bad_count = bytearray(good)
+        bad_count[32:36] = (5000).to_bytes(4, "little")  # argc over the limit
+        socket.send_fds(pod.sock, [bytes(bad_count)], [null])
+        assert pod.expect("start_failed", 5)[2:] == (FRAME, errno.E2BIG)
+        bad_flags = bytearray(good)
+        bad_flags[8:16] = (0x100).to_bytes(8, "little")  # CLONE_VM
+        socket.send_fds(pod.sock, [bytes(bad_flags)], [null])
+        assert pod.expect("start_failed", 5)[2:] == (FRAME, errno.EINVAL)
+        pod.send(_native.encode_signal(5, 9)[:12])  # short signal frame: ignored
+        socket.send_fds(pod.sock, [good], [null])  # and it still works
+        pod.expect("started", 5)
+        pod.expect("exited", 5)
+        socket.send_fds(pod.sock, [good], [null])
+        assert pod.expect("started", 5)
+    finally:
+        os.close(null)
+    pod.expect("exited", 5)
+    assert pod.shutdown() == 0
+
+
+def test_duplicate_live_cid_is_refused(infra: Any) -> None:
+    pod = infra()
+    pod.start(1, ["sleep", "100"])
+    pod.expect("started", 1)
+    pod.start(1, ["true"])
+    assert pod.expect("start_failed", 1)[2:] == (_native.STEPS.index("slot"), errno.EEXIST)
+    assert pod.shutdown() == 0
+
+
+def test_encoders_validate_and_bound() -> None:
+    with pytest.raises(ValueError):
+        _native.encode_start(1, [], [], None, clone_flags=CONTAINER_FLAGS)
+    with pytest.raises(ValueError):
+        _native.encode_start(1, ["a\0"], [], None, clone_flags=CONTAINER_FLAGS)
+    with pytest.raises(ValueError):
+        _native.encode_start(1, ["x"] * 4097, [], None, clone_flags=CONTAINER_FLAGS)
+    with pytest.raises(ValueError):
+        _native.encode_start(1, ["x" * 70000], [], None, clone_flags=CONTAINER_FLAGS)
+    with pytest.raises(ValueError):
+        _native.encode_start(1, ["x"], [], None, clone_flags=_native.CLONE_NEWPID)  # mount_proc
+    with pytest.raises(ValueError):
+        _native.encode_signal(1, 0)
+    frame = _native.encode_start(
+        3,
+        ["a", "b"],
+        ["K=V"],
+        "/srv",
+        clone_flags=CONTAINER_FLAGS,
+        uid=1000,
+        gid=1000,
+        groups=[10, 20],
+    )
+    assert frame[:8] == (1).to_bytes(4, "little") + (3).to_bytes(4, "little")
+    assert frame.endswith(b"a\0b\0K=V\0/srv\0")
+    assert _native.encode_shutdown() == (3).to_bytes(4, "little") + bytes(4)
+
+
+def test_decode_report_rejects_malformed() -> None:
+    for frame in (
+        b"",
+        b"\x10\x00\x00\x00",
+        bytes(24),
+        b"\x10" + bytes(22),
+        (19).to_bytes(4, "little") + bytes(4) + (2).to_bytes(4, "little") + bytes(4),
+    ):
+        with pytest.raises(ValueError):
+            _native.decode_report(frame)
+    hello = (19).to_bytes(4, "little") + bytes(12)
+    assert _native.decode_report(hello) == ("hello", [])
+
+
+def test_container_uid_and_groups_through_frames(infra: Any) -> None:
+    pod = infra()
+    log = pod.start(1, ["sh", "-c", "id -u; id -g; id -G"], uid=65534, gid=65534, groups=[])
+    pod.expect("started", 1)
+    assert pod.expect("exited", 1)[3] == 0
+    assert [msg for *_, msg in cri_lines(log)] == ["65534", "65534", "65534"]
+    assert pod.shutdown() == 0
