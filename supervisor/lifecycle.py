@@ -110,7 +110,9 @@ def new_status(spec: PodSpec, now: float) -> PodStatus:
         containers=[
             ContainerStatus(
                 c.name,
-                reason=Reason.POD_INITIALIZING if spec.init_containers else Reason.CONTAINER_CREATING,
+                reason=Reason.POD_INITIALIZING
+                if spec.init_containers
+                else Reason.CONTAINER_CREATING,
             )
             for c in spec.containers
         ],
@@ -405,15 +407,15 @@ def _any_regular_started(status: PodStatus) -> bool:
 def refresh(spec: PodSpec, status: PodStatus, now: float) -> None:
     """Recompute the phase and the conditions after any change."""
     status.phase = compute_phase(spec, status)
-    initialized = all(st.succeeded for st in status.init_containers) or _any_regular_started(
-        status
-    )
+    initialized = all(st.succeeded for st in status.init_containers) or _any_regular_started(status)
     not_init = [st.name for st in status.init_containers if not st.succeeded]
     unready = [st.name for st in status.containers if not st.ready]
     completed = status.phase is Phase.SUCCEEDED
     ready_reason = "PodCompleted" if completed else "ContainersNotReady" if unready else ""
-    ready_message = "" if completed or not unready else (
-        f"containers with unready status: [{' '.join(unready)}]"
+    ready_message = (
+        ""
+        if completed or not unready
+        else (f"containers with unready status: [{' '.join(unready)}]")
     )
     _set(status, ConditionType.POD_SCHEDULED, True, now)
     _set(status, ConditionType.READY_TO_START, status.sandbox_ready, now)

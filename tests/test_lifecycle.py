@@ -265,7 +265,11 @@ def test_render_matches_v1_pod_shape() -> None:
     st = obj["status"]
     assert st["phase"] == "Running"
     assert [c["type"] for c in st["conditions"]] == [
-        "PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled",
+        "PodReadyToStartContainers",
+        "Initialized",
+        "Ready",
+        "ContainersReady",
+        "PodScheduled",
     ]
     assert all(c["status"] in ("True", "False") for c in st["conditions"])
     assert st["initContainerStatuses"][0]["state"]["terminated"]["reason"] == "Completed"

@@ -1,0 +1,226 @@
+"""supd's API: one method per protocol op, over the runtime. Validation happens here,
+before anything is created; the runtime only ever sees valid specs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+from . import __version__
+from .errors import AlreadyExists, Conflict, DeadlineExceeded, InvalidArgument, ManifestError
+from .events import matches
+from .logs import follow_log, read_log
+from .manifest import parse_pod
+from .runtime import Pod, Runtime
+from .spec import PodSpec
+from .store import Store
+
+log = logging.getLogger("supervisor.daemon")
+PROTOCOL_VERSION = 1
+
+
+class Call(Protocol):
+    async def send(self, payload: Any) -> None: ...
+
+
+class Api:
+    def __init__(self, runtime: Runtime, store: Store) -> None:
+        self.runtime = runtime
+        self.store = store
+
+    # -- apply ----------------------------------------------------------------------------
+
+    async def op_version(self, args: dict[str, Any], call: Call) -> dict[str, Any]:
+        return {"server": f"supd {__version__}", "protocol": PROTOCOL_VERSION}
+
+    async def op_apply(self, args: dict[str, Any], call: Call) -> dict[str, Any]:
+        """Validate every document first, so that a bad one creates nothing."""
+        source = args.get("source") or "<request>"
+        manifests = args["manifests"]
+        parsed: list[tuple[PodSpec, list[str]]] = []
+        causes: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for i, obj in enumerate(manifests):
+            where = f"document {i + 1}: " if len(manifests) > 1 else ""
+            try:
+                spec, warnings = parse_pod(obj, source, i)
+            except ManifestError as e:
+                causes += [
+                    (f"{where}{path}" if path else where.rstrip(": "), m) for path, m in e.causes
+                ]
+                continue
+            if spec.key in seen:
+                causes.append((f"{where}metadata.name", f'Duplicate value: "{spec.name}"'))
+            seen.add(spec.key)
+            parsed.append((spec, warnings))
+        if causes:
+            raise ManifestError(source, causes)
+        results = []
+        for spec, warnings in parsed:
+            action = await self._apply_one(spec, bool(args.get("force")))
+            results.append(
+                {
+                    "name": spec.name,
+                    "namespace": spec.namespace,
+                    "action": action,
+                    "warnings": warnings,
+                }
+            )
+        return {"results": results}
+
+    async def _apply_one(self, spec: PodSpec, force: bool) -> str:
+        existing = self.runtime.pods.get(spec.key)
+        if existing is not None:
+            if existing.status.deleting and not force:
+                raise Conflict(f'pod "{spec.name}" is being deleted; apply it again once gone')
+            if existing.spec == spec and not existing.status.deleting:
+                return "unchanged"
+            if not force:
+                raise Conflict(
+                    f'pod "{spec.name}" already exists with a different spec; pod specs '
+                    "cannot be updated in place: use --force to delete and recreate it",
+                    {"namespace": spec.namespace, "name": spec.name},
+                )
+            await self.runtime.delete(existing)
+            if spec.key in self.runtime.pods:  # someone else created it meanwhile
+                raise AlreadyExists(f'pod "{spec.name}" already exists')
+            self._create(spec)
+            return "configured"
+        self._create(spec)
+        return "created"
+
+    def _create(self, spec: PodSpec) -> Pod:
+        directory = self.store.save(spec)  # durable before the request is acknowledged
+        return self.runtime.create(spec, directory)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _select(self, namespace: str | None, name: str | None) -> list[Pod]:
+        if name is not None:
+            return [self.runtime.get(namespace or "default", name)]
+        return [
+            p
+            for key, p in sorted(self.runtime.pods.items())
+            if namespace is None or p.spec.namespace == namespace
+        ]
+
+    async def op_get(self, args: dict[str, Any], call: Call) -> dict[str, Any]:
+        pods = self._select(args.get("namespace"), args.get("name"))
+        return {"items": [self.runtime.view(p) for p in pods]}
+
+    async def op_watch(self, args: dict[str, Any], call: Call) -> None:
+        namespace, name = args.get("namespace"), args.get("name")
+        sub = self.runtime.feed.subscribe()  # before the snapshot: no change slips between
+        for pod in self._select(namespace, name) if name is None else self._maybe(namespace, name):
+            await call.send({"type": "ADDED", "object": self.runtime.view(pod)})
+        async for kind, obj in sub:
+            meta = obj["metadata"]
+            if (namespace is None or meta["namespace"] == namespace) and (
+                name is None or meta["name"] == name
+            ):
+                await call.send({"type": kind, "object": obj})
+
+    def _maybe(self, namespace: str | None, name: str) -> list[Pod]:
+        pod = self.runtime.pods.get(f"{namespace or 'default'}/{name}")
+        return [pod] if pod is not None else []
+
+    async def op_events(self, args: dict[str, Any], call: Call) -> None:
+        namespace, name = args.get("namespace"), args.get("name")
+        sub = self.runtime.events.feed.subscribe() if args.get("watch") else None
+        for event in self.runtime.events.backlog(namespace, name):
+            await call.send(event)
+        if sub is not None:
+            async for event in sub:
+                if matches(event, namespace, name):
+                    await call.send(event)
+
+    async def op_logs(self, args: dict[str, Any], call: Call) -> None:
+        pod = self.runtime.get(args.get("namespace") or "default", args["name"])
+        names = [c.name for c in pod.spec.containers]
+        container = args.get("container") or names[0]
+        if container not in {c.name for c in pod.spec.init_containers} | set(names):
+            raise InvalidArgument(
+                f"container {container} is not valid for pod {pod.spec.name}",
+                {"containers": names},
+            )
+        paths = pod.logs.get(container, [])
+        tail, timestamps = args.get("tail"), bool(args.get("timestamps"))
+        if args.get("previous"):
+            if len(paths) < 2:
+                raise InvalidArgument(
+                    f'previous terminated container "{container}" in pod '
+                    f'"{pod.spec.name}" not found'
+                )
+            await call.send({"data": read_log(paths[-2], tail=tail, timestamps=timestamps)})
+            return
+        if not paths:
+            st = pod.status.container(container)
+            raise InvalidArgument(
+                f'container "{container}" in pod "{pod.spec.name}" is waiting to start: '
+                f"{st.reason or 'not started'}"
+            )
+        path = paths[-1]
+        if not args.get("follow"):
+            await call.send({"data": read_log(path, tail=tail, timestamps=timestamps)})
+            return
+        st = pod.status.container(container)
+        instance = st.instance
+
+        def done() -> bool:
+            return instance not in pod.instances or pod.gone.done()
+
+        async for chunk in follow_log(
+            path, done=done, changed=lambda: pod.changed, tail=tail, timestamps=timestamps
+        ):
+            await call.send({"data": chunk})
+
+    # -- changing ---------------------------------------------------------------------------
+
+    async def op_delete(self, args: dict[str, Any], call: Call) -> dict[str, Any]:
+        pod = self.runtime.get(args.get("namespace") or "default", args["name"])
+        gone = self.runtime.delete(pod, args.get("grace_period"))
+        if args.get("wait", True):
+            await asyncio.shield(gone)
+        return {"name": pod.spec.name, "namespace": pod.spec.namespace}
+
+    async def op_wait(self, args: dict[str, Any], call: Call) -> dict[str, Any]:
+        namespace, name = args.get("namespace") or "default", args["name"]
+        what = args["for"]
+        timeout = args.get("timeout")
+        if what == "delete":
+            test = None
+        elif what.lower().startswith("condition="):
+            cond = what.split("=", 1)[1]
+            wanted = "true"
+            if "=" in cond:
+                cond, wanted = cond.split("=", 1)
+            test = (cond.lower(), wanted.lower())
+        else:
+            raise InvalidArgument(
+                f"--for: unrecognized condition {what!r}: use condition=NAME or delete"
+            )
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._wait(namespace, name, test)
+        except TimeoutError:
+            raise DeadlineExceeded(f"timed out waiting for the condition on pods/{name}") from None
+
+    async def _wait(
+        self, namespace: str, name: str, test: tuple[str, str] | None
+    ) -> dict[str, Any]:
+        if test is None:
+            pod = self.runtime.pods.get(f"{namespace}/{name}")
+            if pod is not None:
+                await asyncio.shield(pod.gone)
+            return {"met": True}
+        pod = self.runtime.get(namespace, name)
+        cond, wanted = test
+        while True:
+            for c in pod.status.conditions.values():
+                if c.type.lower() == cond and str(c.status).lower() == wanted:
+                    return {"met": True}
+            if pod.gone.done():
+                raise DeadlineExceeded(f"pods/{name} was deleted while waiting")
+            await asyncio.shield(pod.changed)

@@ -1,0 +1,48 @@
+"""Kubernetes's `$(VAR)` expansion in command, args and env values. Pure.
+
+Rules (k8s.io/kubernetes third_party/forked/golang/expansion): `$(NAME)` becomes the value
+of NAME when it is defined, and stays as written when it is not; `$$` is an escaped `$`, so
+`$$(NAME)` yields the literal `$(NAME)`; any other `$` is kept. An env value may refer to
+variables defined before it in the list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+
+def expand(text: str, env: Mapping[str, str]) -> str:
+    if "$" not in text:
+        return text
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch != "$" or i + 1 == n:
+            out.append(ch)
+            i += 1
+            continue
+        nxt = text[i + 1]
+        if nxt == "$":
+            out.append("$")
+            i += 2
+        elif nxt == "(":
+            close = text.find(")", i + 2)
+            if close < 0:
+                out.append(text[i:])
+                break
+            name = text[i + 2 : close]
+            out.append(env[name] if name in env else text[i : close + 1])
+            i = close + 1
+        else:
+            out.append("$")
+            i += 1
+    return "".join(out)
+
+
+def expand_env(pairs: Iterable[tuple[str, str]], base: Mapping[str, str]) -> dict[str, str]:
+    """Each value expanded against `base` plus the variables defined before it."""
+    env = dict(base)
+    for name, value in pairs:
+        env[name] = expand(value, env)
+    return env

@@ -1,0 +1,595 @@
+"""The runtime: executes what the lifecycle decides. The only importer of supervisor._native.
+
+Every pod has one infra process (clone with new net, ipc, uts [and pid] namespaces), which
+supd talks to over a SOCK_SEQPACKET socketpair: supd sends start/signal/shutdown frames, the
+infra answers with started/start_failed/exited reports. supd learns that an infra exited
+from its pidfd becoming readable. All of it arrives as loop events: there is no polling and
+no thread per pod. Decisions are `lifecycle.compute_pod_actions`; this module only acts.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import _native, lifecycle
+from .backoff import BackoffPolicy, next_restart
+from .broadcast import Broadcast
+from .errors import NotFound
+from .events import EventLog
+from .expansion import expand, expand_env
+from .lifecycle import PodEvent, PodStatus, RestartLater, StartContainer, StopSandbox
+from .podview import render_pod
+from .spec import DEFAULT_PATH, PodSpec
+from .states import EventType, Reason
+from .store import Store
+
+log = logging.getLogger("supervisor.runtime")
+
+Report = tuple[Any, ...]
+# Manifests accept any int64 grace period; timers take at most about a year.
+MAX_GRACE_SECONDS = 366 * 24 * 3600
+
+
+class Infra:
+    """supd's end of one pod's infra: its process (pid, pidfd) and its frame socket."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        pid: int,
+        pidfd: int,
+        sock: socket.socket,
+        on_report: Callable[[Report], None],
+        on_exit: Callable[[int], None],
+    ) -> None:
+        self.loop = loop
+        self.pid = pid
+        self.pidfd = pidfd
+        self.sock = sock
+        self._on_report = on_report
+        self._on_exit = on_exit
+        self._outbox: list[tuple[bytes, list[int]]] = []
+        self.closed = False
+        self.shutting_down = False
+        loop.add_reader(sock.fileno(), self._readable)
+        loop.add_reader(pidfd, self._exited)
+
+    def send(self, frame: bytes, fds: tuple[int, ...] = ()) -> None:
+        """Queue a frame (and fds, duplicated so the caller may close its own)."""
+        if self.closed:
+            return
+        self._outbox.append((frame, [os.dup(fd) for fd in fds]))
+        if len(self._outbox) == 1:
+            self._flush()
+
+    def shutdown(self) -> None:
+        """Ask the infra to end (once): it kills what is left, reports it, and exits."""
+        if not self.shutting_down:
+            self.shutting_down = True
+            self.send(_native.encode_shutdown())
+
+    def _flush(self) -> None:
+        while self._outbox:
+            frame, fds = self._outbox[0]
+            try:
+                if fds:
+                    self.sock.sendmsg(
+                        [frame], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+                    )
+                else:
+                    self.sock.send(frame)
+            except BlockingIOError:
+                self.loop.add_writer(self.sock.fileno(), self._flush)
+                return
+            except OSError as e:  # the infra is gone; its pidfd will say so
+                log.debug("infra %d: send failed: %s", self.pid, e)
+                self._drop_outbox()
+                return
+            self._outbox.pop(0)
+            for fd in fds:
+                os.close(fd)
+        self.loop.remove_writer(self.sock.fileno())
+
+    def _drop_outbox(self) -> None:
+        for _frame, fds in self._outbox:
+            for fd in fds:
+                os.close(fd)
+        self._outbox.clear()
+
+    def _readable(self) -> None:
+        for report in self.drain():
+            self._on_report(report)
+
+    def drain(self) -> list[Report]:
+        reports = []
+        while True:
+            try:
+                frame = self.sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                frame = b""
+            if not frame:
+                self.loop.remove_reader(self.sock.fileno())
+                break
+            try:
+                reports.append(_native.decode_report(frame))
+            except ValueError as e:
+                log.warning("infra %d: bad report frame: %s", self.pid, e)
+        return reports
+
+    def _exited(self) -> None:
+        status = _native.waitid_pidfd(self.pidfd)
+        if status is None:
+            return
+        for report in self.drain():
+            self._on_report(report)
+        self.close()
+        self._on_exit(status)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.loop.remove_reader(self.pidfd)
+        self.loop.remove_reader(self.sock.fileno())
+        self.loop.remove_writer(self.sock.fileno())
+        self._drop_outbox()
+        self.sock.close()
+        os.close(self.pidfd)
+
+
+@dataclass
+class Pod:
+    spec: PodSpec
+    status: PodStatus
+    directory: Path
+    changed: asyncio.Future[None]
+    gone: asyncio.Future[None]
+    infra: Infra | None = None
+    instances: dict[int, str] = field(default_factory=dict)
+    next_instance: int = 1
+    logs: dict[str, list[Path]] = field(default_factory=dict)
+    timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    deleted_at: float | None = None
+    grace: int | None = None
+    kill_at: float | None = None
+    kill_timer: asyncio.TimerHandle | None = None
+    sandbox_backoff: float = 0.0
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+
+class Runtime:
+    """Owns every pod on this host and carries out the lifecycle's decisions."""
+
+    def __init__(
+        self,
+        store: Store,
+        events: EventLog,
+        *,
+        node: str | None = None,
+        backoff: BackoffPolicy | None = None,
+        pods_die_with_supd: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.store = store
+        self.events = events
+        self.node = node or socket.gethostname()
+        self.backoff = backoff or BackoffPolicy()
+        self.pods_die_with_supd = pods_die_with_supd
+        self.clock = clock
+        self.pods: dict[str, Pod] = {}
+        # (type, v1 Pod) for `get -w` watchers: ADDED, MODIFIED, DELETED.
+        self.feed: Broadcast[tuple[str, dict[str, Any]]] = Broadcast()
+        # Called with (pod, container name, log path) when an instance is asked to start.
+        self.on_container_start: list[Callable[[Pod, str, Path], None]] = []
+
+    # -- pods -----------------------------------------------------------------------------
+
+    def get(self, namespace: str, name: str) -> Pod:
+        pod = self.pods.get(f"{namespace}/{name}")
+        if pod is None:
+            raise NotFound(f'pods "{name}" not found', {"namespace": namespace, "name": name})
+        return pod
+
+    def view(self, pod: Pod) -> dict[str, Any]:
+        return render_pod(
+            pod.spec, pod.status, node=self.node, deleted_at=pod.deleted_at, grace=pod.grace
+        )
+
+    def create(self, spec: PodSpec, directory: Path) -> Pod:
+        """Start a pod whose spec is already persisted in `directory`."""
+        now = self.clock()
+        pod = Pod(
+            spec=spec,
+            status=lifecycle.new_status(spec, now),
+            directory=directory,
+            changed=self.loop.create_future(),
+            gone=self.loop.create_future(),
+        )
+        self.pods[spec.key] = pod
+        self._event(
+            pod,
+            PodEvent(
+                EventType.NORMAL, "Scheduled", f"Successfully assigned {spec.key} to {self.node}"
+            ),
+            now,
+        )
+        self._publish(pod, "ADDED")
+        self._start_sandbox(pod)
+        return pod
+
+    def _start_sandbox(self, pod: Pod) -> None:
+        if pod.status.deleting:
+            return
+        spec = pod.spec
+        flags = _native.CLONE_NEWNET | _native.CLONE_NEWIPC | _native.CLONE_NEWUTS
+        if spec.share_process_namespace:
+            flags |= _native.CLONE_NEWPID
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            pid, pidfd = _native.spawn_infra(
+                theirs.fileno(),
+                clone_flags=flags,
+                hostname=spec.pod_hostname,
+                pdeathsig=signal.SIGKILL if self.pods_die_with_supd else 0,
+            )
+        except OSError as e:
+            ours.close()
+            self._sandbox_failed(pod, f"create pod sandbox: {e}")
+            return
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        pod.infra = Infra(
+            self.loop,
+            pid,
+            pidfd,
+            ours,
+            lambda report: self._on_report(pod, report),
+            lambda status: self._on_infra_exit(pod, status),
+        )
+        _write_infra_record(pod.directory, pid)
+        now = self.clock()
+        self._apply(pod, lifecycle.sandbox_created(spec, pod.status, now), now)
+
+    def _sandbox_failed(self, pod: Pod, message: str) -> None:
+        """kubelet's FailedCreatePodSandBox: the pod stays Pending and creation is retried
+        with the same backoff as container restarts."""
+        now = self.clock()
+        step = next_restart(self.backoff, pod.sandbox_backoff, 0.0)
+        delay = max(step.delay, self.backoff.initial)
+        pod.sandbox_backoff = step.next
+        pod.status.reason, pod.status.message = "FailedCreatePodSandBox", message
+        self._event(pod, PodEvent(EventType.WARNING, "FailedCreatePodSandBox", message), now)
+        self._schedule(pod, "", now + delay, lambda: self._start_sandbox(pod))
+        self._publish(pod, "MODIFIED")
+
+    # -- the sync loop ----------------------------------------------------------------------
+
+    def _apply(self, pod: Pod, events: list[PodEvent], now: float) -> None:
+        """After any change: record its events, act on the decisions, tell watchers."""
+        for event in events:
+            self._event(pod, event, now)
+        self._sync(pod, now)
+        self._publish(pod, "MODIFIED")
+        if pod.status.deleting:
+            self._continue_delete(pod)
+
+    def _sync(self, pod: Pod, now: float) -> None:
+        for action in lifecycle.compute_pod_actions(pod.spec, pod.status, now):
+            if isinstance(action, StartContainer):
+                self._start_container(pod, action.name, now)
+            elif isinstance(action, RestartLater):
+                self._schedule_restart(pod, action.name, action.at, now)
+            elif isinstance(action, StopSandbox) and pod.infra is not None:
+                pod.infra.shutdown()
+
+    def _schedule_restart(self, pod: Pod, name: str, at: float, now: float) -> None:
+        def due() -> None:
+            t = self.clock()
+            lifecycle.backoff_expired(pod.spec, pod.status, name, t)
+            self._apply(pod, [], t)
+
+        self._schedule(pod, name, at, due, now)
+
+    def _schedule(
+        self, pod: Pod, key: str, at: float, fn: Callable[[], None], now: float | None = None
+    ) -> None:
+        old = pod.timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+        delay = max(0.0, at - (self.clock() if now is None else now))
+        pod.timers[key] = self.loop.call_later(delay, fn)
+
+    def _start_container(self, pod: Pod, name: str, now: float) -> None:
+        spec, st = pod.spec, pod.status.container(name)
+        c = spec.container(name)
+        if c.image is not None:
+            # The local image store comes with the filesystem isolation work; until then an
+            # image can never be present, which kubelet calls ErrImageNeverPull.
+            st.reason = Reason.ERR_IMAGE_NEVER_PULL
+            st.message = (
+                f'Container image "{c.image}" is not present with pull policy of Never: '
+                "this supd has no image store yet; omit `image` to run on the host filesystem"
+            )
+            self._event(pod, PodEvent(EventType.WARNING, st.reason, st.message, name), now)
+            return
+        assert pod.infra is not None
+        instance = pod.next_instance
+        pod.next_instance += 1
+        number = st.restart_count + (1 if st.terminated is not None else 0)
+        path = pod.directory / name / f"{number}.log"
+        try:
+            path.parent.mkdir(exist_ok=True, mode=0o700)
+            log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            lifecycle.container_starting(st, instance)
+            events = lifecycle.container_start_failed(
+                spec, pod.status, name, f"open log {path}: {e.strerror}", 128, now, self.backoff
+            )
+            for event in events:
+                self._event(pod, event, now)
+            # Act on the restart decision from the loop, not from inside this sync.
+            self.loop.call_soon(self._apply, pod, [], now)
+            return
+        try:
+            env = expand_env(c.env, {"PATH": DEFAULT_PATH, "HOSTNAME": spec.pod_hostname})
+            argv = [expand(arg, env) for arg in c.argv()]
+            flags = _native.CLONE_NEWNS | (
+                0 if spec.share_process_namespace else _native.CLONE_NEWPID
+            )
+            frame = _native.encode_start(
+                instance,
+                argv,
+                [f"{k}={v}" for k, v in env.items()],
+                c.working_dir or "/",
+                clone_flags=flags,
+            )
+            pod.infra.send(frame, (log_fd,))
+        finally:
+            os.close(log_fd)
+        pod.instances[instance] = name
+        pod.logs.setdefault(name, []).append(path)
+        lifecycle.container_starting(st, instance)
+        self._event(
+            pod, PodEvent(EventType.NORMAL, "Created", f"Created container {name}", name), now
+        )
+        for hook in self.on_container_start:
+            hook(pod, name, path)
+
+    # -- reports from the infra --------------------------------------------------------------
+
+    def _on_report(self, pod: Pod, report: Report) -> None:
+        kind, instance = report[0], report[1] if len(report) > 1 else 0
+        name = pod.instances.get(instance) if isinstance(instance, int) else None
+        if kind == "hello" or name is None:
+            return
+        st = pod.status.container(name)
+        if st.instance != instance:
+            return  # a report about an instance that has been replaced
+        spec = pod.spec
+        if kind == "started":
+            t = report[3] / 1e9
+            events = lifecycle.container_started(spec, pod.status, name, report[2], t)
+            if pod.status.deleting:
+                self._signal(pod, name, signal.SIGTERM if pod.kill_at is None else signal.SIGKILL)
+        elif kind == "start_failed":
+            c = spec.container(name)
+            err = _native.spawn_error(report[2], report[3], c.argv()[0], c.working_dir)
+            t = self.clock()
+            events = lifecycle.container_start_failed(
+                spec, pod.status, name, str(err), err.exit_code, t, self.backoff
+            )
+            del pod.instances[instance]
+        elif kind == "exited":
+            status, t = report[3], report[4] / 1e9
+            signo = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+            events = lifecycle.container_exited(
+                spec, pod.status, name, _native.exit_code(status), signo, t, self.backoff
+            )
+            del pod.instances[instance]
+        else:
+            log.warning("pod %s: unknown report %r", pod.key, report)
+            return
+        self._apply(pod, events, t)
+
+    def _on_infra_exit(self, pod: Pod, status: int) -> None:
+        pod.infra = None
+        now = self.clock()
+        if pod.status.deleting:
+            self._finish_delete(pod)
+            return
+        lost = [st for st in pod.status.all() if st.running or st.starting]
+        events: list[PodEvent] = []
+        if lost or not pod.status.phase.terminal:
+            # Its containers died with it (PR_SET_PDEATHSIG, or the PID namespace's end).
+            log.warning("pod %s: infra exited unexpectedly (%#x)", pod.key, status)
+            events.append(
+                PodEvent(
+                    EventType.NORMAL,
+                    "SandboxChanged",
+                    "Pod sandbox changed, it will be killed and re-created.",
+                )
+            )
+            for st in lost:
+                events += lifecycle.container_exited(
+                    pod.spec,
+                    pod.status,
+                    st.name,
+                    128 + signal.SIGKILL,
+                    signal.SIGKILL,
+                    now,
+                    self.backoff,
+                )
+                pod.instances.pop(st.instance, None)
+        events += lifecycle.sandbox_gone(pod.spec, pod.status, now)
+        for event in events:
+            self._event(pod, event, now)
+        self._publish(pod, "MODIFIED")
+        if not pod.status.phase.terminal:
+            self._start_sandbox(pod)
+
+    # -- deletion -------------------------------------------------------------------------
+
+    def delete(self, pod: Pod, grace: int | None = None) -> asyncio.Future[None]:
+        """Begin the termination sequence (idempotent); the future resolves when it is gone."""
+        now = self.clock()
+        if not pod.status.deleting:
+            g = pod.spec.termination_grace_period_seconds if grace is None else max(grace, 0)
+            g = min(g, MAX_GRACE_SECONDS)
+            pod.deleted_at, pod.grace = now, g
+            (pod.directory / "deleting").touch()
+            for timer in pod.timers.values():
+                timer.cancel()
+            pod.timers.clear()
+            lifecycle.start_deleting(pod.spec, pod.status, now)
+            for st in pod.status.all():
+                if st.running:
+                    self._event(
+                        pod,
+                        PodEvent(
+                            EventType.NORMAL, "Killing", f"Stopping container {st.name}", st.name
+                        ),
+                        now,
+                    )
+            if g == 0:
+                self._kill_all(pod)
+            else:
+                for st in pod.status.all():
+                    if st.running:
+                        self._signal(pod, st.name, signal.SIGTERM)
+                pod.kill_timer = self.loop.call_later(g, self._kill_all, pod)
+            self._publish(pod, "MODIFIED")
+            self._continue_delete(pod)
+        elif grace is not None and pod.kill_at is None and grace < (pod.grace or 0):
+            # A shorter grace period overrides a longer one, as for kubectl delete.
+            if pod.kill_timer is not None:
+                pod.kill_timer.cancel()
+            pod.kill_timer = self.loop.call_later(max(grace, 0), self._kill_all, pod)
+        return pod.gone
+
+    def _kill_all(self, pod: Pod) -> None:
+        pod.kill_at = self.clock()
+        for st in pod.status.all():
+            if st.running:
+                self._signal(pod, st.name, signal.SIGKILL, group=True)
+
+    def _continue_delete(self, pod: Pod) -> None:
+        if any(st.running or st.starting for st in pod.status.all()):
+            return
+        if pod.infra is not None:
+            pod.infra.shutdown()
+        else:
+            self._finish_delete(pod)
+
+    def _finish_delete(self, pod: Pod) -> None:
+        if self.pods.get(pod.key) is not pod:
+            return
+        if pod.kill_timer is not None:
+            pod.kill_timer.cancel()
+        for timer in pod.timers.values():
+            timer.cancel()
+        del self.pods[pod.key]
+        self.store.remove(pod.directory)
+        self.events.forget(pod.spec.namespace, pod.spec.name)
+        self._publish(pod, "DELETED")
+        if not pod.gone.done():
+            pod.gone.set_result(None)
+
+    def _signal(self, pod: Pod, name: str, signo: int, group: bool = False) -> None:
+        st = pod.status.container(name)
+        if pod.infra is not None and st.instance:
+            pod.infra.send(_native.encode_signal(st.instance, signo, group))
+
+    async def stop_all(self, grace: int | None = None) -> None:
+        """Delete every pod (supd run and PID 1 mode end this way)."""
+        waits = [self.delete(pod, grace) for pod in list(self.pods.values())]
+        if waits:
+            await asyncio.gather(*waits)
+
+    def detach(self) -> None:
+        """Let go of every infra without stopping it (a daemon's exit; pods keep running)."""
+        for pod in self.pods.values():
+            for timer in pod.timers.values():
+                timer.cancel()
+            if pod.kill_timer is not None:
+                pod.kill_timer.cancel()
+            if pod.infra is not None:
+                pod.infra.close()
+                pod.infra = None
+
+    # -- notifications ----------------------------------------------------------------------
+
+    def _event(self, pod: Pod, event: PodEvent, now: float) -> None:
+        self.events.record(pod.spec.namespace, pod.spec.name, event, now)
+
+    def _publish(self, pod: Pod, kind: str) -> None:
+        if not pod.changed.done():
+            pod.changed.set_result(None)
+        pod.changed = self.loop.create_future()
+        if len(self.feed):
+            self.feed.publish((kind, self.view(pod)))
+
+
+def _write_infra_record(directory: Path, pid: int) -> None:
+    """Remember which process is the pod's infra, with its start time so that a reused pid
+    is never mistaken for it."""
+    (directory / "infra").write_text(f"{pid} {process_start_time(pid)}\n")
+
+
+def process_start_time(pid: int) -> int:
+    """Field 22 of /proc/PID/stat (proc(5)): start time in clock ticks since boot."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return -1
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+async def kill_stale_infra(directory: Path) -> None:
+    """Stop the infra a previous supd left running for this pod, and wait until it is gone.
+
+    The pod is then started afresh. Taking running containers over without restarting them
+    is the live-restore work (issue 8)."""
+    try:
+        pid_s, start_s = (directory / "infra").read_text().split()
+        pid, start = int(pid_s), int(start_s)
+    except (OSError, ValueError):
+        return
+    if process_start_time(pid) != start:
+        return
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    loop = asyncio.get_running_loop()
+    gone: asyncio.Future[None] = loop.create_future()
+
+    def exited() -> None:
+        if not gone.done():
+            gone.set_result(None)
+
+    loop.add_reader(pidfd, exited)
+    try:
+        _native.pidfd_send_signal(pidfd, signal.SIGKILL)
+        await gone
+    except ProcessLookupError:
+        pass
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)

@@ -1,0 +1,214 @@
+"""Shared fixtures: real supd processes on temporary sockets and state dirs.
+
+Tests that need root or namespaces call `require_root()`: they skip on an unprivileged
+machine, but when CI is set they fail instead, so that no truth is skipped in CI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BIN = Path(sys.executable).parent
+SUPD = str(BIN / "supd")
+SUPCTL = str(BIN / "supctl")
+
+
+def require_root() -> None:
+    if os.geteuid() == 0:
+        return
+    if os.environ.get("CI"):
+        pytest.fail("this test needs root and namespaces, and CI is set: not skipping")
+    pytest.skip("needs root and namespaces")
+
+
+def proc_children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def zombies_of(pid: int) -> list[int]:
+    """Children of `pid` that have exited and not been reaped."""
+    found = []
+    for child in proc_children(pid):
+        try:
+            state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state == "Z":
+            found.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@dataclass
+class Supd:
+    """One real supd daemon, and a supctl that talks to it."""
+
+    socket: Path
+    state_dir: Path
+    proc: subprocess.Popen[bytes] | None = None
+    infra_pids: set[int] = field(default_factory=set)
+
+    def start(self, *extra: str) -> None:
+        r, w = os.pipe()
+        self.proc = subprocess.Popen(
+            [
+                SUPD,
+                "--socket",
+                str(self.socket),
+                "--state-dir",
+                str(self.state_dir),
+                "--backoff-initial",
+                "0.2",
+                "--backoff-max",
+                "1",
+                "--notify-fd",
+                str(w),
+                *extra,
+            ],
+            pass_fds=(w,),
+            stderr=open(self.state_dir.parent / "supd.log", "ab"),  # noqa: SIM115
+        )
+        os.close(w)
+        with os.fdopen(r, "rb") as ready:
+            line = ready.readline()  # written once the socket listens; EOF if supd died
+        if not line:
+            code = self.proc.wait()
+            log = (self.state_dir.parent / "supd.log").read_text()
+            raise RuntimeError(f"supd exited with {code} before it was ready:\n{log}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=30)
+        self.proc = None
+        return code
+
+    def ctl(
+        self, *args: str, check: bool = True, input: bytes | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run(
+            [SUPCTL, "--socket", str(self.socket), *args],
+            input=input.decode() if input is not None else None,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and res.returncode != 0:
+            raise AssertionError(
+                f"supctl {' '.join(args)} exited {res.returncode}:\n{res.stdout}{res.stderr}"
+            )
+        return res
+
+    def apply(self, manifest: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.ctl("apply", "-f", "-", *args, input=manifest.encode())
+
+    def pod(self, name: str, namespace: str = "default") -> dict[str, Any]:
+        obj: dict[str, Any] = json.loads(
+            self.ctl("get", "pod", name, "-n", namespace, "-o", "json").stdout
+        )
+        return obj
+
+    def wait(self, name: str, condition: str = "condition=Ready", timeout: str = "30s") -> None:
+        self.ctl("wait", f"pod/{name}", f"--for={condition}", f"--timeout={timeout}")
+
+    def watch_until(self, name: str, predicate: Any, timeout: float = 30) -> dict[str, Any]:
+        """Follow `get -w -o json` until the pod satisfies `predicate`: no polling."""
+        proc = subprocess.Popen(
+            [SUPCTL, "--socket", str(self.socket), "get", "pod", name, "-w", "-o", "json"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + timeout
+        try:
+            decoder = json.JSONDecoder()
+            buf = ""
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                buf += line
+                try:
+                    obj, end = decoder.raw_decode(buf.strip())
+                except ValueError:
+                    continue
+                buf = buf.strip()[end:]
+                if predicate(obj):
+                    return obj
+                if time.monotonic() > deadline:
+                    break
+            raise AssertionError(f"pod {name} never reached the expected state")
+        finally:
+            proc.kill()
+            proc.wait()
+
+    def follow_logs(self, name: str, *args: str) -> subprocess.Popen[str]:
+        """`supctl logs -f`, running: read its stdout to wait for output to appear."""
+        return subprocess.Popen(
+            [SUPCTL, "--socket", str(self.socket), "logs", name, "-f", *args],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def infra_of(self, name: str, namespace: str = "default") -> int:
+        for d in (self.state_dir / "pods").iterdir():
+            if d.name.startswith(f"{namespace}_{name}_"):
+                pid = int((d / "infra").read_text().split()[0])
+                self.infra_pids.add(pid)
+                return pid
+        raise AssertionError(f"no infra recorded for {namespace}/{name}")
+
+
+@pytest.fixture
+def supd(tmp_path: Path) -> Iterator[Supd]:
+    require_root()
+    d = Supd(socket=tmp_path / "supd.sock", state_dir=tmp_path / "state")
+    d.start()
+    try:
+        yield d
+    finally:
+        if d.proc is not None:
+            try:
+                pods = json.loads(
+                    d.ctl("get", "pods", "-A", "-o", "json", check=False).stdout or '{"items": []}'
+                )["items"]
+                for p in pods:
+                    meta = p["metadata"]
+                    d.ctl(
+                        "delete",
+                        "pod",
+                        meta["name"],
+                        "-n",
+                        meta["namespace"],
+                        "--grace-period",
+                        "0",
+                        check=False,
+                    )
+            finally:
+                d.stop()
+        for pid in d.infra_pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        log = tmp_path / "supd.log"
+        if log.exists():
+            text = log.read_text()
+            assert "Traceback" not in text, text
