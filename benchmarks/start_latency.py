@@ -78,7 +78,7 @@ def spawn_once() -> float:
         | _native.CLONE_NEWPID
     )
     t0 = time.perf_counter()
-    pid, pidfd = _native.spawn([SLEEP, "1000"], clone_flags=flags, mount_proc=True)
+    _pid, pidfd = _native.spawn([SLEEP, "1000"], clone_flags=flags, mount_proc=True)
     t = time.perf_counter() - t0
     _native.pidfd_send_signal(pidfd, signal.SIGKILL)
     os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
