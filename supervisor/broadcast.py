@@ -6,11 +6,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Generic, TypeVar
 
+from .errors import ResourceExhausted
+
 T = TypeVar("T")
 
 
-class Overflow(Exception):
-    """A subscriber fell more than its limit behind and was cut off."""
+class Overflow(ResourceExhausted):
+    """A subscriber fell more than its limit behind and was cut off (the stream ends with
+    this typed error rather than buffering without bound)."""
 
 
 class Subscription(Generic[T]):

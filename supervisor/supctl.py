@@ -819,6 +819,16 @@ def report(ctx: Context, e: SupervisorError) -> int:
     if isinstance(e, NotFound):
         ctx.warn(f"Error from server (NotFound): {e.message}")
         return 1
+    causes = e.details.get("causes") if isinstance(e.details, dict) else None
+    if isinstance(causes, list) and len(causes) > 1:
+        # One line per invalid field, as kubectl lists them ("* spec.x: Invalid value").
+        source = e.details.get("source") or "the manifest"
+        ctx.warn(f"error: {source} is invalid:")
+        for cause in causes:
+            if isinstance(cause, dict):
+                field, message = cause.get("field"), cause.get("message")
+                ctx.warn(f"* {field}: {message}" if field else f"* {message}")
+        return 2
     ctx.warn(f"error: {e.message}")
     return 2 if isinstance(e, InvalidArgument) else 1
 
