@@ -319,3 +319,26 @@ def test_supd_run_exit_code_is_the_failing_container() -> None:
         [SUPD, "run", "-"], input="kind: Pod\n", capture_output=True, text=True, timeout=60
     )
     assert res.returncode == 2 and "apiVersion" in res.stderr
+
+
+def test_no_fd_zombie_or_process_leak_across_pods(supd: Supd) -> None:
+    assert supd.proc is not None
+    fds = Path(f"/proc/{supd.proc.pid}/fd")
+    supd.apply(pod_yaml("warm", "c=true", restart="Never"))
+    supd.watch_until("warm", lambda o: o["status"]["phase"] == "Succeeded")
+    supd.ctl("delete", "pod", "warm")
+    before = len(list(fds.iterdir()))
+    for round_ in range(3):
+        docs = "---\n".join(
+            pod_yaml(f"leak{round_}-{i}", "c=sleep 1000", "d=exit 1") for i in range(5)
+        )
+        supd.apply(docs)
+        for i in range(5):
+            supd.wait(f"leak{round_}-{i}", "condition=PodReadyToStartContainers")
+        infras = [supd.infra_of(f"leak{round_}-{i}") for i in range(5)]
+        for i in range(5):
+            supd.ctl("delete", "pod", f"leak{round_}-{i}", "--grace-period", "0")
+        assert not any(alive(p) for p in infras)
+    assert len(list(fds.iterdir())) == before
+    assert zombies_of(supd.proc.pid) == []
+    assert proc_children(supd.proc.pid) == []
