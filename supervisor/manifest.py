@@ -30,7 +30,15 @@ from typing import Any
 import yaml
 
 from .errors import ManifestError
-from .spec import DEFAULT_GRACE_SECONDS, DEFAULT_NAMESPACE, ContainerSpec, PodSpec
+from .spec import (
+    DEFAULT_GRACE_SECONDS,
+    DEFAULT_NAMESPACE,
+    DEFAULT_TERMINATION_MESSAGE_PATH,
+    ContainerSpec,
+    Handler,
+    PodSpec,
+    Probe,
+)
 
 __all__ = ["load_documents", "load_pods", "parse_pod"]
 
@@ -82,6 +90,7 @@ _QUALIFIED_NAME_RE = re.compile(_QUALIFIED_NAME_FMT)
 _LABEL_VALUE_RE = re.compile(_LABEL_VALUE_FMT)
 _ENV_NAME_RE = re.compile("[\x20-\x3c\x3e-\x7e]+")
 _PORT_NAME_CHARSET_RE = re.compile("[-a-z0-9]+")
+_HEADER_NAME_RE = re.compile("[-A-Za-z0-9]+")
 _UID_RE = re.compile("[A-Za-z0-9][-A-Za-z0-9_.]{0,127}")
 
 # The API server's generateName suffix (apiserver SimpleNameGenerator, utilrand.String): five
@@ -196,7 +205,7 @@ _POD_SPEC_FIELDS: dict[str, _FieldKind] = {
     "hostnameOverride": _UNSUPPORTED,
     "setHostnameAsFQDN": _Unsupported((False,)),
     "dnsConfig": _UNSUPPORTED,
-    "activeDeadlineSeconds": _UNSUPPORTED,
+    "activeDeadlineSeconds": _V,
     "readinessGates": _UNSUPPORTED,
     "os": _UNSUPPORTED,
     "overhead": _UNSUPPORTED,
@@ -216,21 +225,70 @@ _CONTAINER_FIELDS: dict[str, _FieldKind] = {
     "imagePullPolicy": _Ignored("images come from the local image store"),
     "resizePolicy": _Ignored("resource limits are not supported yet"),
     "envFrom": _UNSUPPORTED,
-    "livenessProbe": _UNSUPPORTED,
-    "readinessProbe": _UNSUPPORTED,
-    "startupProbe": _UNSUPPORTED,
-    "lifecycle": _UNSUPPORTED,
+    "livenessProbe": _V,
+    "readinessProbe": _V,
+    "startupProbe": _V,
+    "lifecycle": _V,
     "volumeMounts": _UNSUPPORTED,
     "volumeDevices": _UNSUPPORTED,
     "securityContext": _UNSUPPORTED,
-    "terminationMessagePath": _Unsupported(("/dev/termination-log",)),
-    "terminationMessagePolicy": _Unsupported(("File",)),
+    "terminationMessagePath": _V,
+    "terminationMessagePolicy": _V,
     "stdin": _Unsupported((False,)),
     "stdinOnce": _Unsupported((False,)),
     "tty": _Unsupported((False,)),
-    "restartPolicy": _UNSUPPORTED,
+    "restartPolicy": _V,
     "restartPolicyRules": _UNSUPPORTED,
 }
+
+_PROBE_FIELDS: dict[str, _FieldKind] = {
+    "exec": _V,
+    "httpGet": _V,
+    "tcpSocket": _V,
+    "grpc": _V,
+    "initialDelaySeconds": _V,
+    "timeoutSeconds": _V,
+    "periodSeconds": _V,
+    "successThreshold": _V,
+    "failureThreshold": _V,
+    "terminationGracePeriodSeconds": _V,
+}
+
+_LIFECYCLE_FIELDS: dict[str, _FieldKind] = {
+    "postStart": _V,
+    "preStop": _V,
+    "stopSignal": _UNSUPPORTED,
+}
+
+_HOOK_FIELDS: dict[str, _FieldKind] = {
+    "exec": _V,
+    "httpGet": _V,
+    "sleep": _V,
+    # Deprecated in Kubernetes and never run by kubelet: refused rather than ignored.
+    "tcpSocket": _UNSUPPORTED,
+}
+
+_EXEC_FIELDS: dict[str, _FieldKind] = {"command": _V}
+_HTTP_GET_FIELDS: dict[str, _FieldKind] = {
+    "path": _V,
+    "port": _V,
+    "host": _V,
+    "scheme": _V,
+    "httpHeaders": _V,
+}
+_HEADER_FIELDS: dict[str, _FieldKind] = {"name": _V, "value": _V}
+_TCP_FIELDS: dict[str, _FieldKind] = {"port": _V, "host": _V}
+_GRPC_FIELDS: dict[str, _FieldKind] = {"port": _V, "service": _V}
+_SLEEP_FIELDS: dict[str, _FieldKind] = {"seconds": _V}
+_HANDLER_FIELDS = {
+    "exec": _EXEC_FIELDS,
+    "httpGet": _HTTP_GET_FIELDS,
+    "tcpSocket": _TCP_FIELDS,
+    "grpc": _GRPC_FIELDS,
+    "sleep": _SLEEP_FIELDS,
+}
+TERMINATION_MESSAGE_POLICIES = ("File", "FallbackToLogsOnError")
+HTTP_SCHEMES = ("HTTP", "HTTPS")
 
 _ENV_FIELDS: dict[str, _FieldKind] = {"name": _V, "value": _V, "valueFrom": _UNSUPPORTED}
 
@@ -630,6 +688,14 @@ class _Validator:
             hostname = self.string(spec["hostname"], "spec.hostname") or None
             if hostname:
                 self.dns_label(hostname, "spec.hostname")
+        deadline = None
+        if "activeDeadlineSeconds" in spec:
+            path = "spec.activeDeadlineSeconds"
+            n = self.integer(spec["activeDeadlineSeconds"], path)
+            if n is not None and n <= 0:
+                self.invalid(path, n, "must be greater than 0")
+            elif n is not None:
+                deadline = n
         share = False
         if "shareProcessNamespace" in spec:
             share = bool(self.boolean(spec["shareProcessNamespace"], "spec.shareProcessNamespace"))
@@ -650,6 +716,7 @@ class _Validator:
             termination_grace_period_seconds=grace,
             hostname=hostname,
             share_process_namespace=share,
+            active_deadline_seconds=deadline,
         )
 
     def pod_name(self, meta: dict[str, Any]) -> str:
@@ -736,12 +803,14 @@ class _Validator:
                 self.invalid(path, items, "must be a list")
                 continue
             for i, item in enumerate(items):
-                c = self.container(item, f"{path}[{i}]", seen)
+                c = self.container(item, f"{path}[{i}]", seen, init=field == "initContainers")
                 if c is not None:
                     out.append(c)
         return tuple(init), tuple(main)
 
-    def container(self, obj: object, path: str, seen: set[str]) -> ContainerSpec | None:
+    def container(
+        self, obj: object, path: str, seen: set[str], *, init: bool = False
+    ) -> ContainerSpec | None:
         f = self.fields(obj, path, _CONTAINER_FIELDS)
         if f is None:
             return None
@@ -779,10 +848,57 @@ class _Validator:
                 self.invalid(f"{path}.workingDir", wd, "must be an absolute path")
             working_dir = wd or None
         env = self.env(f["env"], f"{path}.env") if "env" in f else ()
-        if "ports" in f:
-            self.ports(f["ports"], f"{path}.ports")
+        ports = self.ports(f["ports"], f"{path}.ports") if "ports" in f else ()
         if "resources" in f:
             self.fields(f["resources"], f"{path}.resources", _RESOURCES_FIELDS)
+        restart_policy = None
+        if "restartPolicy" in f:
+            rp = self.string(f["restartPolicy"], f"{path}.restartPolicy")
+            if rp and not init:
+                # Kubernetes before container restart rules: only init containers take one.
+                self.forbidden(f"{path}.restartPolicy", "may not be set for non-init containers")
+            elif rp and rp != "Always":
+                self.unsupported(f"{path}.restartPolicy", rp, ("Always",))
+            restart_policy = rp or None
+        sidecar = restart_policy == "Always"
+        probes: dict[str, Probe | None] = {}
+        for key in ("livenessProbe", "readinessProbe", "startupProbe"):
+            probes[key] = None
+            if key in f:
+                if init and not sidecar:
+                    self.forbidden(
+                        f"{path}.{key}",
+                        "may not be set for init containers without restartPolicy=Always",
+                    )
+                    continue
+                probes[key] = self.probe(f[key], f"{path}.{key}", key)
+        post_start = pre_stop = None
+        if "lifecycle" in f:
+            if init and not sidecar:
+                self.forbidden(
+                    f"{path}.lifecycle",
+                    "may not be set for init containers without restartPolicy=Always",
+                )
+            else:
+                post_start, pre_stop = self.lifecycle(f["lifecycle"], f"{path}.lifecycle")
+        message_path = DEFAULT_TERMINATION_MESSAGE_PATH
+        if "terminationMessagePath" in f:
+            mpath = f"{path}.terminationMessagePath"
+            mp = self.string(f["terminationMessagePath"], mpath, exec_safe=True)
+            if mp is not None and not mp.startswith("/"):
+                self.invalid(mpath, mp, "must be an absolute path")
+            elif mp is not None and len(mp) > 4096:
+                self.invalid(mpath, mp, "must not be greater than 4096 characters")
+            elif mp:
+                message_path = mp
+        message_policy = "File"
+        if "terminationMessagePolicy" in f:
+            mpol = f"{path}.terminationMessagePolicy"
+            pol = self.string(f["terminationMessagePolicy"], mpol)
+            if pol and pol not in TERMINATION_MESSAGE_POLICIES:
+                self.unsupported(mpol, pol, TERMINATION_MESSAGE_POLICIES)
+            elif pol:
+                message_policy = pol
         return ContainerSpec(
             name=name,
             image=image,
@@ -790,7 +906,169 @@ class _Validator:
             args=args,
             env=env,
             working_dir=working_dir,
+            ports=ports,
+            liveness_probe=probes["livenessProbe"],
+            readiness_probe=probes["readinessProbe"],
+            startup_probe=probes["startupProbe"],
+            post_start=post_start,
+            pre_stop=pre_stop,
+            restart_policy=restart_policy,
+            termination_message_path=message_path,
+            termination_message_policy=message_policy,
         )
+
+    # Probes and hooks (pkg/apis/core/validation: validateProbe, validateHandler).
+    def probe(self, value: object, path: str, kind: str) -> Probe | None:
+        f = self.fields(value, path, _PROBE_FIELDS)
+        if f is None:
+            return None
+        handler = self.handler(f, path, ("exec", "httpGet", "tcpSocket", "grpc"))
+        numbers: dict[str, int] = {}
+        for key, default in (
+            ("initialDelaySeconds", 0),
+            ("timeoutSeconds", 1),
+            ("periodSeconds", 10),
+            ("successThreshold", 1),
+            ("failureThreshold", 3),
+        ):
+            n = self.integer(f[key], f"{path}.{key}") if key in f else None
+            if n is not None and n < 0:
+                self.invalid(f"{path}.{key}", n, "must be greater than or equal to 0")
+                n = None
+            # Kubernetes defaults a zero (unset) timeout, period and thresholds.
+            numbers[key] = n if n else default
+        if kind != "readinessProbe" and numbers["successThreshold"] != 1:
+            self.invalid(f"{path}.successThreshold", numbers["successThreshold"], "must be 1")
+        grace = None
+        if "terminationGracePeriodSeconds" in f:
+            gpath = f"{path}.terminationGracePeriodSeconds"
+            grace = self.integer(f["terminationGracePeriodSeconds"], gpath)
+            if kind == "readinessProbe" and grace is not None:
+                self.invalid(gpath, grace, "must not be set for readinessProbes")
+                grace = None
+            elif grace is not None and grace <= 0:
+                self.invalid(gpath, grace, "must be greater than 0")
+                grace = None
+        if handler is None:
+            return None
+        return Probe(
+            handler=handler,
+            initial_delay_seconds=numbers["initialDelaySeconds"],
+            period_seconds=numbers["periodSeconds"],
+            timeout_seconds=numbers["timeoutSeconds"],
+            success_threshold=numbers["successThreshold"],
+            failure_threshold=numbers["failureThreshold"],
+            termination_grace_period_seconds=grace,
+        )
+
+    def lifecycle(self, value: object, path: str) -> tuple[Handler | None, Handler | None]:
+        f = self.fields(value, path, _LIFECYCLE_FIELDS)
+        if f is None:
+            return None, None
+        hooks: list[Handler | None] = []
+        for key in ("postStart", "preStop"):
+            hook = None
+            if key in f:
+                h = self.fields(f[key], f"{path}.{key}", _HOOK_FIELDS)
+                if h is not None:
+                    hook = self.handler(h, f"{path}.{key}", ("exec", "httpGet", "sleep"))
+            hooks.append(hook)
+        return hooks[0], hooks[1]
+
+    def handler(self, f: dict[str, Any], path: str, kinds: tuple[str, ...]) -> Handler | None:
+        given = [k for k in kinds if k in f]
+        if not given:
+            self.required(path, "must specify a handler type")
+            return None
+        if len(given) > 1:
+            self.forbidden(f"{path}.{given[1]}", "may not specify more than 1 handler type")
+            return None
+        kind = given[0]
+        hpath = f"{path}.{kind}"
+        h = self.fields(f[kind], hpath, _HANDLER_FIELDS[kind])
+        if h is None:
+            return None
+        if kind == "exec":
+            command = self.strings(h["command"], f"{hpath}.command") if "command" in h else None
+            if not command:
+                self.required(f"{hpath}.command")
+                return None
+            return Handler("exec", command=command)
+        if kind == "sleep":
+            if "seconds" not in h:
+                self.required(f"{hpath}.seconds")
+                return None
+            n = self.integer(h["seconds"], f"{hpath}.seconds")
+            if n is not None and n < 0:
+                self.invalid(f"{hpath}.seconds", n, "must be greater than or equal to 0")
+            return Handler("sleep", seconds=n or 0) if n is not None and n >= 0 else None
+        port = self.probe_port(h.get("port"), f"{hpath}.port", named=kind != "grpc")
+        host = ""
+        if "host" in h:
+            host = self.string(h["host"], f"{hpath}.host") or ""
+        if kind == "tcpSocket":
+            return Handler("tcpSocket", host=host, port=port) if port is not None else None
+        if kind == "grpc":
+            service = ""
+            if "service" in h:
+                service = self.string(h["service"], f"{hpath}.service") or ""
+            return Handler("grpc", port=port, service=service) if port is not None else None
+        path_ = "/"
+        if "path" in h:
+            path_ = self.string(h["path"], f"{hpath}.path") or "/"
+        scheme = "HTTP"
+        if "scheme" in h:
+            sc = self.string(h["scheme"], f"{hpath}.scheme")
+            if sc and sc not in HTTP_SCHEMES:
+                self.unsupported(f"{hpath}.scheme", sc, HTTP_SCHEMES)
+            elif sc:
+                scheme = sc
+        headers: list[tuple[str, str]] = []
+        if "httpHeaders" in h:
+            hh = h["httpHeaders"]
+            if not isinstance(hh, list):
+                self.invalid(f"{hpath}.httpHeaders", hh, "must be a list")
+            else:
+                for i, item in enumerate(hh):
+                    ipath = f"{hpath}.httpHeaders[{i}]"
+                    fh = self.fields(item, ipath, _HEADER_FIELDS)
+                    if fh is None:
+                        continue
+                    hname = self.string(fh.get("name", ""), f"{ipath}.name")
+                    if not hname:
+                        self.required(f"{ipath}.name")
+                        continue
+                    if not _HEADER_NAME_RE.fullmatch(hname):
+                        self.invalid(
+                            f"{ipath}.name",
+                            hname,
+                            "a valid HTTP header must consist of alphanumeric characters or '-'",
+                        )
+                        continue
+                    value = self.string(fh.get("value", ""), f"{ipath}.value")
+                    if value is not None:
+                        headers.append((hname, value))
+        if port is None:
+            return None
+        return Handler(
+            "httpGet", host=host, port=port, path=path_, scheme=scheme, headers=tuple(headers)
+        )
+
+    def probe_port(self, value: object, path: str, *, named: bool) -> int | str | None:
+        if value is None:
+            self.required(path)
+            return None
+        if isinstance(value, str) and named:
+            if value.isdigit():
+                value = int(value)  # an IntOrString given as a numeric string
+            else:
+                self.port_name(value, path)
+                return value
+        n = self.integer(value, path)
+        if n is not None and not 1 <= n <= 65535:
+            self.invalid(path, n, "must be between 1 and 65535, inclusive")
+            return None
+        return n
 
     def env(self, value: object, path: str) -> tuple[tuple[str, str], ...]:
         if not isinstance(value, list):
@@ -826,10 +1104,12 @@ class _Validator:
             out[name] = v
         return tuple(out.items())
 
-    def ports(self, value: object, path: str) -> None:
+    def ports(self, value: object, path: str) -> tuple[tuple[str, int], ...]:
+        """Validate the ports; return (name, containerPort) of the named ones."""
+        named: list[tuple[str, int]] = []
         if not isinstance(value, list):
             self.invalid(path, value, "must be a list")
-            return
+            return ()
         names: set[str] = set()
         for i, item in enumerate(value):
             ipath = f"{path}[{i}]"
@@ -852,6 +1132,9 @@ class _Validator:
                 proto = self.string(f["protocol"], f"{ipath}.protocol")
                 if proto is not None and proto not in PORT_PROTOCOLS:
                     self.unsupported(f"{ipath}.protocol", proto, PORT_PROTOCOLS)
+            if isinstance(f.get("name"), str) and type(port) is int and 1 <= port <= 65535:
+                named.append((f["name"], port))
+        return tuple(named)
 
 
 # --- shape guard and normalization ------------------------------------------------------------

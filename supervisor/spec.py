@@ -14,6 +14,37 @@ DEFAULT_GRACE_SECONDS = 30
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
+DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log"
+
+
+@dataclass(frozen=True)
+class Handler:
+    """What a probe or a lifecycle hook runs: exactly one kind, with its fields."""
+
+    kind: str  # exec | httpGet | tcpSocket | grpc | sleep
+    command: tuple[str, ...] = ()  # exec
+    host: str = ""  # httpGet, tcpSocket: empty means the pod's own address
+    port: int | str = 0  # httpGet, tcpSocket, grpc: a number or a named container port
+    path: str = "/"  # httpGet
+    scheme: str = "HTTP"  # httpGet: HTTP or HTTPS
+    headers: tuple[tuple[str, str], ...] = ()  # httpGet
+    service: str = ""  # grpc
+    seconds: int = 0  # sleep
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A container probe with Kubernetes's defaults (pkg/apis/core/v1/defaults.go)."""
+
+    handler: Handler
+    initial_delay_seconds: int = 0
+    period_seconds: int = 10
+    timeout_seconds: int = 1
+    success_threshold: int = 1
+    failure_threshold: int = 3
+    termination_grace_period_seconds: int | None = None
+
+
 @dataclass(frozen=True)
 class ContainerSpec:
     name: str
@@ -22,6 +53,26 @@ class ContainerSpec:
     args: tuple[str, ...] | None = None
     env: tuple[tuple[str, str], ...] = ()
     working_dir: str | None = None
+    ports: tuple[tuple[str, int], ...] = ()  # (name, containerPort) of the named ports
+    liveness_probe: Probe | None = None
+    readiness_probe: Probe | None = None
+    startup_probe: Probe | None = None
+    post_start: Handler | None = None
+    pre_stop: Handler | None = None
+    restart_policy: str | None = None  # "Always" on an init container: a native sidecar
+    termination_message_path: str = DEFAULT_TERMINATION_MESSAGE_PATH
+    termination_message_policy: str = "File"  # or FallbackToLogsOnError
+
+    @property
+    def sidecar(self) -> bool:
+        """A restartable init container (KEP-753): starts in init order, keeps running."""
+        return self.restart_policy == "Always"
+
+    def port_number(self, port: int | str) -> int | None:
+        """A probe's port: the number itself, or the containerPort of a named port."""
+        if isinstance(port, int):
+            return port
+        return next((n for name, n in self.ports if name == port), None)
 
     def argv(self) -> tuple[str, ...]:
         """The command line: `command` + `args`, or `args` alone (an image without an
@@ -42,6 +93,7 @@ class PodSpec:
     termination_grace_period_seconds: int = DEFAULT_GRACE_SECONDS
     hostname: str | None = None
     share_process_namespace: bool = False
+    active_deadline_seconds: int | None = None
     # The manifest as accepted (a plain dict, JSON-able): what `get -o yaml` prints as the
     # spec and what the store persists. Compared to decide "unchanged" on re-apply.
     manifest: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)

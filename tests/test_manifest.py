@@ -755,7 +755,6 @@ POD_UNSUPPORTED = {
     "hostnameOverride": "h",
     "setHostnameAsFQDN": True,
     "dnsConfig": {"nameservers": ["1.1.1.1"]},
-    "activeDeadlineSeconds": 10,
     "readinessGates": [{"conditionType": "x"}],
     "os": {"name": "linux"},
     "overhead": {"cpu": "1"},
@@ -765,19 +764,12 @@ POD_UNSUPPORTED = {
 }
 CONTAINER_UNSUPPORTED = {
     "envFrom": [{"configMapRef": {"name": "x"}}],
-    "livenessProbe": {"exec": {"command": ["true"]}},
-    "readinessProbe": {"exec": {"command": ["true"]}},
-    "startupProbe": {"exec": {"command": ["true"]}},
-    "lifecycle": {"preStop": {"exec": {"command": ["true"]}}},
     "volumeMounts": [{"name": "v", "mountPath": "/v"}],
     "volumeDevices": [{"name": "v", "devicePath": "/dev/x"}],
     "securityContext": {"privileged": True},
-    "terminationMessagePath": "/tmp/msg",
-    "terminationMessagePolicy": "FallbackToLogsOnError",
     "stdin": True,
     "stdinOnce": True,
     "tty": True,
-    "restartPolicy": "Always",
     "restartPolicyRules": [{"action": "Restart"}],
 }
 
@@ -1204,3 +1196,185 @@ def test_fuzz_yaml_text(text: str) -> None:
         load_pods(text, "fuzz.yaml")
     except ManifestError as exc:
         exc.message.encode("utf-8")
+
+
+# --- probes, hooks, sidecars (issue 3) ---------------------------------------------------------
+
+
+def test_probe_defaults_and_handlers() -> None:
+    pod, _ = parse_pod(
+        container(
+            ports=[{"name": "http", "containerPort": 8080}],
+            livenessProbe={
+                "httpGet": {
+                    "port": "http",
+                    "path": "/healthz",
+                    "httpHeaders": [{"name": "X-A", "value": "1"}],
+                }
+            },
+            readinessProbe={"tcpSocket": {"port": 8080}, "periodSeconds": 2, "successThreshold": 2},
+            startupProbe={
+                "grpc": {"port": 9000},
+                "failureThreshold": 30,
+                "terminationGracePeriodSeconds": 5,
+            },
+        )
+    )
+    c = pod.containers[0]
+    assert c.liveness_probe is not None and c.readiness_probe and c.startup_probe
+    live = c.liveness_probe
+    assert (
+        live.initial_delay_seconds,
+        live.period_seconds,
+        live.timeout_seconds,
+        live.success_threshold,
+        live.failure_threshold,
+    ) == (0, 10, 1, 1, 3)
+    assert live.handler.kind == "httpGet" and live.handler.port == "http"
+    assert live.handler.headers == (("X-A", "1"),) and live.handler.scheme == "HTTP"
+    assert c.port_number("http") == 8080 and c.port_number("nope") is None
+    assert c.readiness_probe.success_threshold == 2 and c.readiness_probe.period_seconds == 2
+    assert c.startup_probe.termination_grace_period_seconds == 5
+    assert c.startup_probe.handler.kind == "grpc"
+
+
+def test_zero_means_default_as_in_kubernetes() -> None:
+    pod, _ = parse_pod(
+        container(
+            readinessProbe={"exec": {"command": ["true"]}, "periodSeconds": 0, "timeoutSeconds": 0}
+        )
+    )
+    probe = pod.containers[0].readiness_probe
+    assert probe is not None and (probe.period_seconds, probe.timeout_seconds) == (10, 1)
+
+
+P = "spec.containers[0]"
+
+
+@pytest.mark.parametrize(
+    ("fields", "cause"),
+    [
+        (
+            {"livenessProbe": {"exec": {"command": ["true"]}, "successThreshold": 2}},
+            (f"{P}.livenessProbe.successThreshold", "Invalid value: 2: must be 1"),
+        ),
+        (
+            {"startupProbe": {"exec": {"command": ["true"]}, "successThreshold": 3}},
+            (f"{P}.startupProbe.successThreshold", "Invalid value: 3: must be 1"),
+        ),
+        (
+            {"livenessProbe": {"periodSeconds": 1}},
+            (f"{P}.livenessProbe", "Required value: must specify a handler type"),
+        ),
+        (
+            {"livenessProbe": {"exec": {"command": ["a"]}, "tcpSocket": {"port": 1}}},
+            (f"{P}.livenessProbe.tcpSocket", "Forbidden: may not specify more than 1 handler type"),
+        ),
+        ({"livenessProbe": {"exec": {}}}, (f"{P}.livenessProbe.exec.command", "Required value")),
+        (
+            {"livenessProbe": {"httpGet": {"port": 0}}},
+            (
+                f"{P}.livenessProbe.httpGet.port",
+                "Invalid value: 0: must be between 1 and 65535, inclusive",
+            ),
+        ),
+        (
+            {"livenessProbe": {"httpGet": {"port": 80, "scheme": "FTP"}}},
+            (
+                f"{P}.livenessProbe.httpGet.scheme",
+                'Unsupported value: "FTP": supported values: "HTTP", "HTTPS"',
+            ),
+        ),
+        (
+            {"livenessProbe": {"tcpSocket": {"port": 80}, "timeoutSeconds": -1}},
+            (
+                f"{P}.livenessProbe.timeoutSeconds",
+                "Invalid value: -1: must be greater than or equal to 0",
+            ),
+        ),
+        (
+            {"readinessProbe": {"tcpSocket": {"port": 80}, "terminationGracePeriodSeconds": 3}},
+            (
+                f"{P}.readinessProbe.terminationGracePeriodSeconds",
+                "Invalid value: 3: must not be set for readinessProbes",
+            ),
+        ),
+        (
+            {"lifecycle": {"preStop": {"tcpSocket": {"port": 80}}}},
+            (f"{P}.lifecycle.preStop.tcpSocket", "Forbidden: not supported yet"),
+        ),
+        (
+            {"lifecycle": {"postStart": {"sleep": {"seconds": -1}}}},
+            (
+                f"{P}.lifecycle.postStart.sleep.seconds",
+                "Invalid value: -1: must be greater than or equal to 0",
+            ),
+        ),
+        (
+            {"lifecycle": {"posStart": {}}},
+            (f"{P}.lifecycle.posStart", 'Unknown field: did you mean "postStart"?'),
+        ),
+        (
+            {"restartPolicy": "Always"},
+            (f"{P}.restartPolicy", "Forbidden: may not be set for non-init containers"),
+        ),
+        (
+            {"terminationMessagePath": "relative"},
+            (f"{P}.terminationMessagePath", 'Invalid value: "relative": must be an absolute path'),
+        ),
+        (
+            {"terminationMessagePolicy": "Sometimes"},
+            (
+                f"{P}.terminationMessagePolicy",
+                'Unsupported value: "Sometimes": supported values: "File", "FallbackToLogsOnError"',
+            ),
+        ),
+    ],
+)
+def test_probe_and_hook_errors(fields: dict[str, Any], cause: tuple[str, str]) -> None:
+    assert cause in causes(container(**fields))
+
+
+def test_sidecars_and_init_container_rules() -> None:
+    obj = base()
+    obj["spec"]["initContainers"] = [
+        {
+            "name": "side",
+            "command": ["sleep", "9"],
+            "restartPolicy": "Always",
+            "startupProbe": {"exec": {"command": ["true"]}},
+            "lifecycle": {"postStart": {"sleep": {"seconds": 1}}},
+        },
+        {"name": "once", "command": ["true"]},
+    ]
+    pod, _ = parse_pod(obj)
+    side, once = pod.init_containers
+    assert side.sidecar and not once.sidecar
+    assert side.post_start is not None and side.post_start.kind == "sleep"
+    obj["spec"]["initContainers"][1]["readinessProbe"] = {"exec": {"command": ["true"]}}
+    obj["spec"]["initContainers"][1]["restartPolicy"] = "OnFailure"
+    found = causes(obj)
+    assert (
+        "spec.initContainers[1].readinessProbe",
+        "Forbidden: may not be set for init containers without restartPolicy=Always",
+    ) in found
+    assert (
+        "spec.initContainers[1].restartPolicy",
+        'Unsupported value: "OnFailure": supported values: "Always"',
+    ) in found
+
+
+def test_active_deadline_and_termination_message() -> None:
+    obj = container(
+        terminationMessagePath="/tmp/msg", terminationMessagePolicy="FallbackToLogsOnError"
+    )
+    obj["spec"]["activeDeadlineSeconds"] = 30
+    pod, _ = parse_pod(obj)
+    assert pod.active_deadline_seconds == 30
+    c = pod.containers[0]
+    assert (c.termination_message_path, c.termination_message_policy) == (
+        "/tmp/msg",
+        "FallbackToLogsOnError",
+    )
+    obj["spec"]["activeDeadlineSeconds"] = 0
+    assert ("spec.activeDeadlineSeconds", "Invalid value: 0: must be greater than 0") in causes(obj)
