@@ -27,6 +27,7 @@ include "frames.pyx"
 include "infra.pyx"
 include "release.pyx"
 include "reap.pyx"
+include "netns.pyx"
 
 CLONE_NEWNS = system.CLONE_NEWNS
 CLONE_NEWPID = system.CLONE_NEWPID

@@ -73,9 +73,9 @@ class Api:
     async def _apply_one(self, spec: PodSpec, force: bool) -> str:
         existing = self.runtime.pods.get(spec.key)
         if existing is not None:
-            if existing.status.deleting and not force:
+            if existing.deleted_at is not None and not force:
                 raise Conflict(f'pod "{spec.name}" is being deleted; apply it again once gone')
-            if existing.spec == spec and not existing.status.deleting:
+            if existing.spec == spec and not existing.deleted_at is not None:
                 return "unchanged"
             if not force:
                 raise Conflict(

@@ -46,12 +46,20 @@ class ContainerStatus:
     instance: int = 0  # the id of the current (or last) instance; 0: never started
     pid: int = 0
     starting: bool = False  # a start was asked for and has not been answered yet
+    hooking: bool = False  # the process runs, its postStart hook has not returned yet
+    sidecar: bool = False  # a restartable init container
+    readiness_ok: bool = False  # the readiness probe's current result
     backoff: float = 0.0  # the delay the next restart will wait
     restart_at: float | None = None  # when a restart is due (None: no restart planned)
 
     @property
     def running(self) -> bool:
         return self.state is ContainerState.RUNNING
+
+    @property
+    def alive(self) -> bool:
+        """A process of this container exists or is being created."""
+        return self.running or self.starting or self.hooking
 
     @property
     def succeeded(self) -> bool:
@@ -87,7 +95,7 @@ class PodStatus:
     created_at: float = 0.0
     start_time: float | None = None
     sandbox_ready: bool = False
-    deleting: bool = False
+    stopping: bool = False  # the termination sequence has begun: nothing restarts
     reason: str = ""
     message: str = ""
 
@@ -104,7 +112,7 @@ class PodStatus:
 def new_status(spec: PodSpec, now: float) -> PodStatus:
     status = PodStatus(
         init_containers=[
-            ContainerStatus(c.name, init=True, reason=Reason.POD_INITIALIZING)
+            ContainerStatus(c.name, init=True, sidecar=c.sidecar, reason=Reason.POD_INITIALIZING)
             for c in spec.init_containers
         ],
         containers=[
@@ -140,33 +148,67 @@ class RestartLater:
 
 
 @dataclass(frozen=True)
+class StopPod:
+    """Every regular container has finished for good (or the pod failed): stop what still
+    runs, sidecars last, then the sandbox."""
+
+
+@dataclass(frozen=True)
 class StopSandbox:
-    """The pod is finished: its infra may go."""
+    """The pod is finished and nothing of it runs: its infra may go."""
 
 
-Action = StartContainer | RestartLater | StopSandbox
+Action = StartContainer | RestartLater | StopPod | StopSandbox
 
 
 def compute_pod_actions(spec: PodSpec, status: PodStatus, now: float) -> list[Action]:
-    """What to do next. Init containers run one at a time, in order, each to success; then
-    every regular container starts at once; exited ones restart per the restart policy."""
-    if status.deleting:
+    """What to do next (kubelet's computePodActions). Init containers run one at a time, in
+    order, each to success; a sidecar (restartable init container) must have started before
+    the next one. Then every regular container starts at once; exited ones restart per the
+    restart policy, sidecars always. Once no regular container will run again, the pod
+    stops: sidecars do not keep it from finishing."""
+    if status.stopping or not status.sandbox_ready:
         return []
-    if status.phase.terminal:
-        return [] if not status.sandbox_ready or _any_alive(status) else [StopSandbox()]
-    if not status.sandbox_ready:
-        return []
-    for st in status.init_containers:
-        if st.succeeded:
-            continue
-        if st.running or st.starting:
-            return []
-        return _start_or_wait(st, now)
+    if status.phase.terminal or _regular_done(status):
+        return [StopPod()] if _any_alive(status) else [StopSandbox()]
+    if not initialized(status):
+        return _init_actions(status, now)
     actions: list[Action] = []
+    for st in status.init_containers:
+        if st.sidecar and not st.alive:
+            actions.extend(_start_or_wait(st, now))
     for st in status.containers:
-        if not (st.running or st.starting):
+        if not st.alive:
             actions.extend(_start_or_wait(st, now))
     return actions
+
+
+def _init_actions(status: PodStatus, now: float) -> list[Action]:
+    for st in status.init_containers:
+        if st.sidecar:
+            if not st.alive:
+                return _start_or_wait(st, now)
+            if not st.started or st.hooking:
+                return []  # the next init container waits for this sidecar to start
+        elif not st.succeeded:
+            return [] if st.alive else _start_or_wait(st, now)
+    return []
+
+
+def initialized(status: PodStatus) -> bool:
+    """Every regular init container succeeded and every sidecar has started; once a regular
+    container has run, the pod stays initialized (kubelet's rule)."""
+    if _any_regular_started(status):
+        return True
+    return all(
+        (st.running and st.started) if st.sidecar else st.succeeded for st in status.init_containers
+    )
+
+
+def _regular_done(status: PodStatus) -> bool:
+    return bool(status.containers) and all(
+        st.state is ContainerState.TERMINATED and st.restart_at is None for st in status.containers
+    )
 
 
 def _start_or_wait(st: ContainerStatus, now: float) -> list[Action]:
@@ -182,12 +224,14 @@ def _start_or_wait(st: ContainerStatus, now: float) -> list[Action]:
 
 
 def _any_alive(status: PodStatus) -> bool:
-    return any(c.running or c.starting for c in status.all())
+    return any(c.alive for c in status.all())
 
 
-def should_restart(policy: str, init: bool, exit_code: int) -> bool:
+def should_restart(policy: str, init: bool, exit_code: int, sidecar: bool = False) -> bool:
     """kubelet's ShouldContainerBeRestarted; an init container under Always is treated as
-    OnFailure, since it must run to completion."""
+    OnFailure, since it must run to completion; a sidecar restarts whatever the policy."""
+    if sidecar:
+        return True
     if policy == RestartPolicy.NEVER:
         return False
     if policy == RestartPolicy.ON_FAILURE or init:
@@ -222,23 +266,69 @@ def container_starting(st: ContainerStatus, instance: int) -> None:
 def container_started(
     spec: PodSpec, status: PodStatus, name: str, pid: int, now: float
 ) -> list[PodEvent]:
+    """The process runs. With a postStart hook it is not Running (and the next container
+    does not start) until the hook returns: `post_start_done`."""
     st = status.container(name)
-    restarted = st.terminated is not None
-    if restarted:
+    if st.terminated is not None:
         st.last_state = st.terminated
         st.restart_count += 1
-    st.state = ContainerState.RUNNING
     st.starting = False
     st.pid = pid
     st.started_at = now
     st.terminated = None
-    st.reason = st.message = ""
-    # Without probes a running container has started and is ready (kubelet's defaults
-    # when no startupProbe and no readinessProbe are defined).
-    st.started = True
-    st.ready = not st.init
+    if spec.container(name).post_start is not None:
+        st.hooking = True
+        st.state, st.reason, st.message = ContainerState.WAITING, Reason.CONTAINER_CREATING, ""
+    else:
+        _now_running(spec, st)
     refresh(spec, status, now)
     return [PodEvent(EventType.NORMAL, "Started", f"Started container {name}", name)]
+
+
+def post_start_done(spec: PodSpec, status: PodStatus, name: str, now: float) -> None:
+    st = status.container(name)
+    if st.hooking:
+        st.hooking = False
+        _now_running(spec, st)
+        refresh(spec, status, now)
+
+
+def _now_running(spec: PodSpec, st: ContainerStatus) -> None:
+    c = spec.container(st.name)
+    st.state = ContainerState.RUNNING
+    st.reason = st.message = ""
+    # kubelet's defaults: without a startupProbe a running container has started, and
+    # without a readinessProbe a started one is ready.
+    st.started = c.startup_probe is None
+    st.readiness_ok = False
+    _update_ready(spec, st)
+
+
+def _update_ready(spec: PodSpec, st: ContainerStatus) -> None:
+    needs_probe = spec.container(st.name).readiness_probe is not None
+    st.ready = (
+        st.running
+        and st.started
+        and (st.readiness_ok or not needs_probe)
+        and (st.sidecar or not st.init)
+    )
+
+
+def probe_result(
+    spec: PodSpec, status: PodStatus, name: str, kind: str, ok: bool, now: float
+) -> None:
+    """A probe's result changed (thresholds already applied by the prober). Startup success
+    marks the container started; readiness drives `ready`. Liveness and startup failures
+    are acted on by killing the container, not here."""
+    st = status.container(name)
+    if not st.running:
+        return
+    if kind == "startup" and ok:
+        st.started = True
+    elif kind == "readiness":
+        st.readiness_ok = ok
+    _update_ready(spec, st)
+    refresh(spec, status, now)
 
 
 def container_start_failed(
@@ -291,7 +381,7 @@ def _terminate(
         # It was waiting to restart and failed again: the older record becomes lastState.
         st.last_state = st.terminated
     st.state = ContainerState.TERMINATED
-    st.starting = st.ready = st.started = False
+    st.starting = st.ready = st.started = st.hooking = st.readiness_ok = False
     st.pid = 0
     st.terminated = Terminated(
         exit_code=exit_code,
@@ -304,7 +394,7 @@ def _terminate(
     )
     st.started_at = None
     events: list[PodEvent] = []
-    if not status.deleting and should_restart(spec.restart_policy, st.init, exit_code):
+    if not status.stopping and should_restart(spec.restart_policy, st.init, exit_code, st.sidecar):
         step = next_restart(policy, st.backoff, now - started_at)
         st.backoff = step.next
         st.restart_at = now + step.delay
@@ -337,11 +427,25 @@ def backoff_expired(spec: PodSpec, status: PodStatus, name: str, now: float) -> 
         st.reason, st.message = Reason.CONTAINER_CREATING, ""
 
 
-def start_deleting(spec: PodSpec, status: PodStatus, now: float) -> None:
-    status.deleting = True
+def start_stopping(spec: PodSpec, status: PodStatus, now: float) -> None:
+    """The termination sequence begins (deletion, a deadline, or the pod is done): from now
+    on nothing restarts."""
+    status.stopping = True
     for st in status.all():
         st.restart_at = None
+        if st.state is ContainerState.WAITING and st.terminated is not None:
+            st.state = ContainerState.TERMINATED  # a pending restart will not happen
     refresh(spec, status, now)
+
+
+def deadline_exceeded(spec: PodSpec, status: PodStatus, now: float) -> list[PodEvent]:
+    """activeDeadlineSeconds passed: the pod fails for good (kubelet's
+    pkg/kubelet/active_deadline.go), and its containers are stopped."""
+    status.phase = Phase.FAILED
+    status.reason = "DeadlineExceeded"
+    status.message = "Pod was active on the node longer than the specified deadline"
+    refresh(spec, status, now)
+    return [PodEvent(EventType.WARNING, "DeadlineExceeded", status.message)]
 
 
 def container_id(uid: str, name: str, instance: int) -> str:
@@ -360,18 +464,26 @@ def _seconds(delay: float) -> str:
 
 
 def compute_phase(spec: PodSpec, status: PodStatus) -> Phase:
-    """kubelet's getPhase, for a pod without restartable init containers."""
+    """kubelet's getPhase (pkg/kubelet/kubelet_pods.go), sidecars included: a sidecar that
+    runs counts as running, one that has stopped does not count at all."""
     if status.phase.terminal:
         return status.phase  # terminal phases never change
     pending_init = failed_init = 0
+    running = waiting = stopped = succeeded = 0
     for st in status.init_containers:
-        if st.running or st.instance == 0:
+        if st.sidecar:
+            if st.running:
+                running += 1
+                pending_init += not st.started
+            elif st.terminated is None:
+                pending_init += 1
+                waiting += 1
+        elif st.running or st.instance == 0:
             pending_init += 1
         elif st.terminated is not None and st.terminated.exit_code != 0:
             failed_init += 1
         elif not st.succeeded:
             pending_init += 1
-    running = waiting = stopped = succeeded = 0
     for st in status.containers:
         if st.running:
             running += 1
@@ -407,9 +519,13 @@ def _any_regular_started(status: PodStatus) -> bool:
 def refresh(spec: PodSpec, status: PodStatus, now: float) -> None:
     """Recompute the phase and the conditions after any change."""
     status.phase = compute_phase(spec, status)
-    initialized = all(st.succeeded for st in status.init_containers) or _any_regular_started(status)
-    not_init = [st.name for st in status.init_containers if not st.succeeded]
-    unready = [st.name for st in status.containers if not st.ready]
+    is_init = initialized(status)
+    not_init = [
+        st.name
+        for st in status.init_containers
+        if not ((st.running and st.started) if st.sidecar else st.succeeded)
+    ]
+    unready = [st.name for st in status.all() if (st.sidecar or not st.init) and not st.ready]
     completed = status.phase is Phase.SUCCEEDED
     ready_reason = "PodCompleted" if completed else "ContainersNotReady" if unready else ""
     ready_message = (
@@ -422,10 +538,10 @@ def refresh(spec: PodSpec, status: PodStatus, now: float) -> None:
     _set(
         status,
         ConditionType.INITIALIZED,
-        initialized,
+        is_init,
         now,
-        "" if initialized else "ContainersNotInitialized",
-        "" if initialized else f"containers with incomplete status: [{' '.join(not_init)}]",
+        "" if is_init else "ContainersNotInitialized",
+        "" if is_init else f"containers with incomplete status: [{' '.join(not_init)}]",
     )
     ready = not unready and not completed
     _set(status, ConditionType.CONTAINERS_READY, ready, now, ready_reason, ready_message)

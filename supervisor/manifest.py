@@ -989,10 +989,12 @@ class _Validator:
         if h is None:
             return None
         if kind == "exec":
-            command = self.strings(h["command"], f"{hpath}.command") if "command" in h else None
-            if not command:
+            if "command" not in h or h["command"] == []:
                 self.required(f"{hpath}.command")
                 return None
+            command = self.strings(h["command"], f"{hpath}.command")
+            if not command:
+                return None  # its entries were reported
             return Handler("exec", command=command)
         if kind == "sleep":
             if "seconds" not in h:

@@ -11,24 +11,36 @@ from __future__ import annotations
 
 import array
 import asyncio
+import errno
 import logging
+import math
 import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _native, lifecycle
+from . import _native, handlers, lifecycle
 from .backoff import BackoffPolicy, next_restart
 from .broadcast import Broadcast
 from .errors import NotFound
 from .events import EventLog
 from .expansion import expand, expand_env
-from .lifecycle import PodEvent, PodStatus, RestartLater, StartContainer, StopSandbox
+from .handlers import Outcome, Result, Target
+from .lifecycle import (
+    PodEvent,
+    PodStatus,
+    RestartLater,
+    StartContainer,
+    StopPod,
+    StopSandbox,
+)
+from .logs import read_log
 from .podview import render_pod
+from .probes import ProbeWorker, first_delay
 from .spec import DEFAULT_PATH, PodSpec
 from .states import EventType, Reason
 from .store import Store
@@ -38,6 +50,8 @@ log = logging.getLogger("supervisor.runtime")
 Report = tuple[Any, ...]
 # Manifests accept any int64 grace period; timers take at most about a year.
 MAX_GRACE_SECONDS = 366 * 24 * 3600
+# kubelet's minimumGracePeriodInSeconds: what is left for the stop signal after preStop.
+MIN_GRACE_AFTER_PRESTOP = 2.0
 
 
 class Infra:
@@ -163,9 +177,15 @@ class Pod:
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     deleted_at: float | None = None
     grace: int | None = None
-    kill_at: float | None = None
-    kill_timer: asyncio.TimerHandle | None = None
     sandbox_backoff: float = 0.0
+    # The termination sequence: its task, and the time (loop clock) by which a deletion
+    # with a shorter grace period wants everything killed.
+    stop_task: asyncio.Task[None] | None = None
+    hurry_at: float = math.inf
+    hurry: asyncio.Future[None] | None = None
+    exits: dict[int, asyncio.Future[None]] = field(default_factory=dict)
+    probes: dict[str, list[ProbeWorker]] = field(default_factory=dict)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @property
     def key(self) -> str:
@@ -192,6 +212,7 @@ class Runtime:
         self.backoff = backoff or BackoffPolicy()
         self.pods_die_with_supd = pods_die_with_supd
         self.clock = clock
+        self.started = self.loop.time()
         self.pods: dict[str, Pod] = {}
         # (type, v1 Pod) for `get -w` watchers: ADDED, MODIFIED, DELETED.
         self.feed: Broadcast[tuple[str, dict[str, Any]]] = Broadcast()
@@ -230,11 +251,22 @@ class Runtime:
             now,
         )
         self._publish(pod, "ADDED")
+        if spec.active_deadline_seconds is not None:
+            self._schedule(
+                pod, "deadline", now + spec.active_deadline_seconds, lambda: self._deadline(pod)
+            )
         self._start_sandbox(pod)
         return pod
 
+    def _deadline(self, pod: Pod) -> None:
+        """activeDeadlineSeconds, counted from the pod's start: it fails, and stops."""
+        if pod.status.phase.terminal or pod.status.stopping:
+            return
+        now = self.clock()
+        self._apply(pod, lifecycle.deadline_exceeded(pod.spec, pod.status, now), now)
+
     def _start_sandbox(self, pod: Pod) -> None:
-        if pod.status.deleting:
+        if pod.status.stopping:
             return
         spec = pod.spec
         flags = _native.CLONE_NEWNET | _native.CLONE_NEWIPC | _native.CLONE_NEWUTS
@@ -287,8 +319,6 @@ class Runtime:
             self._event(pod, event, now)
         self._sync(pod, now)
         self._publish(pod, "MODIFIED")
-        if pod.status.deleting:
-            self._continue_delete(pod)
 
     def _sync(self, pod: Pod, now: float) -> None:
         for action in lifecycle.compute_pod_actions(pod.spec, pod.status, now):
@@ -296,6 +326,8 @@ class Runtime:
                 self._start_container(pod, action.name, now)
             elif isinstance(action, RestartLater):
                 self._schedule_restart(pod, action.name, action.at, now)
+            elif isinstance(action, StopPod):
+                self._stop(pod, pod.spec.termination_grace_period_seconds)
             elif isinstance(action, StopSandbox) and pod.infra is not None:
                 pod.infra.shutdown()
 
@@ -386,8 +418,13 @@ class Runtime:
         if kind == "started":
             t = report[3] / 1e9
             events = lifecycle.container_started(spec, pod.status, name, report[2], t)
-            if pod.status.deleting:
-                self._signal(pod, name, signal.SIGTERM if pod.kill_at is None else signal.SIGKILL)
+            if pod.status.stopping:
+                # Started while the pod stops: it gets the same sequence at once.
+                self._spawn(pod, self._kill_container(pod, name, pod.grace or 0))
+            elif st.hooking:
+                self._spawn(pod, self._post_start(pod, name, instance))
+            else:
+                self._start_probes(pod, name, instance)
         elif kind == "start_failed":
             c = spec.container(name)
             err = _native.spawn_error(report[2], report[3], c.argv()[0], c.working_dir)
@@ -395,26 +432,180 @@ class Runtime:
             events = lifecycle.container_start_failed(
                 spec, pod.status, name, str(err), err.exit_code, t, self.backoff
             )
-            del pod.instances[instance]
+            self._container_gone(pod, name, instance)
         elif kind == "exited":
             status, t = report[3], report[4] / 1e9
             signo = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+            code = _native.exit_code(status)
             events = lifecycle.container_exited(
-                spec, pod.status, name, _native.exit_code(status), signo, t, self.backoff
+                spec, pod.status, name, code, signo, t, self.backoff
             )
-            del pod.instances[instance]
+            self._termination_message(pod, name, code)
+            self._container_gone(pod, name, instance)
         else:
             log.warning("pod %s: unknown report %r", pod.key, report)
             return
         self._apply(pod, events, t)
 
+    def _container_gone(self, pod: Pod, name: str, instance: int) -> None:
+        """An instance ended (or never started): stop its probes, wake who waits for it."""
+        pod.instances.pop(instance, None)
+        self._stop_probes(pod, name)
+        exited = pod.exits.pop(instance, None)
+        if exited is not None and not exited.done():
+            exited.set_result(None)
+
+    def _exit_of(self, pod: Pod, instance: int) -> asyncio.Future[None]:
+        fut = pod.exits.get(instance)
+        if fut is None:
+            fut = pod.exits[instance] = self.loop.create_future()
+        return fut
+
+    def _spawn(self, pod: Pod, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a piece of a pod's lifecycle (a hook, a kill) as a task the pod owns."""
+        task = self.loop.create_task(coro)
+        pod.tasks.add(task)
+        task.add_done_callback(self._task_done(pod))
+
+    def _task_done(self, pod: Pod) -> Callable[[asyncio.Task[Any]], None]:
+        def done(task: asyncio.Task[Any]) -> None:
+            pod.tasks.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("pod %s: %s", pod.key, task.exception(), exc_info=task.exception())
+
+        return done
+
+    # -- hooks and probes ---------------------------------------------------------------------
+
+    def _target(self, pod: Pod, name: str) -> Target:
+        """Where a container's probes and hooks run: its pod's network namespace for
+        sockets, the container's own namespaces for commands."""
+
+        def make_socket(family: int) -> socket.socket:
+            if pod.infra is None:
+                raise OSError(errno.ESRCH, "the pod's sandbox is gone")
+            fd = _native.socket_in_netns(pod.infra.pidfd, family, socket.SOCK_STREAM)
+            return socket.socket(fileno=fd)
+
+        async def run_exec(argv: list[str], timeout: float | None) -> tuple[int, bool, bytes]:
+            from .execs import exec_captured  # the exec mechanism (infra EXEC frames)
+
+            result, output = await exec_captured(
+                self, pod, name, argv, timeout=timeout if timeout is not None else math.inf
+            )
+            return result.exit_code, result.timed_out, output
+
+        return Target(pod.spec.container(name), make_socket, run_exec)
+
+    async def _post_start(self, pod: Pod, name: str, instance: int) -> None:
+        """kubelet runs postStart right after the start and holds the container (and the
+        next one) until it returns; a failure kills the container and the restart policy
+        applies (FailedPostStartHook)."""
+        hook = pod.spec.container(name).post_start
+        assert hook is not None
+        outcome = await handlers.run(hook, self._target(pod, name), None)
+        st = pod.status.container(name)
+        if st.instance != instance or not st.hooking:
+            return
+        now = self.clock()
+        if outcome.result is Result.SUCCESS:
+            lifecycle.post_start_done(pod.spec, pod.status, name, now)
+            self._start_probes(pod, name, instance)
+            self._apply(pod, [], now)
+            return
+        message = f"PostStartHook failed: {outcome.message}".rstrip(": ")
+        self._event(pod, PodEvent(EventType.WARNING, "FailedPostStartHook", message, name), now)
+        await self._kill_container(pod, name, pod.spec.termination_grace_period_seconds)
+
+    def _start_probes(
+        self, pod: Pod, name: str, instance: int, after_startup: bool = False
+    ) -> None:
+        c = pod.spec.container(name)
+        st = pod.status.container(name)
+        kinds = (
+            [("startup", c.startup_probe)]
+            if c.startup_probe and not after_startup
+            else [("liveness", c.liveness_probe), ("readiness", c.readiness_probe)]
+        )
+        ran_for = self.clock() - (st.started_at or self.clock())
+        for kind, probe in kinds:
+            if probe is None:
+                continue
+            target = self._target(pod, name)
+
+            def run(timeout: float, probe: Any = probe, target: Target = target) -> Any:
+                return handlers.run(probe.handler, target, timeout)
+
+            worker = ProbeWorker(
+                kind,
+                probe,
+                run,
+                lambda kind, outcome: self._probe_outcome(pod, name, instance, kind, outcome),
+                lambda kind, ok: self._probe_result(pod, name, instance, kind, ok),
+                first_delay(probe, ran_for, self.loop.time() - self.started),
+            )
+            pod.probes.setdefault(name, []).append(worker)
+
+    def _stop_probes(self, pod: Pod, name: str | None) -> None:
+        for key in [name] if name is not None else list(pod.probes):
+            for worker in pod.probes.pop(key, []):
+                worker.stop()
+
+    def _probe_outcome(
+        self, pod: Pod, name: str, instance: int, kind: str, outcome: Outcome
+    ) -> None:
+        if outcome.result is Result.SUCCESS or pod.status.container(name).instance != instance:
+            return
+        verb = "failed" if outcome.result is Result.FAILURE else "errored"
+        message = f"{kind.capitalize()} probe {verb}: {outcome.message}".rstrip(": ")
+        self._event(pod, PodEvent(EventType.WARNING, "Unhealthy", message, name), self.clock())
+
+    def _probe_result(self, pod: Pod, name: str, instance: int, kind: str, ok: bool) -> None:
+        """A probe's result changed: readiness and startup feed the status; a liveness or
+        startup failure kills the container (its restart policy then applies)."""
+        st = pod.status.container(name)
+        if st.instance != instance or not st.running or pod.status.stopping:
+            return
+        now = self.clock()
+        if ok or kind == "readiness":
+            lifecycle.probe_result(pod.spec, pod.status, name, kind, ok, now)
+            if kind == "startup":
+                self._start_probes(pod, name, instance, after_startup=True)
+            self._apply(pod, [], now)
+            return
+        probe = getattr(pod.spec.container(name), f"{kind}_probe")
+        self._stop_probes(pod, name)  # held until the next instance runs
+        message = f"Container {name} failed {kind} probe, will be restarted"
+        self._event(pod, PodEvent(EventType.NORMAL, "Killing", message, name), now)
+        grace = probe.termination_grace_period_seconds
+        if grace is None:
+            grace = pod.spec.termination_grace_period_seconds
+        self._spawn(pod, self._kill_container(pod, name, grace, announce=False))
+
+    def _termination_message(self, pod: Pod, name: str, exit_code: int) -> None:
+        """terminationMessagePolicy FallbackToLogsOnError: a failed container without a
+        message gets the tail of its log (kubelet: the last 80 lines, at most 2 KiB)."""
+        c = pod.spec.container(name)
+        st = pod.status.container(name)
+        t = st.terminated
+        if (
+            t is None
+            or t.message
+            or exit_code == 0
+            or c.termination_message_policy != "FallbackToLogsOnError"
+            or not pod.logs.get(name)
+        ):
+            return
+        text = read_log(pod.logs[name][-1], tail=80)[-2048:]
+        t.message = text.decode(errors="replace")
+
     def _on_infra_exit(self, pod: Pod, status: int) -> None:
         pod.infra = None
         now = self.clock()
-        if pod.status.deleting:
+        if pod.deleted_at is not None:
             self._finish_delete(pod)
             return
-        lost = [st for st in pod.status.all() if st.running or st.starting]
+        lost = [st for st in pod.status.all() if st.alive]
         events: list[PodEvent] = []
         if lost or not pod.status.phase.terminal:
             # Its containers died with it (PR_SET_PDEATHSIG, or the PID namespace's end).
@@ -436,74 +627,113 @@ class Runtime:
                     now,
                     self.backoff,
                 )
-                pod.instances.pop(st.instance, None)
+                self._container_gone(pod, st.name, st.instance)
         events += lifecycle.sandbox_gone(pod.spec, pod.status, now)
         for event in events:
             self._event(pod, event, now)
         self._publish(pod, "MODIFIED")
-        if not pod.status.phase.terminal:
+        if not pod.status.phase.terminal and not pod.status.stopping:
             self._start_sandbox(pod)
 
-    # -- deletion -------------------------------------------------------------------------
+    # -- termination ------------------------------------------------------------------------
 
-    def delete(self, pod: Pod, grace: int | None = None) -> asyncio.Future[None]:
-        """Begin the termination sequence (idempotent); the future resolves when it is gone."""
-        now = self.clock()
-        if not pod.status.deleting:
-            g = pod.spec.termination_grace_period_seconds if grace is None else max(grace, 0)
-            g = min(g, MAX_GRACE_SECONDS)
-            pod.deleted_at, pod.grace = now, g
+    def delete(self, pod: Pod, grace: float | None = None) -> asyncio.Future[None]:
+        """Begin the termination sequence (idempotent); the future resolves when the pod and
+        every process of it are gone. A shorter grace period hurries one under way."""
+        g = pod.spec.termination_grace_period_seconds if grace is None else max(grace, 0)
+        g = min(g, MAX_GRACE_SECONDS)
+        if pod.deleted_at is None:
+            pod.deleted_at, pod.grace = self.clock(), int(g)
             (pod.directory / "deleting").touch()
+        self._stop(pod, g)
+        if pod.stop_task is not None and pod.stop_task.done() and pod.infra is None:
+            self._finish_delete(pod)  # it had stopped already: only the record is left
+        return pod.gone
+
+    def _stop(self, pod: Pod, grace: float) -> None:
+        """Start the termination sequence, or hurry the one under way to `grace`."""
+        if pod.stop_task is None:
+            now = self.clock()
             for timer in pod.timers.values():
                 timer.cancel()
             pod.timers.clear()
-            lifecycle.start_deleting(pod.spec, pod.status, now)
-            for st in pod.status.all():
-                if st.running:
-                    self._event(
-                        pod,
-                        PodEvent(
-                            EventType.NORMAL, "Killing", f"Stopping container {st.name}", st.name
-                        ),
-                        now,
-                    )
-            if g == 0:
-                self._kill_all(pod)
-            else:
-                for st in pod.status.all():
-                    if st.running:
-                        self._signal(pod, st.name, signal.SIGTERM)
-                pod.kill_timer = self.loop.call_later(g, self._kill_all, pod)
+            lifecycle.start_stopping(pod.spec, pod.status, now)
             self._publish(pod, "MODIFIED")
-            self._continue_delete(pod)
-        elif grace is not None and pod.kill_at is None and grace < (pod.grace or 0):
-            # A shorter grace period overrides a longer one, as for kubectl delete.
-            if pod.kill_timer is not None:
-                pod.kill_timer.cancel()
-            pod.kill_timer = self.loop.call_later(max(grace, 0), self._kill_all, pod)
-        return pod.gone
+            pod.stop_task = self.loop.create_task(self._stop_pod(pod, grace))
+            pod.stop_task.add_done_callback(self._task_done(pod))
+        elif self.loop.time() + grace < pod.hurry_at:
+            pod.hurry_at = self.loop.time() + grace
+            if pod.hurry is not None and not pod.hurry.done():
+                pod.hurry.set_result(None)
 
-    def _kill_all(self, pod: Pod) -> None:
-        pod.kill_at = self.clock()
-        for st in pod.status.all():
-            if st.running:
-                self._signal(pod, st.name, signal.SIGKILL, group=True)
-
-    def _continue_delete(self, pod: Pod) -> None:
-        if any(st.running or st.starting for st in pod.status.all()):
-            return
+    async def _stop_pod(self, pod: Pod, grace: float) -> None:
+        """kubelet's killPod: every regular container at once (preStop, then the stop
+        signal, SIGKILL when its grace runs out), then the sidecars one at a time in reverse
+        order, then the sandbox."""
+        status = pod.status
+        regular = [st for st in status.all() if not st.sidecar and st.alive]
+        if regular:
+            await asyncio.gather(*(self._kill_container(pod, st.name, grace) for st in regular))
+        for st in reversed(status.init_containers):
+            if st.sidecar and st.alive:
+                await self._kill_container(pod, st.name, grace)
         if pod.infra is not None:
             pod.infra.shutdown()
-        else:
+        elif pod.deleted_at is not None:
             self._finish_delete(pod)
+
+    async def _kill_container(
+        self, pod: Pod, name: str, grace: float, *, announce: bool = True
+    ) -> None:
+        """Stop one container as kubelet's killContainer does: run preStop within the grace
+        period, send SIGTERM, and SIGKILL once the rest of the grace period (at least 2 s
+        after a preStop hook) has passed."""
+        st = pod.status.container(name)
+        if not st.alive:
+            return
+        exited = self._exit_of(pod, st.instance)
+        c = pod.spec.container(name)
+        now = self.clock()
+        if announce:
+            self._event(
+                pod, PodEvent(EventType.NORMAL, "Killing", f"Stopping container {name}", name), now
+            )
+        deadline = self.loop.time() + grace
+        if c.pre_stop is not None and grace > 0 and (st.running or st.hooking):
+            try:
+                async with asyncio.timeout_at(min(deadline, pod.hurry_at)):
+                    outcome = await handlers.run(c.pre_stop, self._target(pod, name), None)
+            except TimeoutError:
+                outcome = Outcome(Result.FAILURE, "timed out within the grace period")
+            if outcome.result is not Result.SUCCESS and not exited.done():
+                message = f"PreStopHook failed: {outcome.message}".rstrip(": ")
+                self._event(
+                    pod,
+                    PodEvent(EventType.WARNING, "FailedPreStopHook", message, name),
+                    self.clock(),
+                )
+            deadline = max(deadline, self.loop.time() + MIN_GRACE_AFTER_PRESTOP)
+        if grace > 0 and not exited.done():
+            self._signal(pod, name, signal.SIGTERM)
+        while not exited.done():
+            remaining = min(deadline, pod.hurry_at) - self.loop.time()
+            if remaining <= 0:
+                break
+            if pod.hurry is None or pod.hurry.done():
+                pod.hurry = self.loop.create_future()
+            await asyncio.wait({exited, pod.hurry}, timeout=remaining)
+        if not exited.done():
+            self._signal(pod, name, signal.SIGKILL, group=True)
+            await exited
 
     def _finish_delete(self, pod: Pod) -> None:
         if self.pods.get(pod.key) is not pod:
             return
-        if pod.kill_timer is not None:
-            pod.kill_timer.cancel()
         for timer in pod.timers.values():
             timer.cancel()
+        self._stop_probes(pod, None)
+        for task in list(pod.tasks):
+            task.cancel()
         del self.pods[pod.key]
         self.store.remove(pod.directory)
         self.events.forget(pod.spec.namespace, pod.spec.name)
@@ -527,8 +757,9 @@ class Runtime:
         for pod in self.pods.values():
             for timer in pod.timers.values():
                 timer.cancel()
-            if pod.kill_timer is not None:
-                pod.kill_timer.cancel()
+            self._stop_probes(pod, None)
+            for task in list(pod.tasks):
+                task.cancel()
             if pod.infra is not None:
                 pod.infra.close()
                 pod.infra = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -22,6 +23,33 @@ import pytest
 BIN = Path(sys.executable).parent
 SUPD = str(BIN / "supd")
 SUPCTL = str(BIN / "supctl")
+
+
+def read_until(fd: int, deadline: float) -> Iterator[bytes]:
+    """Chunks from `fd` as they come, until EOF or the (monotonic) deadline."""
+    while (left := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            return
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return
+        yield chunk
+
+
+def _json_stream(fd: int, deadline: float) -> Iterator[Any]:
+    decoder = json.JSONDecoder()
+    buf = ""
+    for chunk in read_until(fd, deadline):
+        buf += chunk.decode()
+        while True:
+            buf = buf.lstrip()
+            try:
+                obj, end = decoder.raw_decode(buf)
+            except ValueError:
+                break
+            buf = buf[end:]
+            yield obj
 
 
 def require_root() -> None:
@@ -134,29 +162,23 @@ class Supd:
         self.ctl("wait", f"pod/{name}", f"--for={condition}", f"--timeout={timeout}")
 
     def watch_until(self, name: str, predicate: Any, timeout: float = 30) -> dict[str, Any]:
-        """Follow `get -w -o json` until the pod satisfies `predicate`: no polling."""
+        """Follow `get -w -o json` until the pod satisfies `predicate`: no polling, and a
+        real deadline even when no change arrives."""
         proc = subprocess.Popen(
             [SUPCTL, "--socket", str(self.socket), "get", "pod", name, "-w", "-o", "json"],
             stdout=subprocess.PIPE,
-            text=True,
         )
-        deadline = time.monotonic() + timeout
+        last: Any = None
         try:
-            decoder = json.JSONDecoder()
-            buf = ""
             assert proc.stdout is not None
-            for line in proc.stdout:
-                buf += line
-                try:
-                    obj, end = decoder.raw_decode(buf.strip())
-                except ValueError:
-                    continue
-                buf = buf.strip()[end:]
+            for obj in _json_stream(proc.stdout.fileno(), time.monotonic() + timeout):
+                last = obj
                 if predicate(obj):
                     return obj
-                if time.monotonic() > deadline:
-                    break
-            raise AssertionError(f"pod {name} never reached the expected state")
+            raise AssertionError(
+                f"pod {name} never reached the expected state; last seen:\n"
+                + json.dumps(last and last.get("status"), indent=1)
+            )
         finally:
             proc.kill()
             proc.wait()

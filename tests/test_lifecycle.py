@@ -9,9 +9,9 @@ import pytest
 
 from supervisor import lifecycle as lc
 from supervisor.backoff import BackoffPolicy, next_restart
-from supervisor.lifecycle import RestartLater, StartContainer, StopSandbox
+from supervisor.lifecycle import RestartLater, StartContainer, StopPod, StopSandbox
 from supervisor.podview import render_pod
-from supervisor.spec import ContainerSpec, PodSpec
+from supervisor.spec import ContainerSpec, Handler, PodSpec, Probe
 from supervisor.states import ContainerState, Phase, Reason
 
 POLICY = BackoffPolicy(initial=10, maximum=300, reset_after=600)
@@ -240,7 +240,7 @@ def test_terminal_phase_is_sticky() -> None:
 def test_deleting_stops_restarts() -> None:
     s = Sim(pod())
     s.start("c0")
-    lc.start_deleting(s.spec, s.status, s.t)
+    lc.start_stopping(s.spec, s.status, s.t)
     s.exit("c0", 143)
     assert s.status.container("c0").restart_at is None
     assert s.actions() == []
@@ -277,3 +277,122 @@ def test_render_matches_v1_pod_shape() -> None:
     assert set(c0["state"]) == {"running"} and c0["ready"] and c0["started"]
     assert st["startTime"].endswith("Z")
     assert obj["spec"]["nodeName"] == "host"
+
+
+# -- issue 3: postStart, probes, sidecars, stopping ---------------------------------------------
+
+
+EXEC = Handler("exec", command=("true",))
+
+
+def probe() -> Probe:
+    return Probe(EXEC)
+
+
+def test_post_start_holds_running_and_the_next_container() -> None:
+    spec = PodSpec(
+        name="p",
+        uid="u",
+        init_containers=(
+            ContainerSpec("side", command=("x",), restart_policy="Always", post_start=EXEC),
+            ContainerSpec("after", command=("x",)),
+        ),
+        containers=(ContainerSpec("c", command=("x",)),),
+    )
+    s = Sim(spec)
+    assert s.actions() == [StartContainer("side", True)]
+    s.start("side")
+    st = s.status.container("side")
+    assert st.hooking and st.state is ContainerState.WAITING and st.reason == "ContainerCreating"
+    assert s.actions() == []  # `after` waits for the hook
+    lc.post_start_done(spec, s.status, "side", s.t)
+    assert st.running and st.started
+    assert s.actions() == [StartContainer("after", True)]
+
+
+def test_probe_results_drive_started_and_ready() -> None:
+    spec = PodSpec(
+        name="p",
+        uid="u",
+        containers=(
+            ContainerSpec("c", command=("x",), startup_probe=probe(), readiness_probe=probe()),
+        ),
+    )
+    s = Sim(spec)
+    s.start("c")
+    st = s.status.container("c")
+    assert st.running and not st.started and not st.ready
+    assert s.status.conditions["Ready"].status is False
+    lc.probe_result(spec, s.status, "c", "readiness", True, s.t)
+    assert not st.ready  # readiness does not count before the startup probe passed
+    lc.probe_result(spec, s.status, "c", "startup", True, s.t)
+    assert st.started and st.ready  # the readiness result seen earlier now counts
+    assert s.status.conditions["Ready"].status is True
+    lc.probe_result(spec, s.status, "c", "readiness", False, s.t + 1)
+    assert not st.ready and s.status.conditions["ContainersReady"].status is False
+
+
+def sidecar_pod(restart: str = "Never") -> PodSpec:
+    return PodSpec(
+        name="p",
+        uid="u",
+        restart_policy=restart,
+        init_containers=(
+            ContainerSpec("log", command=("x",), restart_policy="Always", startup_probe=probe()),
+        ),
+        containers=(ContainerSpec("c", command=("x",)),),
+    )
+
+
+def test_sidecar_must_start_before_the_next_container() -> None:
+    spec = sidecar_pod()
+    s = Sim(spec)
+    s.start("log")
+    assert s.actions() == []  # startup probe not passed yet
+    assert s.phase is Phase.PENDING
+    lc.probe_result(spec, s.status, "log", "startup", True, s.t)
+    assert s.actions() == [StartContainer("c", False)]
+    s.start("c")
+    assert s.phase is Phase.RUNNING
+    assert s.status.conditions["Initialized"].status is True
+
+
+def test_sidecar_restarts_whatever_the_policy_and_does_not_keep_the_pod() -> None:
+    spec = sidecar_pod("Never")
+    s = Sim(spec)
+    s.start("log")
+    lc.probe_result(spec, s.status, "log", "startup", True, s.t)
+    s.start("c")
+    s.exit("log", 1)  # the sidecar crashes: it restarts although the pod says Never
+    assert s.actions() == [StartContainer("log", True)]
+    s.start("log")
+    assert s.status.container("log").restart_count == 1
+    s.exit("c", 0)  # the main container is done: the pod stops, sidecar included
+    assert s.actions() == [StopPod()]
+    assert s.phase is Phase.RUNNING  # until the sidecar has stopped
+    lc.start_stopping(spec, s.status, s.t)
+    s.exit("log", 143)
+    assert s.phase is Phase.SUCCEEDED  # a stopped sidecar does not count
+    assert s.actions() == []
+
+
+def test_stopping_cancels_a_pending_restart() -> None:
+    s = Sim(pod())
+    s.start("c0")
+    s.exit("c0", 1)
+    s.start("c0")
+    s.exit("c0", 1)  # now waiting in CrashLoopBackOff
+    lc.start_stopping(s.spec, s.status, s.t)
+    st = s.status.container("c0")
+    assert st.restart_at is None and st.state is ContainerState.TERMINATED
+
+
+def test_deadline_exceeded_fails_the_pod() -> None:
+    s = Sim(pod())
+    s.start("c0")
+    events = lc.deadline_exceeded(s.spec, s.status, s.t)
+    assert s.phase is Phase.FAILED and s.status.reason == "DeadlineExceeded"
+    assert [e.reason for e in events] == ["DeadlineExceeded"]
+    assert s.actions() == [StopPod()]
+    s.exit("c0", 137)
+    assert s.phase is Phase.FAILED
