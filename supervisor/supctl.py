@@ -5,13 +5,11 @@
     supctl delete pod NAME            supctl wait pod/NAME --for=condition=Ready
     supctl events [-w]                supctl version
 
-Output follows kubectl: the STATUS, RESTARTS and AGE columns use kubectl's own rules
-(pkg/printers/internalversion/printers.go printPod, apimachinery duration.HumanDuration), and
-describe follows kubectl's describePod layout. The printing functions are pure: they take the
-v1 Pod dicts and `now`, so they are tested with a fixed clock.
+Output follows kubectl; the printing rules live in printers.py (pure, tested with a fixed
+clock).
 
 Exit codes: 0 done, 1 the operation failed, 2 bad usage or input (argparse errors, unreadable
-files, InvalidArgument replies). Imports: client, protocol and errors only (and yaml).
+files, InvalidArgument replies). Imports: client, protocol, errors and printers only (and yaml).
 """
 
 from __future__ import annotations
@@ -23,9 +21,9 @@ import json
 import os
 import re
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime
 from typing import IO, Any, BinaryIO, NoReturn, TextIO
 
 import yaml
@@ -38,8 +36,19 @@ from supervisor.errors import (
     NotFound,
     SupervisorError,
 )
+from supervisor.printers import (
+    DEFAULT_NAMESPACE,
+    TablePrinter,
+    as_list,
+    as_map,
+    describe_pod,
+    event_header,
+    event_row,
+    pod_header,
+    pod_row,
+    pod_table,
+)
 
-DEFAULT_NAMESPACE = "default"
 POD_TYPES = frozenset({"pod", "pods", "po"})
 
 
@@ -50,85 +59,6 @@ def utcnow() -> datetime:
 
 class UsageError(Exception):
     """Bad usage or input found by supctl itself: exit code 2."""
-
-
-# -- times -------------------------------------------------------------------------------
-
-_TIME_RE = re.compile(r"(\d{4}-\d\d-\d\d)[Tt ](\d\d:\d\d:\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:?\d\d)?")
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An RFC3339 time (fractions to nanoseconds) as an aware datetime; None if absent/bad."""
-    if not isinstance(value, str):
-        return None
-    m = _TIME_RE.fullmatch(value.strip())
-    if m is None:
-        return None
-    day, clock, frac, tz = m.groups()
-    text = f"{day}T{clock}"
-    if frac:
-        text += "." + (frac + "000000")[:6]
-    text += "+00:00" if tz is None or tz in "Zz" else tz
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-def human_duration(d: timedelta) -> str:
-    """kubectl's AGE: apimachinery duration.HumanDuration, ~2-3 significant figures."""
-    micros = (d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds
-    seconds = abs(micros) // 1_000_000 * (1 if micros >= 0 else -1)  # Go truncates to zero
-    if seconds < -1:
-        return "<invalid>"
-    if seconds < 0:
-        return "0s"
-    if seconds < 60 * 2:
-        return f"{seconds}s"
-    minutes = seconds // 60
-    if minutes < 10:
-        s = seconds % 60
-        return f"{minutes}m" if s == 0 else f"{minutes}m{s}s"
-    if minutes < 60 * 3:
-        return f"{minutes}m"
-    hours = seconds // 3600
-    if hours < 8:
-        m = minutes % 60
-        return f"{hours}h" if m == 0 else f"{hours}h{m}m"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        h = hours % 24
-        return f"{hours // 24}d" if h == 0 else f"{hours // 24}d{h}h"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        dy = (hours // 24) % 365
-        years = hours // 24 // 365
-        return f"{years}y" if dy == 0 else f"{years}y{dy}d"
-    return f"{hours // 24 // 365}y"
-
-
-def since(now: datetime, value: Any) -> str:
-    t = parse_time(value)
-    return "<unknown>" if t is None else human_duration(now - t)
-
-
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def rfc1123z(value: Any, tz: tzinfo | None = None) -> str:
-    """Go's time.RFC1123Z in the local zone (or `tz`), independent of the C locale."""
-    t = parse_time(value)
-    if t is None:
-        return "<unknown>"
-    t = t.astimezone(tz)
-    offset = t.strftime("%z") or "+0000"
-    return (
-        f"{_DAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year} "
-        f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} {offset}"
-    )
 
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
@@ -151,552 +81,6 @@ def parse_duration(text: str) -> float:
     if pos != len(t) or not t:
         raise UsageError(f'invalid duration "{text}"')
     return sign * total
-
-
-# -- tables ------------------------------------------------------------------------------
-
-
-class TablePrinter:
-    """kubectl's table layout (cli-runtime printers: tabwriter minwidth 6, padding 3): each
-    column but the last is padded to its widest cell + 3. Widths are remembered across
-    batches, as kubectl's RememberWidths does, so that rows printed by a watch line up."""
-
-    def __init__(self, header: Sequence[str], *, minwidth: int = 6, padding: int = 3) -> None:
-        self.header = list(header)
-        self._widths = [0] * (len(header) - 1)
-        self._minwidth = minwidth
-        self._padding = padding
-        self._started = False
-
-    def format(self, rows: Iterable[Sequence[str]]) -> str:
-        batch = [list(r) for r in rows]
-        if not self._started:
-            batch.insert(0, self.header)
-            self._started = True
-        for row in batch:
-            for j, cell in enumerate(row[:-1]):
-                self._widths[j] = max(self._widths[j], len(cell) + self._padding, self._minwidth)
-        return "".join(
-            "".join(c.ljust(w) for c, w in zip(row[:-1], self._widths, strict=True))
-            + row[-1]
-            + "\n"
-            for row in batch
-        )
-
-
-def tabwrite(text: str, *, minwidth: int = 0, padding: int = 2) -> str:
-    """Go's text/tabwriter (padchar ' ', no flags) over `text`: a tab ends a cell, and cells
-    of one column are aligned across the consecutive lines that have that column (a column
-    block), as kubectl describe lays out its output."""
-    lines = [line.split("\t") for line in text.split("\n")]
-    out: list[str] = []
-    widths: list[int] = []
-
-    def write_lines(line0: int, line1: int) -> None:
-        for i in range(line0, line1):
-            cells = lines[i]
-            parts = []
-            for j, cell in enumerate(cells):
-                if j < len(widths) and j < len(cells) - 1:
-                    parts.append(cell.ljust(widths[j]))
-                else:
-                    parts.append(cell)
-            out.append("".join(parts) + ("\n" if i + 1 < len(lines) else ""))
-
-    def fmt(line0: int, line1: int) -> None:
-        column = len(widths)
-        this = line0
-        while this < line1:
-            if column >= len(lines[this]) - 1:
-                this += 1
-                continue
-            write_lines(line0, this)
-            line0 = this
-            width = minwidth
-            while this < line1 and column < len(lines[this]) - 1:
-                width = max(width, len(lines[this][column]) + padding)
-                this += 1
-            widths.append(width)
-            fmt(line0, this)
-            widths.pop()
-            line0 = this
-        write_lines(line0, line1)
-
-    fmt(0, len(lines))
-    return "".join(out)
-
-
-# -- pods --------------------------------------------------------------------------------
-
-
-def _map(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _restartable(container: Any) -> bool:
-    """A native sidecar: an init container with restartPolicy Always."""
-    return isinstance(container, dict) and container.get("restartPolicy") == "Always"
-
-
-def _condition_true(status: Mapping[str, Any], kind: str) -> bool:
-    for c in _list(status.get("conditions")):
-        if _map(c).get("type") == kind:
-            return _map(c).get("status") == "True"
-    return False
-
-
-def _later(a: datetime | None, b: datetime | None) -> datetime | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return max(a, b)
-
-
-@dataclass(frozen=True, slots=True)
-class PodSummary:
-    namespace: str
-    name: str
-    ready: str
-    status: str
-    restarts: str
-    age: str
-    ip: str
-    node: str
-
-
-def summarize_pod(pod: Mapping[str, Any], now: datetime) -> PodSummary:
-    """The columns of `kubectl get pods`, computed by kubectl's printPod rules."""
-    meta, spec, status = _map(pod.get("metadata")), _map(pod.get("spec")), _map(pod.get("status"))
-    init_specs = [c for c in _list(spec.get("initContainers")) if isinstance(c, dict)]
-    init_by_name = {c.get("name"): c for c in init_specs}
-    total = len(_list(spec.get("containers"))) + sum(1 for c in init_specs if _restartable(c))
-    ready = 0
-    restarts = sidecar_restarts = 0
-    last_restart: datetime | None = None
-    last_sidecar_restart: datetime | None = None
-
-    phase = str(status.get("phase") or "")
-    reason = str(status.get("reason") or phase)
-    for c in _list(status.get("conditions")):
-        c = _map(c)
-        if c.get("type") == "PodScheduled" and c.get("reason") == "SchedulingGated":
-            reason = "SchedulingGated"
-
-    initializing = False
-    for i, cs in enumerate(_list(status.get("initContainerStatuses"))):
-        cs = _map(cs)
-        count = _int(cs.get("restartCount"))
-        finished = parse_time(_map(_map(cs.get("lastState")).get("terminated")).get("finishedAt"))
-        restarts += count
-        last_restart = _later(last_restart, finished)
-        sidecar = _restartable(init_by_name.get(cs.get("name")))
-        if sidecar:
-            sidecar_restarts += count
-            last_sidecar_restart = _later(last_sidecar_restart, finished)
-        state = _map(cs.get("state"))
-        terminated, waiting = state.get("terminated"), state.get("waiting")
-        if isinstance(terminated, dict) and _int(terminated.get("exitCode")) == 0:
-            continue
-        if sidecar and cs.get("started") is True:
-            if cs.get("ready"):
-                ready += 1
-            continue
-        if isinstance(terminated, dict):
-            if terminated.get("reason"):
-                reason = f"Init:{terminated['reason']}"
-            elif _int(terminated.get("signal")):
-                reason = f"Init:Signal:{_int(terminated.get('signal'))}"
-            else:
-                reason = f"Init:ExitCode:{_int(terminated.get('exitCode'))}"
-        elif (
-            isinstance(waiting, dict)
-            and waiting.get("reason")
-            and waiting["reason"] != "PodInitializing"
-        ):
-            reason = f"Init:{waiting['reason']}"
-        else:
-            reason = f"Init:{i}/{len(init_specs)}"
-        initializing = True
-        break
-
-    if not initializing or _condition_true(status, "Initialized"):
-        restarts, last_restart = sidecar_restarts, last_sidecar_restart
-        has_running = False
-        for cs in reversed(_list(status.get("containerStatuses"))):
-            cs = _map(cs)
-            restarts += _int(cs.get("restartCount"))
-            last_restart = _later(
-                last_restart,
-                parse_time(_map(_map(cs.get("lastState")).get("terminated")).get("finishedAt")),
-            )
-            state = _map(cs.get("state"))
-            terminated, waiting = state.get("terminated"), state.get("waiting")
-            if isinstance(waiting, dict) and waiting.get("reason"):
-                reason = str(waiting["reason"])
-            elif isinstance(terminated, dict) and terminated.get("reason"):
-                reason = str(terminated["reason"])
-            elif isinstance(terminated, dict):
-                signal = _int(terminated.get("signal"))
-                exit_code = _int(terminated.get("exitCode"))
-                reason = f"Signal:{signal}" if signal else f"ExitCode:{exit_code}"
-            elif cs.get("ready") and isinstance(state.get("running"), dict):
-                has_running = True
-                ready += 1
-        # Back to Running if a container still runs after others completed.
-        if reason == "Completed" and has_running:
-            reason = "Running" if _condition_true(status, "Ready") else "NotReady"
-
-    if meta.get("deletionTimestamp") and status.get("reason") == "NodeLost":
-        reason = "Unknown"
-    elif meta.get("deletionTimestamp") and phase not in ("Succeeded", "Failed"):
-        reason = "Terminating"
-
-    restarts_text = str(restarts)
-    if restarts and last_restart is not None:
-        restarts_text = f"{restarts} ({human_duration(now - last_restart)} ago)"
-    return PodSummary(
-        namespace=str(meta.get("namespace") or DEFAULT_NAMESPACE),
-        name=str(meta.get("name") or ""),
-        ready=f"{ready}/{total}",
-        status=reason,
-        restarts=restarts_text,
-        age=since(now, meta.get("creationTimestamp")),
-        ip=str(status.get("podIP") or "<none>"),
-        node=str(spec.get("nodeName") or "<none>"),
-    )
-
-
-def pod_header(*, wide: bool = False, all_namespaces: bool = False) -> list[str]:
-    cols = ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
-    if wide:
-        cols += ["IP", "NODE"]
-    return (["NAMESPACE"] if all_namespaces else []) + cols
-
-
-def pod_row(
-    pod: Mapping[str, Any], now: datetime, *, wide: bool = False, all_namespaces: bool = False
-) -> list[str]:
-    s = summarize_pod(pod, now)
-    cells = [s.name, s.ready, s.status, s.restarts, s.age]
-    if wide:
-        cells += [s.ip, s.node]
-    return ([s.namespace] if all_namespaces else []) + cells
-
-
-def pod_table(
-    pods: Iterable[Mapping[str, Any]],
-    now: datetime,
-    *,
-    wide: bool = False,
-    all_namespaces: bool = False,
-) -> str:
-    table = TablePrinter(pod_header(wide=wide, all_namespaces=all_namespaces))
-    return table.format(pod_row(p, now, wide=wide, all_namespaces=all_namespaces) for p in pods)
-
-
-# -- events ------------------------------------------------------------------------------
-
-
-def event_header(*, all_namespaces: bool = False) -> list[str]:
-    cols = ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
-    return (["NAMESPACE"] if all_namespaces else []) + cols
-
-
-def _event_interval(event: Mapping[str, Any], now: datetime) -> str:
-    last = since(now, event.get("time"))
-    count = _int(event.get("count"))
-    if count > 1:
-        first = event.get("first_time")
-        return f"{last} (x{count} over {since(now, first)})" if first else f"{last} (x{count})"
-    return last
-
-
-def event_row(
-    event: Mapping[str, Any], now: datetime, *, all_namespaces: bool = False
-) -> list[str]:
-    cells = [
-        _event_interval(event, now),
-        str(event.get("type") or ""),
-        str(event.get("reason") or ""),
-        f"pod/{event.get('pod') or ''}",
-        " ".join(str(event.get("message") or "").split("\n")).strip(),
-    ]
-    return ([str(event.get("namespace") or "")] if all_namespaces else []) + cells
-
-
-# -- describe ----------------------------------------------------------------------------
-
-
-class _Lines:
-    """kubectl's PrefixWriter: each level indents two spaces; tabs separate cells."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-
-    def __call__(self, level: int, text: str) -> None:
-        self.parts.append("  " * level + text + "\n")
-
-    def text(self) -> str:
-        return "".join(self.parts)
-
-
-def _multiline(w: _Lines, title: str, items: Mapping[str, Any], sep: str) -> None:
-    if not items:
-        w(0, f"{title}:\t<none>")
-        return
-    for i, key in enumerate(sorted(items)):
-        prefix = f"{title}:" if i == 0 else ""
-        w(0, f"{prefix}\t{key}{sep}{items[key]}")
-
-
-def _probe(probe: Mapping[str, Any]) -> str:
-    attrs = (
-        f"delay={_int(probe.get('initialDelaySeconds'))}s "
-        f"timeout={probe.get('timeoutSeconds') or 1}s "
-        f"period={probe.get('periodSeconds') or 10}s "
-        f"#success={probe.get('successThreshold') or 1} "
-        f"#failure={probe.get('failureThreshold') or 3}"
-    )
-    if isinstance(probe.get("exec"), dict):
-        command = " ".join(str(a) for a in _list(probe["exec"].get("command")))
-        return f"exec [{command}] {attrs}"
-    if isinstance(probe.get("httpGet"), dict):
-        h = probe["httpGet"]
-        scheme = str(h.get("scheme") or "HTTP").lower()
-        host = str(h.get("host") or "")
-        port = h.get("port")
-        hostport = f"{host}:{port}" if port is not None else host
-        return f"http-get {scheme}://{hostport}{h.get('path') or ''} {attrs}"
-    if isinstance(probe.get("tcpSocket"), dict):
-        t = probe["tcpSocket"]
-        return f"tcp-socket {t.get('host') or ''}:{t.get('port')} {attrs}"
-    if isinstance(probe.get("grpc"), dict):
-        g = probe["grpc"]
-        return f"grpc <pod>:{g.get('port')} {g.get('service') or ''} {attrs}"
-    return f"unknown {attrs}"
-
-
-def _describe_state(w: _Lines, title: str, state: Mapping[str, Any], tz: tzinfo | None) -> None:
-    if isinstance(state.get("running"), dict):
-        w(2, f"{title}:\tRunning")
-        w(3, f"Started:\t{rfc1123z(state['running'].get('startedAt'), tz)}")
-    elif isinstance(state.get("waiting"), dict):
-        w(2, f"{title}:\tWaiting")
-        if state["waiting"].get("reason"):
-            w(3, f"Reason:\t{state['waiting']['reason']}")
-    elif isinstance(state.get("terminated"), dict):
-        t = state["terminated"]
-        w(2, f"{title}:\tTerminated")
-        if t.get("reason"):
-            w(3, f"Reason:\t{t['reason']}")
-        if t.get("message"):
-            w(3, f"Message:\t{t['message']}")
-        w(3, f"Exit Code:\t{_int(t.get('exitCode'))}")
-        if _int(t.get("signal")) > 0:
-            w(3, f"Signal:\t{_int(t.get('signal'))}")
-        w(3, f"Started:\t{rfc1123z(t.get('startedAt'), tz)}")
-        w(3, f"Finished:\t{rfc1123z(t.get('finishedAt'), tz)}")
-    else:
-        w(2, f"{title}:\tWaiting")
-
-
-def _env_value(e: Mapping[str, Any]) -> str:
-    source = _map(e.get("valueFrom"))
-    if isinstance(source.get("fieldRef"), dict):
-        ref = source["fieldRef"]
-        return f" ({ref.get('apiVersion') or 'v1'}:{ref.get('fieldPath')})"
-    if isinstance(source.get("resourceFieldRef"), dict):
-        return f" ({source['resourceFieldRef'].get('resource')})"
-    if isinstance(source.get("secretKeyRef"), dict):
-        ref = source["secretKeyRef"]
-        return f"<set to the key '{ref.get('key')}' in secret '{ref.get('name')}'>"
-    if isinstance(source.get("configMapKeyRef"), dict):
-        ref = source["configMapKeyRef"]
-        return f"<set to the key '{ref.get('key')}' of config map '{ref.get('name')}'>"
-    return "<unknown source>"
-
-
-def _describe_containers(
-    w: _Lines,
-    title: str,
-    containers: list[Any],
-    statuses: list[Any],
-    tz: tzinfo | None,
-) -> None:
-    by_name = {_map(s).get("name"): _map(s) for s in statuses}
-    w(0, f"{title}:")
-    for c in containers:
-        c = _map(c)
-        st = by_name.get(c.get("name"))
-        w(1, f"{c.get('name')}:")
-        if st is not None:
-            w(2, f"Container ID:\t{st.get('containerID') or ''}")
-        w(2, f"Image:\t{c.get('image') or '<none>'}")
-        if st is not None:
-            w(2, f"Image ID:\t{st.get('imageID') or ''}")
-        ports = [_map(p) for p in _list(c.get("ports"))]
-        cports = ", ".join(
-            f"{_int(p.get('containerPort'))}/{p.get('protocol') or 'TCP'}" for p in ports
-        )
-        hports = ", ".join(f"{_int(p.get('hostPort'))}/{p.get('protocol') or 'TCP'}" for p in ports)
-        w(2, f"Ports:\t{cports}" if len(ports) > 1 else f"Port:\t{cports or '<none>'}")
-        w(2, f"Host Ports:\t{hports}" if len(ports) > 1 else f"Host Port:\t{hports or '<none>'}")
-        for key, label in (("command", "Command"), ("args", "Args")):
-            if _list(c.get(key)):
-                w(2, f"{label}:")
-                for arg in _list(c.get(key)):
-                    for line in str(arg).split("\n"):
-                        w(3, line)
-        if st is not None:
-            _describe_state(w, "State", _map(st.get("state")), tz)
-            last = _map(st.get("lastState"))
-            if isinstance(last.get("terminated"), dict):
-                _describe_state(w, "Last State", last, tz)
-            w(2, f"Ready:\t{'True' if st.get('ready') else 'False'}")
-            w(2, f"Restart Count:\t{_int(st.get('restartCount'))}")
-        resources = _map(c.get("resources"))
-        for key, label in (("limits", "Limits"), ("requests", "Requests")):
-            if _map(resources.get(key)):
-                w(2, f"{label}:")
-                for name, qty in sorted(_map(resources.get(key)).items()):
-                    w(3, f"{name}:\t{qty}")
-        for key, label in (
-            ("livenessProbe", "Liveness"),
-            ("readinessProbe", "Readiness"),
-            ("startupProbe", "Startup"),
-        ):
-            if isinstance(c.get(key), dict):
-                w(2, f"{label}:\t{_probe(c[key])}")
-        env = [_map(e) for e in _list(c.get("env"))]
-        w(2, "Environment:" + ("" if env else "\t<none>"))
-        for e in env:
-            if "valueFrom" in e:
-                w(3, f"{e.get('name')}:\t{_env_value(e)}")
-                continue
-            for i, line in enumerate(str(e.get("value") or "").split("\n")):
-                w(3, f"{e.get('name')}:\t{line}" if i == 0 else f"\t{line}")
-        mounts = sorted(
-            (_map(m) for m in _list(c.get("volumeMounts"))),
-            key=lambda m: str(m.get("mountPath")),
-        )
-        w(2, "Mounts:" + ("" if mounts else "\t<none>"))
-        for m in mounts:
-            flags = ["ro" if m.get("readOnly") else "rw"]
-            if m.get("subPath"):
-                flags.append(f'path="{m["subPath"]}"')
-            w(3, f"{m.get('mountPath')} from {m.get('name')} ({','.join(flags)})")
-
-
-def _describe_volumes(w: _Lines, volumes: list[Any]) -> None:
-    if not volumes:
-        w(0, "Volumes:\t<none>")
-        return
-    w(0, "Volumes:")
-    for v in volumes:
-        v = _map(v)
-        w(1, f"{v.get('name')}:")
-        if isinstance(v.get("hostPath"), dict):
-            w(2, "Type:\tHostPath (bare host directory volume)")
-            w(2, f"Path:\t{v['hostPath'].get('path')}")
-            w(2, f"HostPathType:\t{v['hostPath'].get('type') or ''}")
-        elif isinstance(v.get("emptyDir"), dict):
-            w(2, "Type:\tEmptyDir (a temporary directory that shares a pod's lifetime)")
-            w(2, f"Medium:\t{v['emptyDir'].get('medium') or ''}")
-            w(2, f"SizeLimit:\t{v['emptyDir'].get('sizeLimit') or '<unset>'}")
-        else:
-            kinds = [k for k in v if k != "name"]
-            w(2, f"Type:\t{kinds[0] if kinds else '<unknown>'}")
-
-
-def describe_events(events: Sequence[Mapping[str, Any]], now: datetime) -> str:
-    if not events:
-        return tabwrite("Events:\t<none>\n")
-    w = _Lines()
-    w(0, "Events:")
-    w(1, "Type\tReason\tAge\tFrom\tMessage")
-    w(1, "----\t------\t----\t----\t-------")
-    for e in events:
-        message = " ".join(str(e.get("message") or "").split("\n")).strip()
-        source = str(e.get("source") or "supd")
-        w(1, f"{e.get('type')}\t{e.get('reason')}\t{_event_interval(e, now)}\t{source}\t{message}")
-    return tabwrite(w.text())
-
-
-def describe_pod(
-    pod: Mapping[str, Any],
-    events: Sequence[Mapping[str, Any]],
-    now: datetime,
-    tz: tzinfo | None = None,
-) -> str:
-    """`kubectl describe pod` for one v1 Pod dict and its events."""
-    meta, spec, status = _map(pod.get("metadata")), _map(pod.get("spec")), _map(pod.get("status"))
-    w = _Lines()
-    w(0, f"Name:\t{meta.get('name')}")
-    w(0, f"Namespace:\t{meta.get('namespace') or DEFAULT_NAMESPACE}")
-    if spec.get("priority") is not None:
-        w(0, f"Priority:\t{spec['priority']}")
-    node = spec.get("nodeName")
-    host_ip = status.get("hostIP")
-    w(0, f"Node:\t{node}/{host_ip}" if node and host_ip else f"Node:\t{node or '<none>'}")
-    if status.get("startTime"):
-        w(0, f"Start Time:\t{rfc1123z(status['startTime'], tz)}")
-    _multiline(w, "Labels", _map(meta.get("labels")), "=")
-    _multiline(w, "Annotations", _map(meta.get("annotations")), ": ")
-    deletion = parse_time(meta.get("deletionTimestamp"))
-    if deletion is not None:
-        w(0, f"Status:\tTerminating (lasts {human_duration(deletion - now)})")
-        if meta.get("deletionGracePeriodSeconds") is not None:
-            w(0, f"Termination Grace Period:\t{meta['deletionGracePeriodSeconds']}s")
-    else:
-        w(0, f"Status:\t{status.get('phase') or ''}")
-    if status.get("reason"):
-        w(0, f"Reason:\t{status['reason']}")
-    if status.get("message"):
-        w(0, f"Message:\t{status['message']}")
-    w(0, f"IP:\t{status.get('podIP') or ''}")
-    ips = [_map(i).get("ip") for i in _list(status.get("podIPs")) if _map(i).get("ip")]
-    if not ips and status.get("podIP"):
-        ips = [status["podIP"]]
-    if ips:
-        w(0, "IPs:")
-        for ip in ips:
-            w(1, f"IP:\t{ip}")
-    else:
-        w(0, "IPs:\t<none>")
-    if _list(spec.get("initContainers")):
-        _describe_containers(
-            w,
-            "Init Containers",
-            _list(spec.get("initContainers")),
-            _list(status.get("initContainerStatuses")),
-            tz,
-        )
-    _describe_containers(
-        w, "Containers", _list(spec.get("containers")), _list(status.get("containerStatuses")), tz
-    )
-    conditions = [_map(c) for c in _list(status.get("conditions"))]
-    if conditions:
-        w(0, "Conditions:")
-        w(1, "Type\tStatus")
-        for c in conditions:
-            w(1, f"{c.get('type')} \t{c.get('status')} ")
-    _describe_volumes(w, _list(spec.get("volumes")))
-    if status.get("qosClass"):
-        w(0, f"QoS Class:\t{status['qosClass']}")
-    if not events:
-        w(0, "Events:\t<none>")
-        return tabwrite(w.text())
-    # kubectl flushes its tabwriter before the events table, so it aligns on its own.
-    return tabwrite(w.text()) + describe_events(events, now)
 
 
 # -- input -------------------------------------------------------------------------------
@@ -774,7 +158,7 @@ def read_manifests(paths: Sequence[str], stdin: IO[str]) -> list[tuple[str, list
                 raise UsageError(f"{source}: document {i + 1} is not a mapping")
             doc = _plain(doc)
             if doc.get("kind") == "List":
-                for j, item in enumerate(_list(doc.get("items"))):
+                for j, item in enumerate(as_list(doc.get("items"))):
                     if not isinstance(item, dict):
                         raise UsageError(f"{source}: document {i + 1}: items[{j}] is not a mapping")
                     manifests.append(item)
@@ -913,11 +297,11 @@ async def cmd_apply(ctx: Context) -> int:
             except SupervisorError as e:
                 code = max(code, report(ctx, e))
                 continue
-            for warning in _list(result.get("warnings")):
+            for warning in as_list(result.get("warnings")):
                 ctx.warn(f"Warning: {warning}")
-            for r in _list(result.get("results")):
-                r = _map(r)
-                for warning in _list(r.get("warnings")):
+            for r in as_list(result.get("results")):
+                r = as_map(r)
+                for warning in as_list(r.get("warnings")):
                     ctx.warn(f"Warning: {warning}")
                 ctx.print(f"pod/{r.get('name')} {r.get('action')}")
     return code
@@ -947,9 +331,9 @@ async def cmd_get(ctx: Context) -> int:
                 except NotFound:
                     code = _not_found(ctx, name)
                     continue
-                items += _list(result.get("items"))
+                items += as_list(result.get("items"))
         else:
-            items = _list((await client.call("get", namespace=namespace)).get("items"))
+            items = as_list((await client.call("get", namespace=namespace)).get("items"))
     if a.output in ("json", "yaml"):
         if len(names) == 1 and len(items) == 1:
             ctx.out.write(_dump(items[0], a.output))
@@ -957,7 +341,7 @@ async def cmd_get(ctx: Context) -> int:
             ctx.out.write(_dump({"apiVersion": "v1", "kind": "List", "items": items}, a.output))
     elif a.output == "name":
         for pod in items:
-            ctx.print(f"pod/{_map(pod.get('metadata')).get('name')}")
+            ctx.print(f"pod/{as_map(pod.get('metadata')).get('name')}")
     elif items:
         ctx.out.write(pod_table(items, utcnow(), wide=wide, all_namespaces=a.all_namespaces))
     elif not names:
@@ -971,12 +355,12 @@ async def _watch_pods(ctx: Context, namespace: str | None, name: str | None, wid
     table = TablePrinter(pod_header(wide=wide, all_namespaces=a.all_namespaces))
     async with await ctx.connect() as client:
         async for change in client.stream("watch", namespace=namespace, name=name):
-            pod = _map(_map(change).get("object"))
+            pod = as_map(as_map(change).get("object"))
             if a.output in ("json", "yaml"):
                 text = _dump(pod, a.output)
                 ctx.out.write(text if a.output == "json" else "---\n" + text)
             elif a.output == "name":
-                ctx.print(f"pod/{_map(pod.get('metadata')).get('name')}")
+                ctx.print(f"pod/{as_map(pod.get('metadata')).get('name')}")
             else:
                 row = pod_row(pod, utcnow(), wide=wide, all_namespaces=a.all_namespaces)
                 ctx.out.write(table.format([row]))
@@ -985,7 +369,7 @@ async def _watch_pods(ctx: Context, namespace: str | None, name: str | None, wid
 
 
 async def _collect(stream: AsyncIterator[Any]) -> list[dict[str, Any]]:
-    return [_map(item) async for item in stream]
+    return [as_map(item) async for item in stream]
 
 
 async def cmd_describe(ctx: Context) -> int:
@@ -1001,13 +385,13 @@ async def cmd_describe(ctx: Context) -> int:
                 except NotFound:
                     code = _not_found(ctx, name)
                     continue
-                pods += _list(result.get("items"))
+                pods += as_list(result.get("items"))
         else:
-            pods = _list((await client.call("get", namespace=ctx.namespace)).get("items"))
+            pods = as_list((await client.call("get", namespace=ctx.namespace)).get("items"))
             if not pods:
                 ctx.warn(f"No resources found in {ctx.namespace} namespace.")
         for pod in pods:
-            meta = _map(_map(pod).get("metadata"))
+            meta = as_map(as_map(pod).get("metadata"))
             events = await _collect(
                 client.stream(
                     "events",
@@ -1038,7 +422,7 @@ async def cmd_logs(ctx: Context) -> int:
             timestamps=a.timestamps,
         )
         async for chunk in stream:
-            data = _map(chunk).get("data", b"")
+            data = as_map(chunk).get("data", b"")
             out.write(data.encode() if isinstance(data, str) else bytes(data))
             out.flush()
     return 0
@@ -1052,7 +436,7 @@ async def cmd_delete(ctx: Context) -> int:
             raise UsageError("when paths are provided, no resources may be specified")
         for _, manifests in read_manifests(a.files, ctx.stdin):
             for m in manifests:
-                meta = _map(m.get("metadata"))
+                meta = as_map(m.get("metadata"))
                 if not meta.get("name"):
                     raise UsageError("a manifest to delete has no metadata.name")
                 targets.append((str(meta.get("namespace") or ctx.namespace), str(meta["name"])))
@@ -1119,7 +503,7 @@ async def cmd_events(ctx: Context) -> int:
         stream = client.stream("events", namespace=namespace, name=name, watch=a.watch)
         if a.watch:
             async for event in stream:
-                row = event_row(_map(event), utcnow(), all_namespaces=a.all_namespaces)
+                row = event_row(as_map(event), utcnow(), all_namespaces=a.all_namespaces)
                 ctx.out.write(table.format([row]))
                 ctx.out.flush()
             return 0

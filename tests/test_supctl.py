@@ -21,18 +21,17 @@ import yaml
 
 from supervisor import supctl
 from supervisor.errors import DeadlineExceeded, ManifestError, NotFound
-from supervisor.server import Call, Server
-from supervisor.supctl import (
+from supervisor.printers import (
     TablePrinter,
     describe_pod,
     human_duration,
-    main,
-    parse_duration,
     parse_time,
     pod_table,
     summarize_pod,
     tabwrite,
 )
+from supervisor.server import Call, Server
+from supervisor.supctl import main, parse_duration
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
