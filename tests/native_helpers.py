@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import require_root
 
 from supervisor import _native
 
@@ -24,15 +25,6 @@ TIMEOUT = 5.0
 POD_FLAGS = _native.CLONE_NEWNET | _native.CLONE_NEWIPC | _native.CLONE_NEWUTS
 CONTAINER_FLAGS = _native.CLONE_NEWNS | _native.CLONE_NEWPID
 ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
-
-
-def require_root() -> None:
-    """Skip without root (namespaces need it), but fail when CI is set: CI skips nothing."""
-    if os.geteuid() == 0:
-        return
-    if os.environ.get("CI"):
-        pytest.fail("this test needs root and namespaces, and CI is set: not skipping")
-    pytest.skip("needs root and namespaces")
 
 
 def wait_readable(fd: int, timeout: float = TIMEOUT) -> None:
