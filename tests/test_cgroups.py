@@ -24,11 +24,9 @@ from supervisor.cgroups import (
     CgroupsV2,
     Limits,
     NoCgroups,
-    cpu_millis,
-    memory_bytes,
-    parse_quantity,
 )
 from supervisor.errors import InvalidArgument, PermissionDenied
+from supervisor.quantity import cpu_millis, memory_bytes, parse_quantity
 
 MOUNTINFO = """\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
