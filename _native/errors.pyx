@@ -26,6 +26,12 @@ STEPS = (
     "devnull",
     "signalfd",
     "epoll",
+    "cgroup",
+    "mount hosts",
+    "capbset",
+    "capset",
+    "no_new_privs",
+    "sysctl",
 )
 assert len(STEPS) == STEP_COUNT
 
@@ -38,6 +44,12 @@ _STEP_ACTIONS = {
     "slot": "allocate container slot",
     "loopback": "bring up lo",
     "devnull": "open /dev/null",
+    "cgroup": "join the container's cgroup",
+    "mount hosts": "bind-mount the pod's hosts file on /etc/hosts",
+    "capbset": "prctl PR_CAPBSET_DROP",
+    "capset": "capset",
+    "no_new_privs": "prctl PR_SET_NO_NEW_PRIVS",
+    "sysctl": "write the pod's sysctls",
 }
 
 # execve(2) errors that mean "found but cannot be executed": a shell exits 126 for these,

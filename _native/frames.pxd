@@ -3,9 +3,13 @@
 #
 # supd -> infra
 #   START     header, u64 clone_flags, u32 uid, u32 gid, u32 flags, u32 ngroups, u32 argc,
-#             u32 envc, u32 blob_len, u32 groups[ngroups], blob; the blob is argc + envc
-#             (+ 1 when START_HAS_CWD) NUL-terminated strings: argv, env, cwd. Sent with
-#             exactly one fd in SCM_RIGHTS: the log file (O_WRONLY|O_APPEND).
+#             u32 envc, u32 blob_len, u64 caps, u32 groups[ngroups], blob; the blob is
+#             argc + envc (+ 1 when START_HAS_CWD, + 1 when START_HAS_HOSTS) NUL-terminated
+#             strings: argv, env, cwd, the hosts file. Sent with the log file
+#             (O_WRONLY|O_APPEND) as the first fd in SCM_RIGHTS, then the container's
+#             cgroup: with START_CGROUP_INTO one cgroup v2 directory (clone3
+#             CLONE_INTO_CGROUP), else any cgroup v1 cgroup.procs files (the child writes
+#             "0" to each); at most INFRA_CMSG_FDS fds in all.
 #   SIGNAL    header, u32 signo, u32 flags (SIGNAL_GROUP)
 #   SHUTDOWN  header (cid 0)
 # infra -> supd
@@ -28,7 +32,7 @@ cdef enum:
     REPORT_EXITED = 18
     REPORT_HELLO = 19
 
-    START_FIXED_SIZE = 44               # header + the fixed fields before groups
+    START_FIXED_SIZE = 52               # header + the fixed fields before groups
     SIGNAL_SIZE = 16
     SHUTDOWN_SIZE = 8
     STARTED_SIZE = 24
@@ -42,7 +46,11 @@ cdef enum:
     START_SET_UID = 4
     START_SET_GID = 8
     START_SET_GROUPS = 16
-    START_FLAGS_KNOWN = 31
+    START_SET_CAPS = 32                 # bounding, permitted and effective sets to `caps`
+    START_NO_NEW_PRIVS = 64
+    START_HAS_HOSTS = 128               # bind-mount the blob's last string on /etc/hosts
+    START_CGROUP_INTO = 256             # the second fd is a cgroup v2 directory
+    START_FLAGS_KNOWN = 511
 
     SIGNAL_GROUP = 1                    # SIGNAL flags
 
@@ -57,9 +65,11 @@ ctypedef struct start_request:
     uint32_t ngroups
     uint32_t argc
     uint32_t envc
+    uint64_t caps
     char **argv                 # argc entries + NULL, then envp: envc entries + NULL
     char **envp
     char *cwd                   # NULL when absent
+    char *hosts                 # NULL when absent
 
 
 # One queued infra -> supd report (not HELLO, which is built from the live slots).

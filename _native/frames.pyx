@@ -54,7 +54,9 @@ cdef int decode_start(char *buf, size_t n, start_request *req, char **ptrs,
     req.argc = get_u32(buf + 32)
     req.envc = get_u32(buf + 36)
     blob_len = get_u32(buf + 40)
+    req.caps = get_u64(buf + 44)
     req.cwd = NULL
+    req.hosts = NULL
     if req.ngroups > FRAME_MAX_GROUPS:
         return system.E2BIG
     if <uint64_t>req.argc + req.envc > FRAME_MAX_STRINGS:
@@ -63,7 +65,8 @@ cdef int decode_start(char *buf, size_t n, start_request *req, char **ptrs,
         return system.EINVAL
     if req.clone_flags & ~CLONE_NEW_MASK:
         return system.EINVAL
-    if req.flags & START_MOUNT_PROC and not req.clone_flags & system.CLONE_NEWNS:
+    if (req.flags & (START_MOUNT_PROC | START_HAS_HOSTS)
+            and not req.clone_flags & system.CLONE_NEWNS):
         return system.EINVAL
     end = <uint64_t>START_FIXED_SIZE + 4 * <uint64_t>req.ngroups + blob_len
     if end != n:
@@ -72,7 +75,8 @@ cdef int decode_start(char *buf, size_t n, start_request *req, char **ptrs,
         groups[i] = <gid_t>get_u32(buf + START_FIXED_SIZE + 4 * i)
     blob = buf + START_FIXED_SIZE + 4 * req.ngroups
     left = blob_len
-    nstrings = req.argc + req.envc + (1 if req.flags & START_HAS_CWD else 0)
+    nstrings = (req.argc + req.envc + (1 if req.flags & START_HAS_CWD else 0)
+                + (1 if req.flags & START_HAS_HOSTS else 0))
     # Layout of ptrs: argv[0..argc), NULL, env[0..envc), NULL.
     req.argv = ptrs
     req.envp = ptrs + req.argc + 1
@@ -84,8 +88,10 @@ cdef int decode_start(char *buf, size_t n, start_request *req, char **ptrs,
             req.argv[i] = blob
         elif i < req.argc + req.envc:
             req.envp[i - req.argc] = blob
-        else:
+        elif req.flags & START_HAS_CWD and req.cwd == NULL:
             req.cwd = blob
+        else:
+            req.hosts = blob
         left -= <size_t>(nul - blob) + 1
         blob = nul + 1
     if left != 0:
@@ -130,9 +136,13 @@ cdef uint32_t id_field(long long value, str what) except? 0:
 
 
 def encode_start(uint32_t cid, argv, env, cwd, *, clone_flags, long long uid=-1,
-                 long long gid=-1, groups=(), bint mount_proc=True):
+                 long long gid=-1, groups=(), bint mount_proc=True, caps=None,
+                 bint no_new_privs=False, hosts_file=None, bint cgroup_into=False):
     """The START frame for container `cid`. Changing uid or gid, or giving groups, sets the
-    supplementary groups to exactly `groups` (none when empty), as Kubernetes does."""
+    supplementary groups to exactly `groups` (none when empty), as Kubernetes does. `caps`
+    (a capability bit mask, None: keep) becomes the bounding, permitted and effective
+    sets; `hosts_file` is bind-mounted on /etc/hosts; `cgroup_into` says the frame's
+    second fd is a cgroup v2 directory for CLONE_INTO_CGROUP."""
     cdef uint64_t flags64 = check_clone_flags(clone_flags)
     cdef list args = [fs_bytes(a, "argv") for a in argv]
     cdef list envs = [fs_bytes(e, "env") for e in env]
@@ -156,6 +166,21 @@ def encode_start(uint32_t cid, argv, env, cwd, *, clone_flags, long long uid=-1,
     if cwd is not None:
         flags |= START_HAS_CWD
         strings.append(fs_bytes(cwd, "cwd"))
+    if hosts_file is not None:
+        if not flags64 & system.CLONE_NEWNS:
+            raise ValueError("hosts_file needs CLONE_NEWNS (it would cover the host's file)")
+        flags |= START_HAS_HOSTS
+        strings.append(fs_bytes(hosts_file, "hosts_file"))
+    cdef uint64_t cap_mask = 0
+    if caps is not None:
+        if not 0 <= caps < 2**64:
+            raise ValueError("caps must be a 64-bit capability mask")
+        flags |= START_SET_CAPS
+        cap_mask = <uint64_t>caps
+    if no_new_privs:
+        flags |= START_NO_NEW_PRIVS
+    if cgroup_into:
+        flags |= START_CGROUP_INTO
     if uid != -1:
         flags |= START_SET_UID
     if gid != -1:
@@ -177,6 +202,7 @@ def encode_start(uint32_t cid, argv, env, cwd, *, clone_flags, long long uid=-1,
     put_u32(out + 32, <uint32_t>len(args))
     put_u32(out + 36, <uint32_t>len(envs))
     put_u32(out + 40, <uint32_t>len(blob))
+    put_u64(out + 44, cap_mask)
     for i in range(len(gids)):
         if not 0 <= gids[i] < 0xFFFFFFFF:
             raise ValueError(f"group {gids[i]} out of range")

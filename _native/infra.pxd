@@ -11,7 +11,8 @@ cdef enum:
     INFRA_IOV_BATCH = 512               # iovecs per writev() (< IOV_MAX 1024)
     INFRA_PATH_BUF = 131072             # PATH candidates of one START
     INFRA_MAX_PATHS = 4096
-    INFRA_CMSG_FDS = 8                  # fds accepted in one frame (all but one are closed)
+    INFRA_CMSG_FDS = 8                  # fds accepted in one frame (more: all closed)
+    INFRA_SYSCTL_BUF = 8192             # the pod's sysctls: "path\0value\0" pairs
 
     # epoll_data.u64 = kind << 32 | slot index
     EV_CONN = 1
@@ -44,6 +45,8 @@ ctypedef struct infra_cfg:
     uint64_t clone_flags
     size_t hostname_len
     char hostname[65]
+    int n_sysctls
+    char sysctls[INFRA_SYSCTL_BUF]
 
 
 ctypedef struct infra_state:

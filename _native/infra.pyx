@@ -17,6 +17,7 @@ cdef system.iovec IOV[INFRA_IOV_BATCH]
 cdef char PREFIX_F[64]
 cdef char PREFIX_P[64]
 cdef char *START_PTRS[FRAME_MAX_STRINGS + 2]
+cdef int FRAME_FDS[INFRA_CMSG_FDS]
 cdef gid_t START_GROUPS[FRAME_MAX_GROUPS]
 cdef char PATH_BUF[INFRA_PATH_BUF]
 cdef char *EXEC_PATHS[INFRA_MAX_PATHS]
@@ -347,10 +348,21 @@ cdef void attach(int fd) noexcept nogil:
 # ---------------------------------------------------------------------------------------
 # Frames from supd
 
-cdef void start_container(size_t n, int logfd) noexcept nogil:
-    """START: pipes for stdout/stderr, then the spawn core with the container's namespaces,
-    /proc, ids and PR_SET_PDEATHSIG SIGKILL (containers die with infra). Replies started, or
-    start_failed (and then never exited) for that cid."""
+cdef void start_container(size_t n, const int *fds, int nfds) noexcept nogil:
+    """START with its fds: the log file, then the container's cgroup. The cgroup fds are
+    only needed until the child has used them: closed here whatever happens."""
+    cdef int k
+    start_container_with(n, fds[0] if nfds > 0 else -1, fds + 1, nfds - 1 if nfds > 0 else 0)
+    for k in range(1, nfds):
+        system.close(fds[k])
+
+
+cdef void start_container_with(size_t n, int logfd, const int *cgroup_fds,
+                               int n_cgroup) noexcept nogil:
+    """START: pipes for stdout/stderr, then the spawn core with the container's cgroup,
+    namespaces, /proc, /etc/hosts, ids, capabilities, no_new_privs and PR_SET_PDEATHSIG
+    SIGKILL (containers die with infra). Replies started, or start_failed (and then never
+    exited) for that cid."""
     cdef start_request req
     cdef spawn_cfg cfg
     cdef spawn_result res
@@ -367,6 +379,9 @@ cdef void start_container(size_t n, int logfd) noexcept nogil:
         return
     if logfd < 0:
         report_start_failed(cid, STEP_FRAME, system.EBADF, logfd)
+        return
+    if req.flags & START_CGROUP_INTO and n_cgroup != 1:
+        report_start_failed(cid, STEP_FRAME, system.EINVAL, logfd)
         return
     if INFRA.shutting_down:
         report_start_failed(cid, STEP_SLOT, system.ECANCELED, logfd)
@@ -417,6 +432,16 @@ cdef void start_container(size_t n, int logfd) noexcept nogil:
     cfg.ngroups = <int>req.ngroups
     cfg.pdeathsig = system.SIGKILL
     cfg.mount_proc = (req.flags & START_MOUNT_PROC) != 0
+    cfg.hosts_file = req.hosts
+    cfg.set_caps = (req.flags & START_SET_CAPS) != 0
+    cfg.caps = req.caps
+    cfg.no_new_privs = (req.flags & START_NO_NEW_PRIVS) != 0
+    cfg.cgroup_dir = -1
+    if req.flags & START_CGROUP_INTO:
+        cfg.cgroup_dir = cgroup_fds[0]
+    else:
+        cfg.cgroup_procs = cgroup_fds
+        cfg.n_cgroup_procs = n_cgroup
     rc = spawn_process(&cfg, False, &res)
     system.close(out[1])
     system.close(err[1])
@@ -474,17 +499,19 @@ cdef void begin_shutdown() noexcept nogil:
             system.kill(pid, system.SIGKILL)
 
 
-cdef ssize_t recv_frame(int *fd_out, bint *truncated) noexcept nogil:
-    """Receive one frame into RECV_BUF and at most one fd. Returns its size, 0 when none
-    is waiting or the peer hung up (told apart by the caller), -1 on error. Extra fds are
-    closed; a frame that came with more than one fd returns *fd_out = -2 (malformed)."""
+cdef ssize_t recv_frame(int *nfds_out, bint *truncated) noexcept nogil:
+    """Receive one frame into RECV_BUF and its fds into FRAME_FDS. Returns its size, 0 when
+    none is waiting or the peer hung up (told apart by the caller), -1 on error. A frame
+    that came with more than INFRA_CMSG_FDS fds has them all closed and *nfds_out = -1
+    (malformed)."""
     cdef system.msghdr msg
     cdef system.iovec iov
     cdef system.cmsghdr *cmsg
     cdef ssize_t n
-    cdef int nfds, k, fd
+    cdef int nfds, k, fd, count = 0
+    cdef bint too_many = False
     cdef int *fds
-    fd_out[0] = -1
+    nfds_out[0] = 0
     iov.iov_base = RECV_BUF
     iov.iov_len = FRAME_MAX
     memset(&msg, 0, sizeof(msg))
@@ -507,33 +534,44 @@ cdef ssize_t recv_frame(int *fd_out, bint *truncated) noexcept nogil:
             fds = <int *>system.CMSG_DATA(cmsg)
             for k in range(nfds):
                 memcpy(&fd, &fds[k], sizeof(int))
-                if fd_out[0] == -1:
-                    fd_out[0] = fd
+                if count < INFRA_CMSG_FDS:
+                    FRAME_FDS[count] = fd
+                    count += 1
                 else:
                     system.close(fd)
-                    if fd_out[0] >= 0:
-                        system.close(fd_out[0])
-                    fd_out[0] = -2
+                    too_many = True
         cmsg = system.CMSG_NXTHDR(&msg, cmsg)
+    if too_many:
+        for k in range(count):
+            system.close(FRAME_FDS[k])
+        count = -1
+    nfds_out[0] = count
     return n
 
 
-cdef void handle_frame(size_t n, int fd, bint truncated) noexcept nogil:
+cdef void close_frame_fds(int nfds) noexcept nogil:
+    cdef int k
+    for k in range(nfds):
+        system.close(FRAME_FDS[k])
+
+
+cdef void handle_frame(size_t n, int nfds, bint truncated) noexcept nogil:
     """Dispatch one frame; a malformed one gets a start_failed (START) or nothing."""
     cdef uint32_t kind
     if n < FRAME_HEADER_SIZE:
-        close_if_open(fd)
+        close_frame_fds(nfds)
         return
     kind = get_u32(RECV_BUF)
     if kind == FRAME_START:
         if truncated:
-            report_start_failed(get_u32(RECV_BUF + 4), STEP_FRAME, system.E2BIG, fd)
-        elif fd == -2:
+            close_frame_fds(nfds)
+            report_start_failed(get_u32(RECV_BUF + 4), STEP_FRAME, system.E2BIG, -1)
+        elif nfds < 0:
             report_start_failed(get_u32(RECV_BUF + 4), STEP_FRAME, system.EINVAL, -1)
         else:
-            start_container(n, fd)
+            start_container(n, FRAME_FDS, nfds)
         return
-    close_if_open(fd)
+    close_frame_fds(nfds)
     if truncated:
         return
     if kind == FRAME_SIGNAL:
@@ -543,7 +581,7 @@ cdef void handle_frame(size_t n, int fd, bint truncated) noexcept nogil:
 
 
 cdef void serve_conn(uint32_t events) noexcept nogil:
-    cdef int _frame, fd
+    cdef int _frame, nfds
     cdef ssize_t n
     cdef bint truncated
     if events & system.EPOLLOUT:
@@ -551,17 +589,17 @@ cdef void serve_conn(uint32_t events) noexcept nogil:
     for _frame in range(INFRA_FRAMES_PER_WAKEUP):
         if INFRA.conn < 0:
             return
-        n = recv_frame(&fd, &truncated)
+        n = recv_frame(&nfds, &truncated)
         if n < 0:
             drop_conn()
             return
-        if n == 0 and fd == -1:
+        if n == 0 and nfds == 0:
             # No frame now, or an orderly hang-up (recvmsg(2) returns 0 for both on a
             # SOCK_SEQPACKET socket): epoll says which.
             if events & (system.EPOLLHUP | system.EPOLLRDHUP | system.EPOLLERR):
                 drop_conn()
             return
-        handle_frame(<size_t>n, fd, truncated)
+        handle_frame(<size_t>n, nfds, truncated)
 
 
 cdef void serve_listen() noexcept nogil:
@@ -633,6 +671,34 @@ cdef int loopback_up() noexcept nogil:
     return rc
 
 
+cdef int write_sysctls(infra_cfg *cfg) noexcept nogil:
+    """The pod's sysctls, written through /proc/sys from inside its namespaces: a sysctl
+    file shows the namespace of the process that opens it (net, ipc). Returns -1 with
+    errno at the first that fails."""
+    cdef const char *p = cfg.sysctls
+    cdef const char *value
+    cdef int i, fd
+    cdef ssize_t wrote
+    for i in range(cfg.n_sysctls):
+        value = p + strlen(p) + 1
+        fd = system.open(p, system.O_WRONLY | system.O_CLOEXEC)
+        if fd < 0:
+            return -1
+        while True:
+            wrote = system.write(fd, value, strlen(value))
+            if wrote < 0 and errno == system.EINTR:
+                continue
+            break
+        if wrote < 0:
+            i = errno
+            system.close(fd)
+            system.set_errno(i)
+            return -1
+        system.close(fd)
+        p = value + strlen(value) + 1
+    return 0
+
+
 cdef int infra_setup(infra_cfg *cfg) noexcept nogil:
     """Everything before the loop, each step one call that succeeds or fails. Returns the
     failed step (errno set), or -1. Signals stay blocked for good: they arrive on the
@@ -654,6 +720,8 @@ cdef int infra_setup(infra_cfg *cfg) noexcept nogil:
         return STEP_SETHOSTNAME
     if cfg.clone_flags & system.CLONE_NEWNET and loopback_up() < 0:
         return STEP_LOOPBACK
+    if write_sysctls(cfg) < 0:
+        return STEP_SYSCTL
     cfg.errfd = move_above_stdio(cfg.errfd)
     cfg.sock = move_above_stdio(cfg.sock)
     cfg.listen = move_above_stdio(cfg.listen)
@@ -761,7 +829,7 @@ cdef int start_infra(infra_cfg *cfg, spawn_result *r) noexcept nogil:
     if open_error_pipe(errpipe, r) < 0:
         return -1
     cfg.errfd = errpipe[1]
-    pid = clone_blocked(cfg.clone_flags, &pidfd)
+    pid = clone_blocked(cfg.clone_flags, &pidfd, -1)
     if pid == 0:
         infra_main(cfg)
     err = errno
@@ -779,10 +847,13 @@ cdef int start_infra(infra_cfg *cfg, spawn_result *r) noexcept nogil:
     return 0
 
 
-def spawn_infra(int sock, *, clone_flags, hostname, int listen=-1, int pdeathsig=0):
+def spawn_infra(int sock, *, clone_flags, hostname, int listen=-1, int pdeathsig=0,
+                sysctls=()):
     """Clone a pod's infra process (see the module comment); returns (pid, pidfd) once it
-    serves `sock`. The caller keeps its own copies of `sock` and `listen` (close them).
-    PR_SET_PDEATHSIG fires when the calling *thread* exits: call from a long-lived one."""
+    serves `sock`. `sysctls` are (path under /proc/sys, value) pairs infra writes in the
+    pod's namespaces before it serves. The caller keeps its own copies of `sock` and
+    `listen` (close them). PR_SET_PDEATHSIG fires when the calling *thread* exits: call
+    from a long-lived one."""
     cdef infra_cfg cfg
     cdef spawn_result result
     cdef int rc
@@ -803,6 +874,14 @@ def spawn_infra(int sock, *, clone_flags, hostname, int listen=-1, int pdeathsig
     cfg.clone_flags = flags
     cfg.hostname_len = len(name)
     memcpy(cfg.hostname, <const char *>name, len(name))
+    cdef bytes packed = b"".join(
+        fs_bytes(path, "sysctl path") + b"\0" + fs_bytes(value, "sysctl value") + b"\0"
+        for path, value in sysctls
+    )
+    if len(packed) > INFRA_SYSCTL_BUF:
+        raise ValueError(f"sysctls take more than {INFRA_SYSCTL_BUF} bytes")
+    memcpy(cfg.sysctls, <const char *>packed, len(packed))
+    cfg.n_sysctls = <int>len(sysctls)
     with nogil:
         rc = start_infra(&cfg, &result)
     if rc < 0:

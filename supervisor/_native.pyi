@@ -42,11 +42,18 @@ def spawn(
     groups: Sequence[int] | None = None,
     pdeathsig: int = 0,
     mount_proc: bool = False,
+    caps: int | None = None,
+    no_new_privs: bool = False,
+    hosts_file: str | bytes | None = None,
+    cgroup_dir: int = -1,
+    cgroup_procs: Sequence[int] = (),
 ) -> tuple[int, int]: ...
 
 # Clone a pod's infra process with clone_flags (CLONE_NEWNET|CLONE_NEWIPC|CLONE_NEWUTS
 # [|CLONE_NEWPID]); it serves the SOCK_SEQPACKET fd `sock` and, when `listen` >= 0, accepts
-# a replacement supd connection on that listening SOCK_SEQPACKET socket. Returns (pid, pidfd).
+# a replacement supd connection on that listening SOCK_SEQPACKET socket. `sysctls` are
+# (/proc/sys path, value) pairs it writes inside the pod's namespaces first (a failure is
+# a SpawnError at step "sysctl"). Returns (pid, pidfd).
 def spawn_infra(
     sock: int,
     *,
@@ -54,10 +61,14 @@ def spawn_infra(
     hostname: str | bytes,
     listen: int = -1,
     pdeathsig: int = 0,
+    sysctls: Sequence[tuple[str | bytes, str | bytes]] = (),
 ) -> tuple[int, int]: ...
 
-# supd -> infra frames. A start frame is sent with exactly one fd in SCM_RIGHTS: the
-# container's log file, opened O_WRONLY|O_APPEND, where infra writes CRI log lines.
+# supd -> infra frames. A start frame is sent with the container's log file (opened
+# O_WRONLY|O_APPEND, where infra writes CRI log lines) as the first fd in SCM_RIGHTS, then
+# its cgroup: one cgroup v2 directory with `cgroup_into`, else cgroup v1 cgroup.procs
+# files (at most 7). `caps` (a capability bit mask; None keeps supd's) becomes the
+# bounding, permitted and effective sets; `hosts_file` is bind-mounted on /etc/hosts.
 def encode_start(
     cid: int,
     argv: Sequence[str | bytes],
@@ -69,6 +80,10 @@ def encode_start(
     gid: int = -1,
     groups: Sequence[int] = (),
     mount_proc: bool = True,
+    caps: int | None = None,
+    no_new_privs: bool = False,
+    hosts_file: str | bytes | None = None,
+    cgroup_into: bool = False,
 ) -> bytes: ...
 def encode_signal(cid: int, signo: int, group: bool = False) -> bytes: ...
 def encode_shutdown() -> bytes: ...
