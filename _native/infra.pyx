@@ -755,8 +755,10 @@ cdef void reap_children() noexcept nogil:
         close_if_open(s.pidfd)
         s.pidfd = -1
         INFRA.running -= 1
-        queue_report(REPORT_EXITED, s.cid, pid, status, realtime_ns())
+        # Release what can be released before telling supd: once it hears of the exit, the
+        # slot's fds are gone unless a grandchild still holds a pipe.
         slot_maybe_free(i)
+        queue_report(REPORT_EXITED, s.cid, pid, status, realtime_ns())
 
 
 cdef void serve_signals() noexcept nogil:
