@@ -427,3 +427,32 @@ def test_exec_process_errors_and_cancellation(tmp_path: Path) -> None:
                 await exec_captured(rt, pod, "side", ["true"], timeout=TIMEOUT)
 
     run_async(test)
+
+
+def test_exec_slots_per_pod_are_bounded(tmp_path: Path) -> None:
+    async def test() -> None:
+        async with running_pod(tmp_path, manifest(main="exec sleep 1000")) as (rt, pod):
+            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+            r, w = os.pipe2(os.O_CLOEXEC)
+            try:
+
+                def reader() -> Awaitable[ExecResult]:  # runs until the pipe's end
+                    return exec_process(rt, pod, "main", ["cat"], stdin=r, stdout=null, stderr=null)
+
+                running = [asyncio.ensure_future(reader()) for _ in range(64)]
+                await asyncio.sleep(0)  # a yield, not a wait: each sends its exec frame
+                # The infra takes frames in order: the 65th finds every slot taken.
+                with pytest.raises(ResourceExhausted, match="too many processes exec'd"):
+                    await reader()
+                os.close(w)
+                w = -1
+                assert await asyncio.gather(*running) == [ExecResult(0, 0)] * 64
+                # Each slot is free again once its exit is reported.
+                result, _ = await exec_captured(rt, pod, "main", ["true"], timeout=TIMEOUT)
+                assert result == ExecResult(0, 0)
+            finally:
+                for fd in (null, r, w):
+                    if fd >= 0:
+                        os.close(fd)
+
+    run_async(test)
