@@ -26,6 +26,7 @@ STEPS = (
     "devnull",
     "signalfd",
     "epoll",
+    "ctty",
 )
 assert len(STEPS) == STEP_COUNT
 
@@ -38,6 +39,7 @@ _STEP_ACTIONS = {
     "slot": "allocate container slot",
     "loopback": "bring up lo",
     "devnull": "open /dev/null",
+    "ctty": "ioctl TIOCSCTTY",
 }
 
 # execve(2) errors that mean "found but cannot be executed": a shell exits 126 for these,

@@ -27,7 +27,8 @@ cdef enum spawn_step:
     STEP_DEVNULL = 18
     STEP_SIGNALFD = 19
     STEP_EPOLL = 20
-    STEP_COUNT = 21
+    STEP_CTTY = 21
+    STEP_COUNT = 22
 
 
 # Everything the child needs, as C data prepared by the parent: the child may not allocate.
@@ -46,6 +47,7 @@ ctypedef struct spawn_cfg:
     int pidns_fd                # >= 0: PID namespace joined around clone (pid_for_children)
     int stdio[3]                # source fd for 0, 1, 2; -1: inherit
     int setsid
+    int ctty                    # after setsid: fd 0 (a tty) becomes the controlling terminal
     int set_groups
     int set_gid
     int set_uid
