@@ -12,25 +12,39 @@
 #             "0" to each); at most INFRA_CMSG_FDS fds in all.
 #   SIGNAL    header, u32 signo, u32 flags (SIGNAL_GROUP)
 #   SHUTDOWN  header (cid 0)
+#   EXEC      header (in place of the cid: the exec id, eid), u32 cid (the running container
+#             to exec in), u32 flags, u32 argc, u32 envc, u32 blob_len, blob; the blob is
+#             argc + envc (+ 1 when EXEC_HAS_CWD) NUL-terminated strings: argv, env, cwd. Sent
+#             with exactly three fds in SCM_RIGHTS: the process's stdin, stdout and stderr
+#             (with EXEC_TTY, the same pty slave three times: it becomes the controlling tty).
+#   EXEC_SIGNAL  header (eid), u32 signo, u32 flags (SIGNAL_GROUP)
 # infra -> supd
 #   STARTED       header, i32 pid, u32 0, i64 time_ns
 #   START_FAILED  header, u32 step, i32 errno
 #   EXITED        header, i32 pid, i32 wait_status, i64 time_ns
 #   HELLO         header (cid 0), u32 count, u32 0, count * (u32 cid, i32 pid, i64 started_ns)
+#   EXEC_STARTED  header (eid), then as STARTED
+#   EXEC_FAILED   header (eid), then as START_FAILED
+#   EXEC_EXITED   header (eid), then as EXITED
 
 cdef enum:
     FRAME_HEADER_SIZE = 8
     FRAME_MAX = 65536                   # bytes in one frame, either direction
-    FRAME_MAX_STRINGS = 4096            # argv + env entries in a START
+    FRAME_MAX_STRINGS = 4096            # argv + env entries in a START or an EXEC
     FRAME_MAX_GROUPS = 256              # supplementary groups in a START
 
     FRAME_START = 1
     FRAME_SIGNAL = 2
     FRAME_SHUTDOWN = 3
+    FRAME_EXEC = 4
+    FRAME_EXEC_SIGNAL = 5
     REPORT_STARTED = 16
     REPORT_START_FAILED = 17
     REPORT_EXITED = 18
     REPORT_HELLO = 19
+    REPORT_EXEC_STARTED = 20
+    REPORT_EXEC_FAILED = 21
+    REPORT_EXEC_EXITED = 22
 
     START_FIXED_SIZE = 52               # header + the fixed fields before groups
     SIGNAL_SIZE = 16
@@ -40,6 +54,7 @@ cdef enum:
     EXITED_SIZE = 24
     HELLO_FIXED_SIZE = 16
     HELLO_ENTRY_SIZE = 16
+    EXEC_FIXED_SIZE = 28                # header + the fixed fields before the blob
 
     START_MOUNT_PROC = 1                # START flags
     START_HAS_CWD = 2
@@ -52,7 +67,11 @@ cdef enum:
     START_CGROUP_INTO = 256             # the second fd is a cgroup v2 directory
     START_FLAGS_KNOWN = 511
 
-    SIGNAL_GROUP = 1                    # SIGNAL flags
+    SIGNAL_GROUP = 1                    # SIGNAL and EXEC_SIGNAL flags
+
+    EXEC_TTY = 1                        # EXEC flags
+    EXEC_HAS_CWD = 2
+    EXEC_FLAGS_KNOWN = 3
 
 
 # A decoded START, pointing into the receive buffer (strings) and `groups` storage.
@@ -72,10 +91,22 @@ ctypedef struct start_request:
     char *hosts                 # NULL when absent
 
 
+# A decoded EXEC, pointing into the receive buffer.
+ctypedef struct exec_request:
+    uint32_t eid
+    uint32_t cid
+    uint32_t flags
+    uint32_t argc
+    uint32_t envc
+    char **argv                 # as in start_request
+    char **envp
+    char *cwd
+
+
 # One queued infra -> supd report (not HELLO, which is built from the live slots).
 ctypedef struct report_rec:
     uint32_t type
-    uint32_t cid
-    int32_t a                   # STARTED, EXITED: pid; START_FAILED: step
-    int32_t b                   # EXITED: wait status; START_FAILED: errno
+    uint32_t cid                # the eid for EXEC_* reports
+    int32_t a                   # [EXEC_]STARTED, [EXEC_]EXITED: pid; [EXEC_]FAILED: step
+    int32_t b                   # [EXEC_]EXITED: wait status; [EXEC_]FAILED: errno
     int64_t ns                  # STARTED, EXITED: CLOCK_REALTIME nanoseconds

@@ -32,17 +32,47 @@ cdef inline void put_header(char *p, uint32_t frame_type, uint32_t cid) noexcept
 # ---------------------------------------------------------------------------------------
 # infra side (C level, no GIL, no allocation)
 
+cdef int decode_strings(char *blob, size_t left, uint32_t argc, uint32_t envc, bint has_cwd,
+                        bint has_hosts, char **ptrs, char ***argv, char ***envp, char **cwd,
+                        char **hosts) noexcept nogil:
+    """Split the blob of a START or an EXEC (argc + envc [+ 1 cwd] [+ 1 hosts file]
+    NUL-terminated strings that fill it exactly) into `ptrs`: argv[0..argc), NULL,
+    env[0..envc), NULL. Strings are not copied. Returns 0, or EINVAL."""
+    cdef uint32_t i, nstrings = argc + envc + (1 if has_cwd else 0) + (1 if has_hosts else 0)
+    cdef char *nul
+    argv[0] = ptrs
+    envp[0] = ptrs + argc + 1
+    cwd[0] = NULL
+    hosts[0] = NULL
+    for i in range(nstrings):
+        nul = <char *>memchr(blob, 0, left)
+        if nul == NULL:
+            return system.EINVAL
+        if i < argc:
+            argv[0][i] = blob
+        elif i < argc + envc:
+            envp[0][i - argc] = blob
+        elif has_cwd and cwd[0] == NULL:
+            cwd[0] = blob
+        else:
+            hosts[0] = blob
+        left -= <size_t>(nul - blob) + 1
+        blob = nul + 1
+    if left != 0:
+        return system.EINVAL
+    argv[0][argc] = NULL
+    envp[0][envc] = NULL
+    return 0
+
+
 cdef int decode_start(char *buf, size_t n, start_request *req, char **ptrs,
                       gid_t *groups) noexcept nogil:
     """Validate and decode the START frame buf[:n] into `req`. `ptrs` has room for
     FRAME_MAX_STRINGS + 2 pointers, `groups` for FRAME_MAX_GROUPS. Strings are not copied:
     they point into `buf`. Returns 0, or the errno for a start_failed report: EINVAL for a
     malformed frame, E2BIG for one over the limits."""
-    cdef uint32_t blob_len, i, nstrings
+    cdef uint32_t blob_len, i
     cdef uint64_t end
-    cdef char *blob
-    cdef char *nul
-    cdef size_t left
     if n < START_FIXED_SIZE:
         return system.EINVAL
     req.cid = get_u32(buf + 4)
@@ -73,45 +103,49 @@ cdef int decode_start(char *buf, size_t n, start_request *req, char **ptrs,
         return system.EINVAL
     for i in range(req.ngroups):
         groups[i] = <gid_t>get_u32(buf + START_FIXED_SIZE + 4 * i)
-    blob = buf + START_FIXED_SIZE + 4 * req.ngroups
-    left = blob_len
-    nstrings = (req.argc + req.envc + (1 if req.flags & START_HAS_CWD else 0)
-                + (1 if req.flags & START_HAS_HOSTS else 0))
-    # Layout of ptrs: argv[0..argc), NULL, env[0..envc), NULL.
-    req.argv = ptrs
-    req.envp = ptrs + req.argc + 1
-    for i in range(nstrings):
-        nul = <char *>memchr(blob, 0, left)
-        if nul == NULL:
-            return system.EINVAL
-        if i < req.argc:
-            req.argv[i] = blob
-        elif i < req.argc + req.envc:
-            req.envp[i - req.argc] = blob
-        elif req.flags & START_HAS_CWD and req.cwd == NULL:
-            req.cwd = blob
-        else:
-            req.hosts = blob
-        left -= <size_t>(nul - blob) + 1
-        blob = nul + 1
-    if left != 0:
+    return decode_strings(buf + START_FIXED_SIZE + 4 * req.ngroups, blob_len, req.argc,
+                          req.envc, (req.flags & START_HAS_CWD) != 0,
+                          (req.flags & START_HAS_HOSTS) != 0, ptrs, &req.argv, &req.envp,
+                          &req.cwd, &req.hosts)
+
+
+cdef int decode_exec(char *buf, size_t n, exec_request *req, char **ptrs) noexcept nogil:
+    """Validate and decode the EXEC frame buf[:n] into `req` (as decode_start)."""
+    cdef uint32_t blob_len
+    if n < EXEC_FIXED_SIZE:
         return system.EINVAL
-    req.argv[req.argc] = NULL
-    req.envp[req.envc] = NULL
-    return 0
+    req.eid = get_u32(buf + 4)
+    req.cid = get_u32(buf + 8)
+    req.flags = get_u32(buf + 12)
+    req.argc = get_u32(buf + 16)
+    req.envc = get_u32(buf + 20)
+    blob_len = get_u32(buf + 24)
+    req.cwd = NULL
+    if <uint64_t>req.argc + req.envc > FRAME_MAX_STRINGS:
+        return system.E2BIG
+    if req.argc < 1 or req.flags & ~(<uint32_t>EXEC_FLAGS_KNOWN):
+        return system.EINVAL
+    if <uint64_t>EXEC_FIXED_SIZE + blob_len != n:
+        return system.EINVAL
+    cdef char *no_hosts
+    return decode_strings(buf + EXEC_FIXED_SIZE, blob_len, req.argc, req.envc,
+                          (req.flags & EXEC_HAS_CWD) != 0, False, ptrs, &req.argv, &req.envp,
+                          &req.cwd, &no_hosts)
 
 
 cdef size_t encode_report(const report_rec *r, char *out) noexcept nogil:
-    """Write report `r` to `out` (at least 24 bytes); returns its size."""
+    """Write report `r` to `out` (at least 24 bytes); returns its size. The EXEC_* reports
+    have the layouts of their container counterparts."""
+    cdef bint exited = r.type == REPORT_EXITED or r.type == REPORT_EXEC_EXITED
     put_header(out, r.type, r.cid)
-    if r.type == REPORT_START_FAILED:
+    if r.type == REPORT_START_FAILED or r.type == REPORT_EXEC_FAILED:
         put_u32(out + 8, <uint32_t>r.a)
         put_u32(out + 12, <uint32_t>r.b)
         return START_FAILED_SIZE
     put_u32(out + 8, <uint32_t>r.a)
-    put_u32(out + 12, <uint32_t>r.b if r.type == REPORT_EXITED else 0)
+    put_u32(out + 12, <uint32_t>r.b if exited else 0)
     put_u64(out + 16, <uint64_t>r.ns)
-    return EXITED_SIZE if r.type == REPORT_EXITED else STARTED_SIZE
+    return EXITED_SIZE if exited else STARTED_SIZE
 
 
 cdef void encode_hello_entry(char *out, uint32_t cid, pid_t pid, int64_t ns) noexcept nogil:
@@ -211,15 +245,57 @@ def encode_start(uint32_t cid, argv, env, cwd, *, clone_flags, long long uid=-1,
     return frame
 
 
-def encode_signal(uint32_t cid, int signo, bint group=False):
-    """The SIGNAL frame: kill(pid, signo), or kill(-pid, signo) with `group`."""
+cdef bytes signal_frame(uint32_t kind, uint32_t target, int signo, bint group):
     cdef char out[SIGNAL_SIZE]
     if not 0 < signo < system.NSIG:
         raise ValueError(f"signal {signo} out of range")
-    put_header(out, FRAME_SIGNAL, cid)
+    put_header(out, kind, target)
     put_u32(out + 8, <uint32_t>signo)
     put_u32(out + 12, SIGNAL_GROUP if group else 0)
     return out[:SIGNAL_SIZE]
+
+
+def encode_signal(uint32_t cid, int signo, bint group=False):
+    """The SIGNAL frame: kill(pid, signo), or kill(-pid, signo) with `group`."""
+    return signal_frame(FRAME_SIGNAL, cid, signo, group)
+
+
+def encode_exec(uint32_t eid, uint32_t cid, argv, env, cwd, *, bint tty=False):
+    """The EXEC frame: start argv (env, cwd) as exec `eid` in running container `cid`."""
+    cdef list args = [fs_bytes(a, "argv") for a in argv]
+    cdef list strings
+    cdef uint32_t flags = EXEC_TTY if tty else 0
+    cdef bytes blob
+    cdef bytes frame
+    cdef char *out
+    cdef Py_ssize_t size
+    if isinstance(argv, (str, bytes)) or not args:
+        raise ValueError("argv must be a non-empty sequence of strings")
+    strings = args + [fs_bytes(e, "env") for e in env]
+    if len(strings) > FRAME_MAX_STRINGS:
+        raise ValueError(f"argv and env have more than {FRAME_MAX_STRINGS} entries")
+    if cwd is not None:
+        flags |= EXEC_HAS_CWD
+        strings.append(fs_bytes(cwd, "cwd"))
+    blob = b"\0".join(strings) + b"\0"
+    size = EXEC_FIXED_SIZE + len(blob)
+    if size > FRAME_MAX:
+        raise ValueError(f"exec frame of {size} bytes exceeds {FRAME_MAX}")
+    frame = PyBytes_FromStringAndSize(NULL, size)
+    out = PyBytes_AS_STRING(frame)
+    put_header(out, FRAME_EXEC, eid)
+    put_u32(out + 8, cid)
+    put_u32(out + 12, flags)
+    put_u32(out + 16, <uint32_t>len(args))
+    put_u32(out + 20, <uint32_t>(len(strings) - len(args) - (1 if cwd is not None else 0)))
+    put_u32(out + 24, <uint32_t>len(blob))
+    memcpy(out + EXEC_FIXED_SIZE, <const char *>blob, len(blob))
+    return frame
+
+
+def encode_exec_signal(uint32_t eid, int signo, bint group=False):
+    """The EXEC_SIGNAL frame: signal exec `eid` (its process group with `group`)."""
+    return signal_frame(FRAME_EXEC_SIGNAL, eid, signo, group)
 
 
 def encode_shutdown():
@@ -249,6 +325,12 @@ def decode_report(frame):
     if kind == REPORT_EXITED and n == EXITED_SIZE:
         return ("exited", cid, <int32_t>get_u32(p + 8), <int32_t>get_u32(p + 12),
                 <int64_t>get_u64(p + 16))
+    if kind == REPORT_EXEC_STARTED and n == STARTED_SIZE:
+        return ("exec_started", cid, <int32_t>get_u32(p + 8))
+    if kind == REPORT_EXEC_FAILED and n == START_FAILED_SIZE:
+        return ("exec_failed", cid, <int32_t>get_u32(p + 8), <int32_t>get_u32(p + 12))
+    if kind == REPORT_EXEC_EXITED and n == EXITED_SIZE:
+        return ("exec_exited", cid, <int32_t>get_u32(p + 12))
     if kind == REPORT_HELLO and n >= HELLO_FIXED_SIZE:
         count = get_u32(p + 8)
         if n == HELLO_FIXED_SIZE + <size_t>count * HELLO_ENTRY_SIZE:

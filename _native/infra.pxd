@@ -3,6 +3,7 @@
 
 cdef enum:
     INFRA_MAX_CONTAINERS = 64           # container slots of one pod
+    INFRA_MAX_EXECS = 64                # exec processes running at once in one pod
     INFRA_REPORT_RING = 1024            # reports kept while supd is away
     INFRA_READ_CHUNK = 32768            # one read() of a container's stdout or stderr
     INFRA_DRAIN_LIMIT = 1048576         # bytes drained from a pipe when its process exits
@@ -11,7 +12,7 @@ cdef enum:
     INFRA_IOV_BATCH = 512               # iovecs per writev() (< IOV_MAX 1024)
     INFRA_PATH_BUF = 131072             # PATH candidates of one START
     INFRA_MAX_PATHS = 4096
-    INFRA_CMSG_FDS = 8                  # fds accepted in one frame (more: all closed)
+    INFRA_CMSG_FDS = 8                  # fds kept from one frame (more: closed, malformed)
     INFRA_SYSCTL_BUF = 8192             # the pod's sysctls: "path\0value\0" pairs
 
     # epoll_data.u64 = kind << 32 | slot index
@@ -34,6 +35,23 @@ ctypedef struct container_slot:
     int out_fd                          # read ends of the stdout/stderr pipes, -1 at EOF
     int err_fd
     int log_fd                          # the CRI log file, closed when both pipes are
+    int pidfd                           # CLONE_PIDFD, while running: EXEC joins through it
+    uint64_t clone_flags                # the namespaces it has of its own (from START)
+    uint32_t id_flags                   # START_SET_UID | START_SET_GID | START_SET_GROUPS
+    uid_t uid
+    gid_t gid
+    uint32_t ngroups                    # the groups themselves: SLOT_GROUPS[slot]
+    uint32_t sec_flags                  # START_SET_CAPS | START_NO_NEW_PRIVS | START_CGROUP_INTO
+    uint64_t caps
+    int n_cgroup                        # its cgroup fds (from START), while running
+    int cgroup_fds[INFRA_CMSG_FDS]
+
+
+# An exec'd process: a child of infra in a container's namespaces, stdio supd's fds.
+ctypedef struct exec_slot:
+    int state                           # SLOT_FREE or SLOT_RUNNING
+    uint32_t eid
+    pid_t pid
 
 
 # What the parent hands to the infra child (copied with the stack by clone).
@@ -57,8 +75,10 @@ ctypedef struct infra_state:
     int shutting_down
     int conn_out_armed                  # EPOLLOUT registered on conn
     int running                         # slots in SLOT_RUNNING
+    int exec_running                    # exec slots in SLOT_RUNNING
     uint32_t ring_head
     uint32_t ring_count
     uint64_t ring_dropped
     container_slot slots[INFRA_MAX_CONTAINERS]
+    exec_slot execs[INFRA_MAX_EXECS]
     report_rec ring[INFRA_REPORT_RING]

@@ -3,10 +3,12 @@
 # this file, without the GIL, a Python thread state or malloc: static tables and buffers.
 #
 # It holds the pod's namespaces, starts containers when supd sends START frames, relays
-# their stdout/stderr into CRI log files, reaps every child (it is PID 1 of the pod's PID
-# namespace when it has one, else a child subreaper), delivers signals, and reports
-# (started / start_failed / exited) to supd over a SOCK_SEQPACKET socket, keeping reports
-# in a ring while supd is away. Idle, it sleeps in epoll_wait().
+# their stdout/stderr into CRI log files, starts processes inside running containers when
+# supd sends EXEC frames (their stdio are fds from supd: no relay), reaps every child (it is
+# PID 1 of the pod's PID namespace when it has one, else a child subreaper), delivers
+# signals, and reports (started / start_failed / exited, and the exec_ ones) to supd over a
+# SOCK_SEQPACKET socket, keeping reports in a ring while supd is away. Idle, it sleeps in
+# epoll_wait().
 
 cdef infra_state INFRA
 cdef char RECV_BUF[FRAME_MAX]
@@ -17,8 +19,9 @@ cdef system.iovec IOV[INFRA_IOV_BATCH]
 cdef char PREFIX_F[64]
 cdef char PREFIX_P[64]
 cdef char *START_PTRS[FRAME_MAX_STRINGS + 2]
-cdef int FRAME_FDS[INFRA_CMSG_FDS]
 cdef gid_t START_GROUPS[FRAME_MAX_GROUPS]
+cdef gid_t SLOT_GROUPS[INFRA_MAX_CONTAINERS][FRAME_MAX_GROUPS]  # each container's, for EXEC
+cdef int RECV_FDS[INFRA_CMSG_FDS]
 cdef char PATH_BUF[INFRA_PATH_BUF]
 cdef char *EXEC_PATHS[INFRA_MAX_PATHS]
 cdef system.epoll_event EVENTS[INFRA_MAX_EVENTS]
@@ -201,6 +204,30 @@ cdef int slot_free() noexcept nogil:
     return -1
 
 
+cdef int exec_by_eid(uint32_t eid) noexcept nogil:
+    cdef int i
+    for i in range(INFRA_MAX_EXECS):
+        if INFRA.execs[i].state == SLOT_RUNNING and INFRA.execs[i].eid == eid:
+            return i
+    return -1
+
+
+cdef int exec_by_pid(pid_t pid) noexcept nogil:
+    cdef int i
+    for i in range(INFRA_MAX_EXECS):
+        if INFRA.execs[i].state == SLOT_RUNNING and INFRA.execs[i].pid == pid:
+            return i
+    return -1
+
+
+cdef int exec_free() noexcept nogil:
+    cdef int i
+    for i in range(INFRA_MAX_EXECS):
+        if INFRA.execs[i].state == SLOT_FREE:
+            return i
+    return -1
+
+
 cdef void slot_maybe_free(int i) noexcept nogil:
     """A slot is free once its process is reaped and both pipes reached EOF (grandchildren
     may hold them open long after the container's own exit)."""
@@ -321,6 +348,10 @@ cdef void report_start_failed(uint32_t cid, int step, int err, int logfd) noexce
     queue_report(REPORT_START_FAILED, cid, step, err, 0)
 
 
+cdef void report_exec_failed(uint32_t eid, int step, int err) noexcept nogil:
+    queue_report(REPORT_EXEC_FAILED, eid, step, err, 0)
+
+
 cdef void attach(int fd) noexcept nogil:
     """A new supd connected: it replaces the old connection, gets HELLO with the live
     containers, then every queued report."""
@@ -349,20 +380,32 @@ cdef void attach(int fd) noexcept nogil:
 # Frames from supd
 
 cdef void start_container(size_t n, const int *fds, int nfds) noexcept nogil:
-    """START with its fds: the log file, then the container's cgroup. The cgroup fds are
-    only needed until the child has used them: closed here whatever happens."""
+    """START with its fds: the log file, then the container's cgroup (kept in the slot for
+    EXEC while the container runs; closed here when it did not start)."""
     cdef int k
-    start_container_with(n, fds[0] if nfds > 0 else -1, fds + 1, nfds - 1 if nfds > 0 else 0)
-    for k in range(1, nfds):
-        system.close(fds[k])
+    if not start_container_with(n, fds[0] if nfds > 0 else -1, fds + 1,
+                                nfds - 1 if nfds > 0 else 0):
+        for k in range(1, nfds):
+            system.close(fds[k])
 
 
-cdef void start_container_with(size_t n, int logfd, const int *cgroup_fds,
+cdef void set_cgroup(spawn_cfg *cfg, uint32_t flags, const int *fds, int n) noexcept nogil:
+    cfg.cgroup_dir = -1
+    if flags & START_CGROUP_INTO:
+        cfg.cgroup_dir = fds[0]
+    else:
+        cfg.cgroup_procs = fds
+        cfg.n_cgroup_procs = n
+
+
+cdef bint start_container_with(size_t n, int logfd, const int *cgroup_fds,
                                int n_cgroup) noexcept nogil:
     """START: pipes for stdout/stderr, then the spawn core with the container's cgroup,
     namespaces, /proc, /etc/hosts, ids, capabilities, no_new_privs and PR_SET_PDEATHSIG
     SIGKILL (containers die with infra). Replies started, or start_failed (and then never
-    exited) for that cid."""
+    exited) for that cid. The slot keeps the container's pidfd, namespaces, ids, security
+    context and cgroup fds: what an EXEC into it needs. Returns whether it started (and the
+    slot took the cgroup fds)."""
     cdef start_request req
     cdef spawn_cfg cfg
     cdef spawn_result res
@@ -376,37 +419,37 @@ cdef void start_container_with(size_t n, int logfd, const int *cgroup_fds,
     rc = decode_start(RECV_BUF, n, &req, START_PTRS, START_GROUPS)
     if rc != 0:
         report_start_failed(cid, STEP_FRAME, rc, logfd)
-        return
+        return False
     if logfd < 0:
         report_start_failed(cid, STEP_FRAME, system.EBADF, logfd)
-        return
-    if req.flags & START_CGROUP_INTO and n_cgroup != 1:
+        return False
+    if (req.flags & START_CGROUP_INTO and n_cgroup != 1) or n_cgroup > INFRA_CMSG_FDS - 1:
         report_start_failed(cid, STEP_FRAME, system.EINVAL, logfd)
-        return
+        return False
     if INFRA.shutting_down:
         report_start_failed(cid, STEP_SLOT, system.ECANCELED, logfd)
-        return
+        return False
     if slot_running(cid) >= 0:
         report_start_failed(cid, STEP_SLOT, system.EEXIST, logfd)
-        return
+        return False
     i = slot_free()
     if i < 0:
         report_start_failed(cid, STEP_SLOT, system.EAGAIN, logfd)
-        return
+        return False
     path = env_path(req.envp)
     if build_exec_paths(req.argv[0], path, PATH_BUF, INFRA_PATH_BUF, EXEC_PATHS,
                         INFRA_MAX_PATHS) < 0:
         report_start_failed(cid, STEP_FRAME, system.E2BIG, logfd)
-        return
+        return False
     if system.pipe2(out, system.O_CLOEXEC) < 0:
         report_start_failed(cid, STEP_PIPE, errno, logfd)
-        return
+        return False
     if system.pipe2(err, system.O_CLOEXEC) < 0:
         rc = errno
         system.close(out[0])
         system.close(out[1])
         report_start_failed(cid, STEP_PIPE, rc, logfd)
-        return
+        return False
     # Only infra's read ends are non-blocking: O_NONBLOCK on pipe2() would also apply to
     # the write ends the container inherits as stdout and stderr.
     system.fcntl(out[0], system.F_SETFL, system.O_NONBLOCK)
@@ -436,20 +479,15 @@ cdef void start_container_with(size_t n, int logfd, const int *cgroup_fds,
     cfg.set_caps = (req.flags & START_SET_CAPS) != 0
     cfg.caps = req.caps
     cfg.no_new_privs = (req.flags & START_NO_NEW_PRIVS) != 0
-    cfg.cgroup_dir = -1
-    if req.flags & START_CGROUP_INTO:
-        cfg.cgroup_dir = cgroup_fds[0]
-    else:
-        cfg.cgroup_procs = cgroup_fds
-        cfg.n_cgroup_procs = n_cgroup
-    rc = spawn_process(&cfg, False, &res)
+    set_cgroup(&cfg, req.flags, cgroup_fds, n_cgroup)
+    rc = spawn_process(&cfg, True, &res)
     system.close(out[1])
     system.close(err[1])
     if rc < 0:
         system.close(out[0])
         system.close(err[0])
         report_start_failed(cid, res.step, res.err, logfd)
-        return
+        return False
     now = realtime_ns()
     s = &INFRA.slots[i]
     s.state = SLOT_RUNNING
@@ -459,6 +497,17 @@ cdef void start_container_with(size_t n, int logfd, const int *cgroup_fds,
     s.out_fd = out[0]
     s.err_fd = err[0]
     s.log_fd = logfd
+    s.pidfd = res.pidfd
+    s.clone_flags = req.clone_flags
+    s.id_flags = req.flags & (START_SET_UID | START_SET_GID | START_SET_GROUPS)
+    s.uid = req.uid
+    s.gid = req.gid
+    s.ngroups = req.ngroups
+    memcpy(SLOT_GROUPS[i], START_GROUPS, req.ngroups * sizeof(gid_t))
+    s.sec_flags = req.flags & (START_SET_CAPS | START_NO_NEW_PRIVS | START_CGROUP_INTO)
+    s.caps = req.caps
+    s.n_cgroup = n_cgroup
+    memcpy(s.cgroup_fds, cgroup_fds, n_cgroup * sizeof(int))
     INFRA.running += 1
     # Without a watch the stream cannot be relayed: close it (the writer gets EPIPE).
     if ep_add(out[0], system.EPOLLIN, EV_STDOUT, <uint32_t>i) < 0:
@@ -466,6 +515,7 @@ cdef void start_container_with(size_t n, int logfd, const int *cgroup_fds,
     if ep_add(err[0], system.EPOLLIN, EV_STDERR, <uint32_t>i) < 0:
         close_stream(i, True)
     queue_report(REPORT_STARTED, cid, res.pid, 0, now)
+    return True
 
 
 cdef void signal_container(size_t n) noexcept nogil:
@@ -486,9 +536,103 @@ cdef void signal_container(size_t n) noexcept nogil:
     system.kill(-pid if flags & SIGNAL_GROUP else pid, <int>signo)
 
 
+cdef void start_exec(size_t n, const int *fds) noexcept nogil:
+    """EXEC: the spawn core for a process inside running container `cid`: setns(2) through
+    the container's pidfd (Linux 5.8) into the namespaces it has of its own (mount, cgroup;
+    its PID namespace is joined around the clone, as the spawn core does), the pod's others
+    inherited from infra; the container's ids; a new session, with fd 0 as controlling tty
+    for EXEC_TTY; stdio from `fds` (the caller closes them); PR_SET_PDEATHSIG SIGKILL. In
+    the container's own PID namespace the process dies with the container (pid_namespaces(7)).
+    Replies exec_started, or exec_failed (and then never exec_exited) for that eid."""
+    cdef exec_request req
+    cdef spawn_cfg cfg
+    cdef spawn_result res
+    cdef container_slot *s
+    cdef int ns_fd, ns_type, c, e, rc
+    cdef uint32_t eid = get_u32(RECV_BUF + 4)
+    rc = decode_exec(RECV_BUF, n, &req, START_PTRS)
+    if rc != 0:
+        report_exec_failed(eid, STEP_FRAME, rc)
+        return
+    if INFRA.shutting_down:
+        report_exec_failed(eid, STEP_SLOT, system.ECANCELED)
+        return
+    if exec_by_eid(eid) >= 0:
+        report_exec_failed(eid, STEP_SLOT, system.EEXIST)
+        return
+    c = slot_running(req.cid)
+    if c < 0:
+        report_exec_failed(eid, STEP_SLOT, system.ESRCH)
+        return
+    e = exec_free()
+    if e < 0:
+        report_exec_failed(eid, STEP_SLOT, system.EAGAIN)
+        return
+    if build_exec_paths(req.argv[0], env_path(req.envp), PATH_BUF, INFRA_PATH_BUF,
+                        EXEC_PATHS, INFRA_MAX_PATHS) < 0:
+        report_exec_failed(eid, STEP_FRAME, system.E2BIG)
+        return
+    s = &INFRA.slots[c]
+    ns_fd = s.pidfd
+    ns_type = <int>(s.clone_flags & ~(<uint64_t>system.CLONE_NEWPID))
+    memset(&cfg, 0, sizeof(cfg))
+    cfg.argv = req.argv
+    cfg.envp = req.envp
+    cfg.exec_paths = EXEC_PATHS
+    cfg.cwd = req.cwd
+    cfg.ns_fds = &ns_fd
+    cfg.ns_types = &ns_type
+    cfg.n_ns = 1 if ns_type != 0 else 0
+    cfg.pidns_fd = s.pidfd if s.clone_flags & system.CLONE_NEWPID else -1
+    cfg.stdio[0] = fds[0]
+    cfg.stdio[1] = fds[1]
+    cfg.stdio[2] = fds[2]
+    cfg.setsid = True
+    cfg.ctty = (req.flags & EXEC_TTY) != 0
+    cfg.set_uid = (s.id_flags & START_SET_UID) != 0
+    cfg.uid = s.uid
+    cfg.set_gid = (s.id_flags & START_SET_GID) != 0
+    cfg.gid = s.gid
+    cfg.set_groups = (s.id_flags & START_SET_GROUPS) != 0
+    cfg.groups = SLOT_GROUPS[c]
+    cfg.ngroups = <int>s.ngroups
+    cfg.pdeathsig = system.SIGKILL
+    # What the container got, an exec'd process gets too (runc exec does the same).
+    cfg.set_caps = (s.sec_flags & START_SET_CAPS) != 0
+    cfg.caps = s.caps
+    cfg.no_new_privs = (s.sec_flags & START_NO_NEW_PRIVS) != 0
+    set_cgroup(&cfg, s.sec_flags, s.cgroup_fds, s.n_cgroup)
+    rc = spawn_process(&cfg, False, &res)
+    if rc < 0:
+        report_exec_failed(eid, res.step, res.err)
+        return
+    INFRA.execs[e].state = SLOT_RUNNING
+    INFRA.execs[e].eid = eid
+    INFRA.execs[e].pid = res.pid
+    INFRA.exec_running += 1
+    queue_report(REPORT_EXEC_STARTED, eid, res.pid, 0, realtime_ns())
+
+
+cdef void signal_exec(size_t n) noexcept nogil:
+    """EXEC_SIGNAL: kill(2) an exec'd process, or its process group (it is a session
+    leader). Until infra reaps it, its pid cannot be reused; unknown eids are ignored."""
+    cdef int e
+    cdef uint32_t signo
+    cdef pid_t pid
+    if n != SIGNAL_SIZE:
+        return
+    signo = get_u32(RECV_BUF + 8)
+    e = exec_by_eid(get_u32(RECV_BUF + 4))
+    if e < 0 or signo == 0 or signo >= system.NSIG:
+        return
+    pid = INFRA.execs[e].pid
+    system.kill(-pid if get_u32(RECV_BUF + 12) & SIGNAL_GROUP else pid, <int>signo)
+
+
 cdef void begin_shutdown() noexcept nogil:
-    """SHUTDOWN (or SIGTERM/SIGINT to infra): SIGKILL every live container and its process
-    group; the loop exits once all of them are reaped and reported."""
+    """SHUTDOWN (or SIGTERM/SIGINT to infra): SIGKILL every live container, exec'd
+    process and their process groups; the loop exits once all of them are reaped and
+    reported."""
     cdef int i
     cdef pid_t pid
     INFRA.shutting_down = True
@@ -497,21 +641,25 @@ cdef void begin_shutdown() noexcept nogil:
             pid = INFRA.slots[i].pid
             system.kill(-pid, system.SIGKILL)
             system.kill(pid, system.SIGKILL)
+    for i in range(INFRA_MAX_EXECS):
+        if INFRA.execs[i].state == SLOT_RUNNING:
+            pid = INFRA.execs[i].pid
+            system.kill(-pid, system.SIGKILL)
+            system.kill(pid, system.SIGKILL)
 
 
-cdef ssize_t recv_frame(int *nfds_out, bint *truncated) noexcept nogil:
-    """Receive one frame into RECV_BUF and its fds into FRAME_FDS. Returns its size, 0 when
-    none is waiting or the peer hung up (told apart by the caller), -1 on error. A frame
-    that came with more than INFRA_CMSG_FDS fds has them all closed and *nfds_out = -1
-    (malformed)."""
+cdef ssize_t recv_frame(int *nfds, bint *truncated) noexcept nogil:
+    """Receive one frame into RECV_BUF and its fds into RECV_FDS. Returns its size, 0 when
+    none is waiting or the peer hung up (told apart by the caller), -1 on error. *nfds is
+    the number of fds that came with it; beyond INFRA_CMSG_FDS they are closed at once and
+    the frame counts as malformed (*nfds > INFRA_CMSG_FDS: only that many are kept)."""
     cdef system.msghdr msg
     cdef system.iovec iov
     cdef system.cmsghdr *cmsg
     cdef ssize_t n
-    cdef int nfds, k, fd, count = 0
-    cdef bint too_many = False
+    cdef int count, k, fd
     cdef int *fds
-    nfds_out[0] = 0
+    nfds[0] = 0
     iov.iov_base = RECV_BUF
     iov.iov_len = FRAME_MAX
     memset(&msg, 0, sizeof(msg))
@@ -530,52 +678,61 @@ cdef ssize_t recv_frame(int *nfds_out, bint *truncated) noexcept nogil:
     cmsg = system.CMSG_FIRSTHDR(&msg)
     while cmsg != NULL:
         if cmsg.cmsg_level == system.SOL_SOCKET and cmsg.cmsg_type == system.SCM_RIGHTS:
-            nfds = <int>((cmsg.cmsg_len - system.CMSG_LEN(0)) // sizeof(int))
+            count = <int>((cmsg.cmsg_len - system.CMSG_LEN(0)) // sizeof(int))
             fds = <int *>system.CMSG_DATA(cmsg)
-            for k in range(nfds):
+            for k in range(count):
                 memcpy(&fd, &fds[k], sizeof(int))
-                if count < INFRA_CMSG_FDS:
-                    FRAME_FDS[count] = fd
-                    count += 1
+                if nfds[0] < INFRA_CMSG_FDS:
+                    RECV_FDS[nfds[0]] = fd
                 else:
                     system.close(fd)
-                    too_many = True
+                nfds[0] += 1
         cmsg = system.CMSG_NXTHDR(&msg, cmsg)
-    if too_many:
-        for k in range(count):
-            system.close(FRAME_FDS[k])
-        count = -1
-    nfds_out[0] = count
     return n
 
 
-cdef void close_frame_fds(int nfds) noexcept nogil:
+cdef void close_recv_fds(int nfds) noexcept nogil:
     cdef int k
-    for k in range(nfds):
-        system.close(FRAME_FDS[k])
+    for k in range(nfds if nfds < INFRA_CMSG_FDS else INFRA_CMSG_FDS):
+        system.close(RECV_FDS[k])
 
 
 cdef void handle_frame(size_t n, int nfds, bint truncated) noexcept nogil:
-    """Dispatch one frame; a malformed one gets a start_failed (START) or nothing."""
+    """Dispatch one frame; a malformed one gets a start_failed (START), an exec_failed
+    (EXEC) or nothing. START takes ownership of its fd; every other fd is closed here."""
     cdef uint32_t kind
+    cdef uint32_t target
     if n < FRAME_HEADER_SIZE:
-        close_frame_fds(nfds)
+        close_recv_fds(nfds)
         return
     kind = get_u32(RECV_BUF)
+    target = get_u32(RECV_BUF + 4)
     if kind == FRAME_START:
         if truncated:
-            close_frame_fds(nfds)
-            report_start_failed(get_u32(RECV_BUF + 4), STEP_FRAME, system.E2BIG, -1)
-        elif nfds < 0:
-            report_start_failed(get_u32(RECV_BUF + 4), STEP_FRAME, system.EINVAL, -1)
+            close_recv_fds(nfds)
+            report_start_failed(target, STEP_FRAME, system.E2BIG, -1)
+        elif nfds > INFRA_CMSG_FDS:
+            close_recv_fds(nfds)
+            report_start_failed(target, STEP_FRAME, system.EINVAL, -1)
         else:
-            start_container(n, FRAME_FDS, nfds)
+            start_container(n, RECV_FDS, nfds)
         return
-    close_frame_fds(nfds)
+    if kind == FRAME_EXEC:
+        if truncated:
+            report_exec_failed(target, STEP_FRAME, system.E2BIG)
+        elif nfds != 3:
+            report_exec_failed(target, STEP_FRAME, system.EINVAL if nfds else system.EBADF)
+        else:
+            start_exec(n, RECV_FDS)
+        close_recv_fds(nfds)
+        return
+    close_recv_fds(nfds)
     if truncated:
         return
     if kind == FRAME_SIGNAL:
         signal_container(n)
+    elif kind == FRAME_EXEC_SIGNAL:
+        signal_exec(n)
     elif kind == FRAME_SHUTDOWN and n == SHUTDOWN_SIZE:
         begin_shutdown()
 
@@ -609,9 +766,17 @@ cdef void serve_listen() noexcept nogil:
         attach(fd)
 
 
+cdef void close_cgroup_fds(container_slot *s) noexcept nogil:
+    cdef int k
+    for k in range(s.n_cgroup):
+        system.close(s.cgroup_fds[k])
+    s.n_cgroup = 0
+
+
 cdef void reap_children() noexcept nogil:
-    """waitpid(-1, WNOHANG) until 0 or ECHILD (tini, pause.c): containers and any orphan
-    reparented to infra. A container's exit is reported after its pipes are drained."""
+    """waitpid(-1, WNOHANG) until 0 or ECHILD (tini, pause.c): containers, exec'd
+    processes and any orphan reparented to infra. A container's exit is reported after its
+    pipes are drained."""
     cdef int status, i
     cdef pid_t pid
     cdef container_slot *s
@@ -623,14 +788,25 @@ cdef void reap_children() noexcept nogil:
             return
         i = slot_by_pid(pid)
         if i < 0:
+            i = exec_by_pid(pid)
+            if i >= 0:
+                INFRA.execs[i].state = SLOT_FREE
+                INFRA.exec_running -= 1
+                queue_report(REPORT_EXEC_EXITED, INFRA.execs[i].eid, pid, status,
+                             realtime_ns())
             continue
         drain(i)
         s = &INFRA.slots[i]
         s.state = SLOT_EXITED
         s.pid = 0
+        close_if_open(s.pidfd)
+        s.pidfd = -1
+        close_cgroup_fds(s)
         INFRA.running -= 1
-        queue_report(REPORT_EXITED, s.cid, pid, status, realtime_ns())
+        # Release what can be released before telling supd: once it hears of the exit, the
+        # slot's fds are gone unless a grandchild still holds a pipe.
         slot_maybe_free(i)
+        queue_report(REPORT_EXITED, s.cid, pid, status, realtime_ns())
 
 
 cdef void serve_signals() noexcept nogil:
@@ -762,6 +938,10 @@ cdef int infra_setup(infra_cfg *cfg) noexcept nogil:
     for i in range(INFRA_MAX_CONTAINERS):
         INFRA.slots[i].state = SLOT_FREE
         INFRA.slots[i].out_fd = INFRA.slots[i].err_fd = INFRA.slots[i].log_fd = -1
+        INFRA.slots[i].pidfd = -1
+        INFRA.slots[i].n_cgroup = 0
+    for i in range(INFRA_MAX_EXECS):
+        INFRA.execs[i].state = SLOT_FREE
     INFRA.conn = cfg.sock
     INFRA.listen = cfg.listen
     if ep_add(INFRA.sigfd, system.EPOLLIN, EV_SIGNALFD, 0) < 0:
@@ -805,7 +985,7 @@ cdef void infra_loop() noexcept nogil:
             elif kind == EV_STDOUT or kind == EV_STDERR:
                 # Level-triggered: one read per wakeup keeps the streams fair.
                 relay_once(<int>index, kind == EV_STDERR)
-        if INFRA.shutting_down and INFRA.running == 0:
+        if INFRA.shutting_down and INFRA.running == 0 and INFRA.exec_running == 0:
             infra_exit()
 
 

@@ -27,13 +27,14 @@ cdef enum spawn_step:
     STEP_DEVNULL = 18
     STEP_SIGNALFD = 19
     STEP_EPOLL = 20
-    STEP_CGROUP = 21
-    STEP_MOUNT_HOSTS = 22
-    STEP_CAPBSET = 23
-    STEP_CAPSET = 24
-    STEP_NO_NEW_PRIVS = 25
-    STEP_SYSCTL = 26
-    STEP_COUNT = 27
+    STEP_CTTY = 21
+    STEP_CGROUP = 22
+    STEP_MOUNT_HOSTS = 23
+    STEP_CAPBSET = 24
+    STEP_CAPSET = 25
+    STEP_NO_NEW_PRIVS = 26
+    STEP_SYSCTL = 27
+    STEP_COUNT = 28
 
 
 # Everything the child needs, as C data prepared by the parent: the child may not allocate.
@@ -52,6 +53,7 @@ ctypedef struct spawn_cfg:
     int pidns_fd                # >= 0: PID namespace joined around clone (pid_for_children)
     int stdio[3]                # source fd for 0, 1, 2; -1: inherit
     int setsid
+    int ctty                    # after setsid: fd 0 (a tty) becomes the controlling terminal
     int set_groups
     int set_gid
     int set_uid

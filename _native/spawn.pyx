@@ -399,6 +399,9 @@ cdef int child_steps(const spawn_cfg *c, int errfd) noexcept nogil:
         return STEP_DUP2
     if c.setsid and system.setsid() < 0:
         return STEP_SETSID
+    # tty_ioctl(4): a session leader without a controlling terminal acquires fd 0's.
+    if c.ctty and system.ioctl(0, system.TIOCSCTTY, 0) < 0:
+        return STEP_CTTY
     if c.set_caps and child_drop_bounding(c.caps) < 0:
         return STEP_CAPBSET
     step = child_set_ids(c)

@@ -88,11 +88,31 @@ def encode_start(
 def encode_signal(cid: int, signo: int, group: bool = False) -> bytes: ...
 def encode_shutdown() -> bytes: ...
 
+# An exec frame starts argv as exec `eid` (chosen by supd, unique per infra) inside running
+# container `cid`: in its namespaces, with its uid/gid/groups, in a new session. It is sent
+# with exactly three fds in SCM_RIGHTS: stdin, stdout, stderr (with `tty`, the same pty slave
+# three times; it becomes the controlling terminal). Reports: exec_started, then exec_exited;
+# or exec_failed alone (step "slot" with ESRCH: no such running container; EAGAIN: every exec
+# slot of the pod is taken; EEXIST: eid in use; ECANCELED: the pod is shutting down).
+def encode_exec(
+    eid: int,
+    cid: int,
+    argv: Sequence[str | bytes],
+    env: Sequence[str | bytes],
+    cwd: str | bytes | None,
+    *,
+    tty: bool = False,
+) -> bytes: ...
+def encode_exec_signal(eid: int, signo: int, group: bool = False) -> bytes: ...
+
 # infra -> supd reports, one per frame:
 #   ("started", cid, pid, time_ns)
 #   ("start_failed", cid, step, errno)
 #   ("exited", cid, pid, wait_status, time_ns)
 #   ("hello", [(cid, pid, started_ns), ...])   first frame on a (re)attached connection
+#   ("exec_started", eid, pid)
+#   ("exec_failed", eid, step, errno)
+#   ("exec_exited", eid, wait_status)
 def decode_report(frame: bytes) -> tuple: ...  # ValueError when malformed
 
 # The CRI log timestamp infra writes for CLOCK_REALTIME `ns` (exposed for tests).

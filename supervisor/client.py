@@ -250,26 +250,25 @@ class Client:
     async def stream(self, op: str, /, **args: Any) -> AsyncGenerator[Any, None]:
         """Send one streaming request and yield its payloads until the end frame; raise its
         typed error. Leaving early (break, an exception, aclose) cancels it on the server."""
+        stream = self.open_stream(op, **args)
+        try:
+            async for item in stream:
+                yield item
+        finally:
+            stream.close()
+
+    def open_stream(self, op: str, /, **args: Any) -> Stream:
+        """Send one streaming request now, and return it as a Stream that knows its id: for
+        requests that act on it while it runs (exec_input, exec_resize)."""
         rid = self._new_id()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         self._proto.streams[rid] = queue
-        finished = False
         try:
             self._write(rid, op, args)
-            await self._proto.drain()
-            while True:
-                item = await queue.get()
-                self._proto.consumed()
-                if item is _END:
-                    finished = True
-                    return
-                if isinstance(item, SupervisorError):
-                    finished = True
-                    raise item
-                yield item
-        finally:
-            if self._proto.streams.pop(rid, None) is not None and not finished:
-                self._cancel(rid)
+        except BaseException:
+            del self._proto.streams[rid]
+            raise
+        return Stream(self, rid, queue)
 
     async def close(self) -> None:
         """Close the connection; requests still in flight fail with Unavailable."""
@@ -287,3 +286,40 @@ class Client:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+class Stream:
+    """A streaming request in flight: iterate for its payloads until the end frame (its
+    typed error is raised); `close()` before the end cancels it on the server."""
+
+    def __init__(self, client: Client, rid: int, queue: asyncio.Queue[Any]) -> None:
+        self.client = client
+        self.id = rid
+        self._queue = queue
+        self._drained = False
+        self.finished = False
+
+    def __aiter__(self) -> Stream:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self.finished:
+            raise StopAsyncIteration
+        proto_ = self.client._proto
+        if not self._drained:
+            self._drained = True
+            await proto_.drain()
+        item = await self._queue.get()
+        proto_.consumed()
+        if item is _END:
+            self.finished = True
+            raise StopAsyncIteration
+        if isinstance(item, SupervisorError):
+            self.finished = True
+            raise item
+        return item
+
+    def close(self) -> None:
+        if self.client._proto.streams.pop(self.id, None) is not None and not self.finished:
+            self.client._cancel(self.id)
+        self.finished = True

@@ -9,8 +9,16 @@ import logging
 from typing import Any, Protocol
 
 from . import __version__
-from .errors import AlreadyExists, Conflict, DeadlineExceeded, InvalidArgument, ManifestError
+from .errors import (
+    AlreadyExists,
+    Conflict,
+    DeadlineExceeded,
+    InvalidArgument,
+    ManifestError,
+    NotFound,
+)
 from .events import matches
+from .execs import ExecSession
 from .logs import follow_log, read_log
 from .manifest import parse_pod
 from .runtime import Pod, Runtime
@@ -22,7 +30,11 @@ PROTOCOL_VERSION = 1
 
 
 class Call(Protocol):
+    state: Any
+
     async def send(self, payload: Any) -> None: ...
+
+    def sibling(self, rid: int) -> Call | None: ...
 
 
 class Api:
@@ -175,6 +187,40 @@ class Api:
             path, done=done, changed=lambda: pod.changed, tail=tail, timestamps=timestamps
         ):
             await call.send({"data": chunk})
+
+    # -- exec -------------------------------------------------------------------------------
+
+    async def op_exec(self, args: dict[str, Any], call: Call) -> None:
+        """Run a command in a running container (kubectl exec). The session is attached to
+        the call before anything awaits, so exec_input sent right behind it finds it."""
+        command = args["command"]
+        if not command:
+            raise InvalidArgument("you must specify at least one command for the container")
+        session = ExecSession(
+            stdin=args["stdin"], tty=args["tty"], rows=args.get("rows"), cols=args.get("cols")
+        )
+        call.state = session
+        try:
+            pod = self.runtime.get(args.get("namespace") or "default", args["name"])
+            container = args.get("container") or pod.spec.containers[0].name
+            await session.run(self.runtime, pod, container, command, call.send)
+        finally:
+            session.close()
+
+    def _exec_session(self, call: Call, target: int) -> ExecSession:
+        other = call.sibling(target)
+        if other is None or not isinstance(other.state, ExecSession):
+            raise NotFound(f"no exec request {target} is in flight on this connection")
+        return other.state
+
+    async def op_exec_input(self, args: dict[str, Any], call: Call) -> dict[str, Any]:
+        session = self._exec_session(call, args["target"])
+        written = await session.write_input(args.get("data", b""), args["eof"])
+        return {"written": written}
+
+    async def op_exec_resize(self, args: dict[str, Any], call: Call) -> dict[str, Any]:
+        self._exec_session(call, args["target"]).resize(args["rows"], args["cols"])
+        return {}
 
     # -- changing ---------------------------------------------------------------------------
 

@@ -56,6 +56,16 @@ class Internal(SupervisorError):
     code = "Internal"
 
 
+class ExecStartError(InvalidArgument):
+    """A command could not be started in a container ("exec /nope: No such file or
+    directory"). `exit_code` is what a shell reports for it: 127 (not found, or failed
+    before exec), 126 (found but not executable)."""
+
+    def __init__(self, message: str, exit_code: int, details: dict[str, Any] | None = None):
+        super().__init__(message, {"exit_code": exit_code, **(details or {})})
+        self.exit_code = exit_code
+
+
 class ManifestError(InvalidArgument):
     """A manifest failed validation. `causes` holds (field path, message) pairs in order."""
 

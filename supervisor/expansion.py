@@ -4,11 +4,15 @@ Rules (k8s.io/kubernetes third_party/forked/golang/expansion): `$(NAME)` becomes
 of NAME when it is defined, and stays as written when it is not; `$$` is an escaped `$`, so
 `$$(NAME)` yields the literal `$(NAME)`; any other `$` is kept. An env value may refer to
 variables defined before it in the list.
+
+Imports only the spec leaf.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+
+from .spec import DEFAULT_PATH, ContainerSpec, PodSpec
 
 
 def expand(text: str, env: Mapping[str, str]) -> str:
@@ -46,3 +50,9 @@ def expand_env(pairs: Iterable[tuple[str, str]], base: Mapping[str, str]) -> dic
     for name, value in pairs:
         env[name] = expand(value, env)
     return env
+
+
+def container_env(spec: PodSpec, container: ContainerSpec) -> dict[str, str]:
+    """The environment a container starts with, and an exec into it gets (as kubectl exec
+    does): PATH and HOSTNAME unless the spec sets them, then the spec's env in order."""
+    return expand_env(container.env, {"PATH": DEFAULT_PATH, "HOSTNAME": spec.pod_hostname})

@@ -23,6 +23,7 @@ from urllib.parse import quote
 import h11
 
 from . import __version__
+from .errors import SupervisorError
 from .spec import ContainerSpec, Handler
 
 BODY_LIMIT = 10 * 1024  # kubelet reads at most 10 KiB of a probe's body or output
@@ -88,7 +89,10 @@ def _timeout_message(handler: Handler, timeout: float | None) -> str:
 
 
 async def _exec(handler: Handler, target: Target, timeout: float | None) -> Outcome:
-    code, timed_out, output = await target.run_exec(list(handler.command), timeout)
+    try:
+        code, timed_out, output = await target.run_exec(list(handler.command), timeout)
+    except SupervisorError as e:  # it could not run (not started, container gone)
+        return Outcome(Result.ERROR, e.message)
     text = output[:BODY_LIMIT].decode(errors="replace")
     if timed_out:
         return Outcome(Result.FAILURE, f"command {_shell(handler.command)} timed out")

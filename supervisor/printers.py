@@ -179,7 +179,7 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _int(value: Any) -> int:
+def as_int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
@@ -240,7 +240,7 @@ def summarize_pod(pod: Mapping[str, Any], now: datetime) -> PodSummary:
     initializing = False
     for i, cs in enumerate(as_list(status.get("initContainerStatuses"))):
         cs = as_map(cs)
-        count = _int(cs.get("restartCount"))
+        count = as_int(cs.get("restartCount"))
         finished = parse_time(
             as_map(as_map(cs.get("lastState")).get("terminated")).get("finishedAt")
         )
@@ -252,7 +252,7 @@ def summarize_pod(pod: Mapping[str, Any], now: datetime) -> PodSummary:
             last_sidecar_restart = _later(last_sidecar_restart, finished)
         state = as_map(cs.get("state"))
         terminated, waiting = state.get("terminated"), state.get("waiting")
-        if isinstance(terminated, dict) and _int(terminated.get("exitCode")) == 0:
+        if isinstance(terminated, dict) and as_int(terminated.get("exitCode")) == 0:
             continue
         if sidecar and cs.get("started") is True:
             if cs.get("ready"):
@@ -261,10 +261,10 @@ def summarize_pod(pod: Mapping[str, Any], now: datetime) -> PodSummary:
         if isinstance(terminated, dict):
             if terminated.get("reason"):
                 reason = f"Init:{terminated['reason']}"
-            elif _int(terminated.get("signal")):
-                reason = f"Init:Signal:{_int(terminated.get('signal'))}"
+            elif as_int(terminated.get("signal")):
+                reason = f"Init:Signal:{as_int(terminated.get('signal'))}"
             else:
-                reason = f"Init:ExitCode:{_int(terminated.get('exitCode'))}"
+                reason = f"Init:ExitCode:{as_int(terminated.get('exitCode'))}"
         elif (
             isinstance(waiting, dict)
             and waiting.get("reason")
@@ -281,7 +281,7 @@ def summarize_pod(pod: Mapping[str, Any], now: datetime) -> PodSummary:
         has_running = False
         for cs in reversed(as_list(status.get("containerStatuses"))):
             cs = as_map(cs)
-            restarts += _int(cs.get("restartCount"))
+            restarts += as_int(cs.get("restartCount"))
             last_restart = _later(
                 last_restart,
                 parse_time(as_map(as_map(cs.get("lastState")).get("terminated")).get("finishedAt")),
@@ -293,8 +293,8 @@ def summarize_pod(pod: Mapping[str, Any], now: datetime) -> PodSummary:
             elif isinstance(terminated, dict) and terminated.get("reason"):
                 reason = str(terminated["reason"])
             elif isinstance(terminated, dict):
-                signal = _int(terminated.get("signal"))
-                exit_code = _int(terminated.get("exitCode"))
+                signal = as_int(terminated.get("signal"))
+                exit_code = as_int(terminated.get("exitCode"))
                 reason = f"Signal:{signal}" if signal else f"ExitCode:{exit_code}"
             elif cs.get("ready") and isinstance(state.get("running"), dict):
                 has_running = True
@@ -396,7 +396,7 @@ def event_header(*, all_namespaces: bool = False) -> list[str]:
 
 def _event_interval(event: Mapping[str, Any], now: datetime) -> str:
     last = since(now, event.get("time"))
-    count = _int(event.get("count"))
+    count = as_int(event.get("count"))
     if count > 1:
         first = event.get("first_time")
         return f"{last} (x{count} over {since(now, first)})" if first else f"{last} (x{count})"
@@ -443,7 +443,7 @@ def _multiline(w: _Lines, title: str, items: Mapping[str, Any], sep: str) -> Non
 
 def _probe(probe: Mapping[str, Any]) -> str:
     attrs = (
-        f"delay={_int(probe.get('initialDelaySeconds'))}s "
+        f"delay={as_int(probe.get('initialDelaySeconds'))}s "
         f"timeout={probe.get('timeoutSeconds') or 1}s "
         f"period={probe.get('periodSeconds') or 10}s "
         f"#success={probe.get('successThreshold') or 1} "
@@ -483,9 +483,9 @@ def _describe_state(w: _Lines, title: str, state: Mapping[str, Any], tz: tzinfo 
             w(3, f"Reason:\t{t['reason']}")
         if t.get("message"):
             w(3, f"Message:\t{t['message']}")
-        w(3, f"Exit Code:\t{_int(t.get('exitCode'))}")
-        if _int(t.get("signal")) > 0:
-            w(3, f"Signal:\t{_int(t.get('signal'))}")
+        w(3, f"Exit Code:\t{as_int(t.get('exitCode'))}")
+        if as_int(t.get("signal")) > 0:
+            w(3, f"Signal:\t{as_int(t.get('signal'))}")
         w(3, f"Started:\t{rfc1123z(t.get('startedAt'), tz)}")
         w(3, f"Finished:\t{rfc1123z(t.get('finishedAt'), tz)}")
     else:
@@ -528,9 +528,11 @@ def _describe_containers(
             w(2, f"Image ID:\t{st.get('imageID') or ''}")
         ports = [as_map(p) for p in as_list(c.get("ports"))]
         cports = ", ".join(
-            f"{_int(p.get('containerPort'))}/{p.get('protocol') or 'TCP'}" for p in ports
+            f"{as_int(p.get('containerPort'))}/{p.get('protocol') or 'TCP'}" for p in ports
         )
-        hports = ", ".join(f"{_int(p.get('hostPort'))}/{p.get('protocol') or 'TCP'}" for p in ports)
+        hports = ", ".join(
+            f"{as_int(p.get('hostPort'))}/{p.get('protocol') or 'TCP'}" for p in ports
+        )
         w(2, f"Ports:\t{cports}" if len(ports) > 1 else f"Port:\t{cports or '<none>'}")
         w(2, f"Host Ports:\t{hports}" if len(ports) > 1 else f"Host Port:\t{hports or '<none>'}")
         for key, label in (("command", "Command"), ("args", "Args")):
@@ -545,7 +547,7 @@ def _describe_containers(
             if isinstance(last.get("terminated"), dict):
                 _describe_state(w, "Last State", last, tz)
             w(2, f"Ready:\t{'True' if st.get('ready') else 'False'}")
-            w(2, f"Restart Count:\t{_int(st.get('restartCount'))}")
+            w(2, f"Restart Count:\t{as_int(st.get('restartCount'))}")
         resources = as_map(c.get("resources"))
         for key, label in (("limits", "Limits"), ("requests", "Requests")):
             if as_map(resources.get(key)):

@@ -18,7 +18,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from .backoff import BackoffPolicy, next_restart
 from .broadcast import Broadcast
 from .errors import NotFound
 from .events import EventLog
-from .expansion import expand, expand_env
+from .expansion import container_env, expand
 from .handlers import Outcome, Result, Target
 from .lifecycle import (
     PodEvent,
@@ -41,13 +41,14 @@ from .lifecycle import (
 from .logs import read_log
 from .podview import render_pod
 from .probes import ProbeWorker, first_delay
-from .spec import DEFAULT_PATH, PodSpec
+from .spec import PodSpec
 from .states import EventType, Reason
 from .store import Store
 
 log = logging.getLogger("supervisor.runtime")
 
 Report = tuple[Any, ...]
+ExecListener = Callable[[Report], None]
 # Manifests accept any int64 grace period; timers take at most about a year.
 MAX_GRACE_SECONDS = 366 * 24 * 3600
 # kubelet's minimumGracePeriodInSeconds: what is left for the stop signal after preStop.
@@ -75,6 +76,9 @@ class Infra:
         self._outbox: list[tuple[bytes, list[int]]] = []
         self.closed = False
         self.shutting_down = False
+        # Exec ids are supd's: unique per infra, so a late report never reaches a new exec.
+        self._execs: dict[int, tuple[ExecListener, str, str | None]] = {}
+        self._next_eid = 1
         loop.add_reader(sock.fileno(), self._readable)
         loop.add_reader(pidfd, self._exited)
 
@@ -91,6 +95,62 @@ class Infra:
         if not self.shutting_down:
             self.shutting_down = True
             self.send(_native.encode_shutdown())
+
+    def start_exec(
+        self,
+        cid: int,
+        argv: Sequence[str],
+        env: Sequence[str],
+        cwd: str | None,
+        fds: tuple[int, int, int],
+        *,
+        tty: bool,
+        on_report: ExecListener,
+    ) -> int:
+        """Start argv inside running container instance `cid`, its stdin, stdout and stderr
+        `fds` (duplicated: the caller keeps its own). Returns the exec id; `on_report` then
+        gets ("exec_started", eid, pid) and ("exec_exited", eid, wait_status), or
+        ("exec_failed", eid, SpawnError) alone, or ("exec_lost", eid) when supd lets go of
+        the infra first. ValueError when argv, env or cwd cannot be encoded."""
+        eid = self._next_eid
+        frame = _native.encode_exec(eid, cid, argv, env, cwd, tty=tty)
+        self._next_eid = eid + 1 if eid < 0xFFFFFFFF else 1
+        self._execs[eid] = (on_report, argv[0], cwd)
+        if self.closed:
+            self.loop.call_soon(self._lose_exec, eid)
+        else:
+            self.send(frame, fds)
+        return eid
+
+    def signal_exec(self, eid: int, signo: int, group: bool = False) -> None:
+        """Signal exec `eid` (and its process group), if it has not been reported gone."""
+        if eid in self._execs:
+            self.send(_native.encode_exec_signal(eid, signo, group))
+
+    def forget_exec(self, eid: int) -> None:
+        """No more reports for `eid` (its waiter gave up)."""
+        self._execs.pop(eid, None)
+
+    def _lose_exec(self, eid: int) -> None:
+        entry = self._execs.pop(eid, None)
+        if entry is not None:
+            entry[0](("exec_lost", eid))
+
+    def _dispatch(self, report: Report) -> None:
+        kind = report[0]
+        if not kind.startswith("exec_"):
+            self._on_report(report)
+            return
+        eid = report[1]
+        entry = self._execs.get(eid)
+        if entry is None:
+            return
+        on_report, argv0, cwd = entry
+        if kind == "exec_failed":
+            report = (kind, eid, _native.spawn_error(report[2], report[3], argv0, cwd))
+        if kind != "exec_started":
+            del self._execs[eid]
+        on_report(report)
 
     def _flush(self) -> None:
         while self._outbox:
@@ -122,7 +182,7 @@ class Infra:
 
     def _readable(self) -> None:
         for report in self.drain():
-            self._on_report(report)
+            self._dispatch(report)
 
     def drain(self) -> list[Report]:
         reports = []
@@ -147,7 +207,7 @@ class Infra:
         if status is None:
             return
         for report in self.drain():
-            self._on_report(report)
+            self._dispatch(report)
         self.close()
         self._on_exit(status)
 
@@ -161,6 +221,8 @@ class Infra:
         self._drop_outbox()
         self.sock.close()
         os.close(self.pidfd)
+        for eid in list(self._execs):
+            self._lose_exec(eid)
 
 
 @dataclass
@@ -380,7 +442,7 @@ class Runtime:
             self.loop.call_soon(self._apply, pod, [], now)
             return
         try:
-            env = expand_env(c.env, {"PATH": DEFAULT_PATH, "HOSTNAME": spec.pod_hostname})
+            env = container_env(spec, c)
             argv = [expand(arg, env) for arg in c.argv()]
             flags = _native.CLONE_NEWNS | (
                 0 if spec.share_process_namespace else _native.CLONE_NEWPID
@@ -490,9 +552,10 @@ class Runtime:
         async def run_exec(argv: list[str], timeout: float | None) -> tuple[int, bool, bytes]:
             from .execs import exec_captured  # the exec mechanism (infra EXEC frames)
 
-            result, output = await exec_captured(
-                self, pod, name, argv, timeout=timeout if timeout is not None else math.inf
-            )
+            # kubelet expands $(VAR) in probe and hook commands from the container's env.
+            env = container_env(pod.spec, pod.spec.container(name))
+            command = [expand(arg, env) for arg in argv]
+            result, output = await exec_captured(self, pod, name, command, timeout=timeout)
             return result.exit_code, result.timed_out, output
 
         return Target(pod.spec.container(name), make_socket, run_exec)

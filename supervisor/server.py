@@ -140,7 +140,18 @@ _SHUTDOWN: Final = "shutdown"
 class Call:
     """One request as a handler sees it: its id, op, the peer, and `send` for streams."""
 
-    __slots__ = ("_conn", "_task", "args", "closed", "end_reason", "id", "op", "peer", "stream")
+    __slots__ = (
+        "_conn",
+        "_task",
+        "args",
+        "closed",
+        "end_reason",
+        "id",
+        "op",
+        "peer",
+        "state",
+        "stream",
+    )
 
     def __init__(
         self, conn: ServerConnection, rid: int, op: str, args: dict[str, Any], stream: bool
@@ -155,6 +166,8 @@ class Call:
         self.closed = False
         """Set once no more frames may be sent for this call (cancelled or connection lost)."""
         self.end_reason: str | None = None
+        self.state: Any = None
+        """The handler's own: what sibling requests may find it by (an exec's input)."""
 
     @property
     def version(self) -> int:
@@ -167,6 +180,13 @@ class Call:
         if not self.stream:
             raise RuntimeError(f"op {self.op!r} does not stream; return its result instead")
         await self._conn.send_stream(self, payload)
+
+    def sibling(self, rid: int) -> Call | None:
+        """Request `rid` while it is in flight on the same connection: how a request acts
+        on a stream it belongs to (exec_input writes to its exec). Requests start in the
+        order they arrive, so a handler that sets `state` before its first await is found
+        by any request sent after it."""
+        return self._conn._calls.get(rid)
 
     def _close(self, reason: str) -> None:
         self.closed = True

@@ -4,6 +4,7 @@
     supctl describe pod NAME          supctl logs POD [-c C] [-f] [--previous] [--tail N]
     supctl delete pod NAME            supctl wait pod/NAME --for=condition=Ready
     supctl events [-w]                supctl top pods|containers [NAME]
+    supctl exec POD [-c C] [-i] [-t] -- COMMAND [ARG...]
     supctl version
 
 Output follows kubectl; the printing rules live in printers.py (pure, tested with a fixed
@@ -21,8 +22,11 @@ import contextlib
 import json
 import os
 import re
+import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import termios
+import tty as ttymode
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import IO, Any, BinaryIO, NoReturn, TextIO
@@ -30,7 +34,7 @@ from typing import IO, Any, BinaryIO, NoReturn, TextIO
 import yaml
 
 from supervisor import __version__
-from supervisor.client import Client, default_socket_path
+from supervisor.client import Client, Stream, default_socket_path
 from supervisor.errors import (
     DeadlineExceeded,
     InvalidArgument,
@@ -40,6 +44,7 @@ from supervisor.errors import (
 from supervisor.printers import (
     DEFAULT_NAMESPACE,
     TablePrinter,
+    as_int,
     as_list,
     as_map,
     describe_pod,
@@ -547,6 +552,186 @@ async def cmd_top(ctx: Context) -> int:
     return code
 
 
+DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
+
+
+def default_container(pod: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The container kubectl picks when none is named (podcmd.FindOrDefaultContainerByName):
+    the annotation's, else the first one; and the notice kubectl prints in that case when
+    the pod has other containers."""
+    meta, spec = as_map(pod.get("metadata")), as_map(pod.get("spec"))
+    names = [str(as_map(c).get("name")) for c in as_list(spec.get("containers"))]
+    init = [str(as_map(c).get("name")) for c in as_list(spec.get("initContainers"))]
+    wanted = as_map(meta.get("annotations")).get(DEFAULT_CONTAINER_ANNOTATION)
+    if wanted and wanted in names + init:
+        return str(wanted), None
+    if not names:
+        raise UsageError(f"pod {meta.get('name')} does not have any containers")
+    if len(names) > 1 or init:
+        everything = ", ".join(names + [f"{n} (init)" for n in init])
+        return names[0], f'Defaulted container "{names[0]}" out of: {everything}'
+    return names[0], None
+
+
+async def cmd_exec(ctx: Context) -> int:
+    """kubectl exec: the command's output and exit code. kubectl prints "command terminated
+    with exit code N" for a non-zero one, and so does this."""
+    a = ctx.args
+    command = list(a.words)
+    if a.argv is not None:
+        if command:
+            raise UsageError("give the command after --, not before it")
+        command = a.argv
+    elif command:
+        ctx.warn(
+            "supctl exec [POD] [COMMAND] is DEPRECATED and will be removed in a future "
+            "version. Use supctl exec [POD] -- [COMMAND] instead."
+        )
+    if not command:
+        raise UsageError("you must specify at least one command for the container")
+    name = _pod_arg(a.pod)
+    async with await ctx.connect() as client:
+        try:
+            result = await client.call("get", namespace=ctx.namespace, name=name)
+        except NotFound:
+            return _not_found(ctx, name)
+        pod = as_map(as_list(result.get("items"))[0])
+        phase = as_map(pod.get("status")).get("phase")
+        if phase in ("Succeeded", "Failed"):
+            ctx.warn(
+                f"error: cannot exec into a container in a completed pod; current phase is {phase}"
+            )
+            return 1
+        container = a.container
+        if not container:
+            container, notice = default_container(pod)
+            if notice and not a.quiet:
+                ctx.warn(notice)
+        use_tty = a.tty and a.stdin
+        if use_tty and not os.isatty(ctx.stdin.fileno()):
+            use_tty = False
+            if not a.quiet:
+                ctx.warn("Unable to use a TTY - input is not a terminal or the right kind of file")
+        status = await _exec(ctx, client, name, container, command, a.stdin, use_tty)
+    if status.get("message"):
+        ctx.warn(str(status["message"]))
+    code = as_int(status.get("exit_code"))
+    if code:
+        ctx.warn(f"command terminated with exit code {code}")
+    return code
+
+
+def _terminal_size(*fds: int) -> dict[str, int]:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            size = os.get_terminal_size(fd)
+            return {"rows": size.lines, "cols": size.columns}
+    return {}
+
+
+async def _exec(
+    ctx: Context,
+    client: Client,
+    name: str,
+    container: str,
+    command: list[str],
+    stdin: bool,
+    tty: bool,
+) -> dict[str, Any]:
+    """Run the exec stream: output to stdout/stderr, stdin (with -i) as exec_input, the
+    terminal raw and its size followed (with -t). Returns the final status payload."""
+    loop = asyncio.get_running_loop()
+    out = ctx.binary_out()
+    ctx.err.flush()
+    err: BinaryIO = getattr(ctx.err, "buffer", out)
+    in_fd = ctx.stdin.fileno() if stdin else -1
+    out_fd = out.fileno() if tty else -1
+    stream = client.open_stream(
+        "exec",
+        namespace=ctx.namespace,
+        name=name,
+        container=container,
+        command=command,
+        stdin=stdin,
+        tty=tty,
+        **(_terminal_size(out_fd, in_fd) if tty else {}),
+    )
+    tasks: set[asyncio.Task[None]] = set()
+    saved: list[Any] | None = None
+    status: dict[str, Any] = {}
+    try:
+        if tty:
+            saved = termios.tcgetattr(in_fd)
+            ttymode.setraw(in_fd)
+
+            def resized() -> None:
+                size = _terminal_size(out_fd, in_fd)
+                if size:
+                    task = loop.create_task(_resize(client, stream, size))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+
+            loop.add_signal_handler(signal.SIGWINCH, resized)
+        if stdin:
+            tasks.add(loop.create_task(_send_input(client, stream, in_fd)))
+        async for payload in stream:
+            payload = as_map(payload)
+            if "stdout" in payload or "stderr" in payload:
+                target = out if "stdout" in payload else err
+                data = payload.get("stdout", payload.get("stderr"))
+                target.write(bytes(data) if isinstance(data, (bytes, bytearray)) else b"")
+                target.flush()
+            elif "exit_code" in payload:
+                status = payload
+    finally:
+        stream.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if tty:
+            loop.remove_signal_handler(signal.SIGWINCH)
+        if saved is not None:
+            termios.tcsetattr(in_fd, termios.TCSADRAIN, saved)
+    return status
+
+
+async def _resize(client: Client, stream: Stream, size: dict[str, int]) -> None:
+    with contextlib.suppress(SupervisorError):
+        await client.call("exec_resize", target=stream.id, **size)
+
+
+async def _read_input(loop: asyncio.AbstractEventLoop, fd: int) -> bytes:
+    """The next chunk of stdin (b"" at its end), read once the fd is readable. A regular
+    file or /dev/null cannot be watched (epoll refuses them) and never blocks: read it."""
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    try:
+        loop.add_reader(fd, wake)
+    except PermissionError:
+        return os.read(fd, 65536)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
+    return os.read(fd, 65536)
+
+
+async def _send_input(client: Client, stream: Stream, fd: int) -> None:
+    """Stdin as exec_input requests, one at a time: each reply says the process has it."""
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(SupervisorError):  # the exec ended: its input is moot
+        while True:
+            data = await _read_input(loop, fd)
+            if not data:
+                await client.call("exec_input", target=stream.id, eof=True)
+                return
+            await client.call("exec_input", target=stream.id, data=data)
+
+
 async def cmd_version(ctx: Context) -> int:
     ctx.print(f"Client Version: {__version__}")
     ctx.out.flush()
@@ -569,6 +754,7 @@ COMMANDS: dict[str, Callable[[Context], Awaitable[int]]] = {
     "wait": cmd_wait,
     "events": cmd_events,
     "top": cmd_top,
+    "exec": cmd_exec,
     "version": cmd_version,
 }
 
@@ -650,8 +836,40 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-A", "--all-namespaces", action="store_true")
     s.add_argument("--containers", action="store_true", help="one row per container")
 
+    s = sub.add_parser(
+        "exec",
+        parents=[common],
+        help="run a command in a container",
+        usage="supctl exec POD [-c CONTAINER] [-i] [-t] [-q] -- COMMAND [ARG...]",
+    )
+    s.add_argument("pod")
+    s.add_argument("words", nargs="*", help=argparse.SUPPRESS)
+    s.add_argument("-c", "--container", help="the container (default: the first one)")
+    s.add_argument("-i", "--stdin", action="store_true", help="pass stdin to the container")
+    s.add_argument("-t", "--tty", action="store_true", help="stdin is a TTY (with -i)")
+    s.add_argument("-q", "--quiet", action="store_true", help="only print the command's output")
+
     sub.add_parser("version", parents=[common], help="print client and server versions")
     return p
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """argparse, except that exec's command is every word after the first "--" (argparse
+    would drop later "--" and read options out of it)."""
+    argv = list(argv)
+    parser = build_parser()
+    args = None
+    if "--" in argv and "exec" in argv[: argv.index("--")]:
+        cut = argv.index("--")
+        args = parser.parse_args(argv[:cut])
+        if args.command == "exec":
+            args.argv = argv[cut + 1 :]
+        else:
+            args = None
+    if args is None:
+        args = parser.parse_args(argv)
+        args.argv = None
+    return args
 
 
 async def _run(ctx: Context) -> int:
@@ -660,7 +878,7 @@ async def _run(ctx: Context) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(sys.argv[1:] if argv is None else argv)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 2
     namespace = getattr(args, "namespace", None)

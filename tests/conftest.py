@@ -81,6 +81,14 @@ def zombies_of(pid: int) -> list[int]:
     return found
 
 
+def start_time(pid: int) -> int:
+    """Field 22 of /proc/PID/stat: when the process started, in clock ticks (proc(5))."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except OSError:
+        return -1
+
+
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -96,7 +104,7 @@ class Supd:
     socket: Path
     state_dir: Path
     proc: subprocess.Popen[bytes] | None = None
-    infra_pids: set[int] = field(default_factory=set)
+    infra_pids: set[tuple[int, int]] = field(default_factory=set)  # (pid, start time)
 
     def start(self, *extra: str) -> None:
         r, w = os.pipe()
@@ -194,8 +202,8 @@ class Supd:
     def infra_of(self, name: str, namespace: str = "default") -> int:
         for d in (self.state_dir / "pods").iterdir():
             if d.name.startswith(f"{namespace}_{name}_"):
-                pid = int((d / "infra").read_text().split()[0])
-                self.infra_pids.add(pid)
+                pid, start = (int(x) for x in (d / "infra").read_text().split())
+                self.infra_pids.add((pid, start))
                 return pid
         raise AssertionError(f"no infra recorded for {namespace}/{name}")
 
@@ -227,8 +235,9 @@ def supd(tmp_path: Path) -> Iterator[Supd]:
                     )
             finally:
                 d.stop()
-        for pid in d.infra_pids:
-            if alive(pid):
+        for pid, start in d.infra_pids:
+            # Only the very process recorded: a pid number alone may have been reused.
+            if alive(pid) and start_time(pid) == start:
                 os.kill(pid, signal.SIGKILL)
         log = tmp_path / "supd.log"
         if log.exists():

@@ -289,3 +289,99 @@ def _wait_event(supd: Supd, pod: str, text: str, timeout: float = 30) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+# -- the seed manifests (../shared/seeds), run as written but for `image` and times ---------
+
+
+def test_seed_liveness_exec_restarts_the_container(supd: Supd, tmp_path: Path) -> None:
+    healthy = tmp_path / "healthy"  # /tmp/healthy in the seed: here, the test's own dir
+    seed = f"""
+apiVersion: v1
+kind: Pod
+metadata:
+  labels:
+    test: liveness
+  name: test-liveness-exec
+spec:
+  containers:
+  - name: liveness
+    args:
+    - /bin/sh
+    - -c
+    - touch {healthy}; sleep 1; rm -rf {healthy}; sleep 600
+    livenessProbe:
+      exec:
+        command:
+        - cat
+        - {healthy}
+      initialDelaySeconds: 1
+      periodSeconds: 1
+  terminationGracePeriodSeconds: 1
+"""
+    supd.apply(seed)
+    obj = supd.watch_until(
+        "test-liveness-exec", lambda o: cstatus(o, "liveness")["restartCount"] >= 1, timeout=60
+    )
+    assert cstatus(obj, "liveness")["lastState"]["terminated"]["exitCode"] == 137
+    text = event_text(supd, "test-liveness-exec")
+    assert f"Liveness probe failed: cat: {healthy}: No such file or directory" in text
+    assert "Container liveness failed liveness probe, will be restarted" in text
+
+
+def test_seed_lifecycle_demo_post_start_and_pre_stop(supd: Supd, tmp_path: Path) -> None:
+    message = tmp_path / "message"  # /usr/share/message in the seed
+    stopped = tmp_path / "stopped"
+    # nginx's `-s quit` becomes a shell stand-in that records that preStop ran.
+    seed = f"""
+apiVersion: v1
+kind: Pod
+metadata:
+  name: lifecycle-demo
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: lifecycle-demo-container
+    command: ["sleep", "1000"]
+    lifecycle:
+      postStart:
+        exec:
+          command: ["/bin/sh", "-c", "echo Hello from the postStart handler > {message}"]
+      preStop:
+        exec:
+          command: ["/bin/sh", "-c", "echo preStop ran > {stopped}"]
+"""
+    supd.apply(seed)
+    supd.wait("lifecycle-demo")
+    assert message.read_text() == "Hello from the postStart handler\n"
+    supd.ctl("delete", "pod", "lifecycle-demo")
+    assert stopped.read_text() == "preStop ran\n"
+
+
+def test_exec_readiness_uses_the_container_env(supd: Supd) -> None:
+    c = {
+        "name": "c",
+        "command": ["sleep", "1000"],
+        "env": [{"name": "WANT", "value": "yes"}],
+        "readinessProbe": {
+            "exec": {"command": ["sh", "-c", "test $(WANT) = yes"]},
+            "periodSeconds": 1,
+        },
+    }
+    supd.apply(manifest("envready", [c]))
+    supd.watch_until("envready", lambda o: condition(o, "Ready"))
+
+
+def test_exec_probe_that_cannot_start_is_an_error_not_a_failure(supd: Supd) -> None:
+    c = {
+        "name": "c",
+        "command": ["sleep", "1000"],
+        "livenessProbe": {
+            "exec": {"command": ["/nonexistent"]},
+            "periodSeconds": 1,
+            "failureThreshold": 1,
+        },
+    }
+    supd.apply(manifest("errprobe", [c]))
+    _wait_event(supd, "errprobe", "Liveness probe errored: exec /nonexistent: No such file")
+    assert cstatus(supd.pod("errprobe"), "c")["restartCount"] == 0

@@ -197,9 +197,14 @@ def test_messages_json_lists_every_op() -> None:
         "logs",
         "wait",
         "events",
+        "exec",
+        "exec_input",
+        "exec_resize",
+        "top",
         "cancel",
     }
-    assert {name for name, op in schema.ops.items() if op.stream} == {"watch", "logs", "events"}
+    streams = {name for name, op in schema.ops.items() if op.stream}
+    assert streams == {"watch", "logs", "events", "exec"}
     doc = json.loads((REPO / "proto" / "messages.json").read_text())
     for name, op in doc["ops"].items():
         assert "result" in op or "payload" in op, name

@@ -183,6 +183,45 @@ async def test_in_flight_limit_pauses_reading_and_resumes(tmp_path: Path) -> Non
         await client.close()
 
 
+class InputHandler:
+    """A stream that takes input from sibling requests, as exec takes exec_input."""
+
+    async def op_exec(self, args: dict[str, Any], call: Call) -> None:
+        inbox: asyncio.Queue[bytes] = asyncio.Queue()
+        call.state = inbox  # before the first await: a request sent right behind finds it
+        while (data := await inbox.get()) != b"":
+            await call.send({"stdout": data.upper()})
+
+    async def op_exec_input(self, args: dict[str, Any], call: Call) -> dict[str, Any]:
+        target = call.sibling(args["target"])
+        if target is None or target.op != "exec":
+            raise NotFound(f"no exec request {args['target']}")
+        target.state.put_nowait(b"" if args["eof"] else args["data"])
+        return {"written": len(args.get("data", b""))}
+
+
+@run_async
+async def test_a_request_finds_its_stream_by_id(tmp_path: Path) -> None:
+    async with (
+        serving(tmp_path, InputHandler()) as server,
+        await Client.connect(sock_path(server)) as client,
+    ):
+        stream = client.open_stream("exec", name="p", command=["x"])
+        # Sent before the stream's handler has run at all: requests start in order.
+        assert await client.call("exec_input", target=stream.id, data=b"ab") == {"written": 2}
+        assert await anext(stream) == {"stdout": b"AB"}
+        await client.call("exec_input", target=stream.id, eof=True)
+        assert [item async for item in stream] == []
+        with pytest.raises(NotFound):  # it has ended
+            await client.call("exec_input", target=stream.id, data=b"x")
+        other = await Client.connect(sock_path(server))
+        stream = client.open_stream("exec", name="p", command=["x"])
+        with pytest.raises(NotFound):  # another connection's request is not a sibling
+            await other.call("exec_input", target=stream.id, data=b"x")
+        await other.close()
+        stream.close()
+
+
 @run_async
 async def test_call_carries_the_peer_credentials(tmp_path: Path) -> None:
     handler = FakeHandler()

@@ -274,6 +274,7 @@ cdef extern from "sys/ioctl.h" nogil:
     enum:
         SIOCGIFFLAGS
         SIOCSIFFLAGS
+        TIOCSCTTY
     int ioctl(int fd, unsigned long request, ...)
 
 
