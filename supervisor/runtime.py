@@ -1,4 +1,5 @@
-"""The runtime: executes what the lifecycle decides. The only importer of supervisor._native.
+"""The runtime: executes what the lifecycle decides. With init.py (supd's own process in PID 1
+mode), the only importer of supervisor._native.
 
 Every pod has one infra process (clone with new net, ipc, uts [and pid] namespaces), which
 supd talks to over a SOCK_SEQPACKET socketpair: supd sends start/signal/shutdown frames, the
