@@ -105,7 +105,8 @@ class InitProcess:
     """The signalfd on the loop, and what supd does with each signal (signals.decide).
 
     `shutdown` is set by the first SIGTERM or SIGINT; `hurry` by a second one (SIGKILL
-    now: `runtime.stop_all(grace=0)`, and no more waiting for descendants).
+    now: `runtime.stop_all(grace=0)`, and no more waiting for descendants). `stopped` holds
+    the pods that were still running when the shutdown began (for the exit code).
     """
 
     def __init__(
@@ -125,6 +126,7 @@ class InitProcess:
         self.on_shutdown = on_shutdown
         self.shutdown = asyncio.Event()
         self.hurry = asyncio.Event()
+        self.stopped: frozenset[str] = frozenset()
         self.reaped = 0
         self._reaped = asyncio.Event()
         self._killing: asyncio.Task[None] | None = None
@@ -159,6 +161,9 @@ class InitProcess:
         if d.act is Act.SHUTDOWN:
             log.warning("%s: stopping every pod (again to kill at once)", name)
             self.shutdown.set()
+            self.stopped = frozenset(
+                key for key, pod in self.runtime.pods.items() if not pod.status.phase.terminal
+            )
             if self.on_shutdown is not None:
                 self.on_shutdown()
         elif d.act is Act.KILL:

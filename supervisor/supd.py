@@ -255,7 +255,7 @@ async def finish(
     once after a second SIGTERM), the exit code taken, then every remaining descendant
     stopped and waited for."""
     await runtime.stop_all(grace=0 if init.hurry.is_set() else None)
-    code = exit_code_of(pods, dict(args.remap_exit))
+    code = exit_code_of(pods, dict(args.remap_exit), init.stopped)
     n = await init.stop_descendants(args.orphan_grace)
     if n:
         log.info("stopped %d process(es) left outside the pods", n)
@@ -397,22 +397,27 @@ async def _print_log(pod: Pod, name: str, instance: int, path: Path, out: Binary
         out.write(prefix + rest + b"\n")
 
 
-def exit_code_of(pods: list[Pod], remap: dict[int, int] | None = None) -> int:
-    """0 if every pod Succeeded; else the exit code of the container that failed first
-    (exitcodes.pick_exit_code, after `remap`)."""
+def exit_code_of(
+    pods: list[Pod], remap: dict[int, int] | None = None, stopped: frozenset[str] = frozenset()
+) -> int:
+    """0 if every pod Succeeded, or was stopped while it ran (its key in `stopped`) and
+    every container's last exit was 0; else the exit code of the container that failed
+    first (exitcodes.pick_exit_code, after `remap`)."""
     failed = []
+    succeeded = True
     for pod in pods:
         if pod.status.phase is Phase.SUCCEEDED:
             continue
+        mine = []
         for st in pod.status.all():
             t = st.terminated or st.last_state
             if t is not None and t.exit_code != 0:
-                failed.append((t.finished_at, t.exit_code))
-    return pick_exit_code(
-        failed,
-        all_succeeded=all(p.status.phase is Phase.SUCCEEDED for p in pods),
-        remap=remap or {},
-    )
+                mine.append((t.finished_at, t.exit_code))
+        failed += mine
+        # A pod that runs until it is stopped (restartPolicy Always) never Succeeds: stopped
+        # with nothing failed, it did what was asked.
+        succeeded = succeeded and pod.key in stopped and not mine
+    return pick_exit_code(failed, all_succeeded=succeeded, remap=remap or {})
 
 
 if __name__ == "__main__":

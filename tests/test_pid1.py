@@ -580,7 +580,10 @@ def test_daemon_as_pid_1_reaps_forwards_and_stops_gracefully(
     require_root()
     boot = tmp_path / "boot"
     boot.mkdir()
-    (boot / "p.yaml").write_text(json.dumps(pod("boot", PY, scripts["sigprint"])))
+    # A service (restartPolicy Always) never Succeeds; stopped with every exit 0, supd
+    # exits 0.
+    service = pod("boot", PY, scripts["sigprint"], spec={"restartPolicy": "Always"})
+    (boot / "p.yaml").write_text(json.dumps(service))
     sock = tmp_path / "supd.sock"
     r, w = os.pipe()
     supd = Pid1(
@@ -621,7 +624,7 @@ def test_daemon_as_pid_1_reaps_forwards_and_stops_gracefully(
         zombies = [pid for pid, st in supd.processes().items() if st == "Z"]
         assert not zombies, f"{len(zombies)} zombies left"
         supd.kill(signal.SIGTERM)
-        assert supd.wait() == 0  # the container exits 0 on SIGTERM
+        assert supd.wait() == 0  # the container exits 0 on SIGTERM, the pod was stopped
     finally:
         supd.close()
 
