@@ -23,6 +23,9 @@ from conftest import SUPCTL, SUPD, alive, proc_children, require_root
 
 PY = sys.executable
 TIMEOUT = 20.0
+# supd is PID 1 of a new PID namespace; --kill-child: if unshare dies (a test that failed
+# and killed it), supd, and with it the whole namespace, dies too.
+UNSHARE = ("unshare", "--pid", "--fork", "--mount-proc", "--kill-child")
 
 # A container that reports each signal it receives ("got N") and exits 0 on SIGTERM (or,
 # with argument "stay", reports SIGTERM too and keeps running).
@@ -153,7 +156,7 @@ class Pid1:
         self.stderr_path = tmp / f"supd-{time.monotonic_ns()}.err"
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
-                ["unshare", "--pid", "--fork", "--mount-proc", *wrapper, SUPD, *args],
+                [*UNSHARE, *wrapper, SUPD, *args],
                 stdout=subprocess.PIPE,
                 stderr=err,
                 preexec_fn=preexec_fn,
@@ -526,7 +529,7 @@ def run_pid1(tmp: Path, manifest: dict[str, Any], *args: str) -> tuple[int, str]
     path = tmp / f"{manifest['metadata']['name']}.yaml"
     path.write_text(json.dumps(manifest))
     res = subprocess.run(
-        ["unshare", "--pid", "--fork", "--mount-proc", SUPD, "run", str(path), *args],
+        [*UNSHARE, SUPD, "run", str(path), *args],
         capture_output=True,
         text=True,
         timeout=60,
