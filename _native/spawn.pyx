@@ -39,22 +39,24 @@ cdef int move_above_stdio(int fd) noexcept nogil:
     return moved
 
 
-cdef pid_t clone_fork(uint64_t flags, int *pidfd) noexcept nogil:
+cdef pid_t clone_fork(uint64_t flags, int *pidfd, int exit_signal) noexcept nogil:
     """clone3(2) used like fork(2): no CLONE_VM, stack 0 (the child runs on a copy of the
-    caller's stack), exit_signal SIGCHLD so waitpid(2) sees it; CLONE_PIDFD when `pidfd`
-    is given. The raw syscall skips glibc's fork handlers: the child must not use glibc
-    state that belongs to other threads (locks, malloc, the thread list)."""
+    caller's stack); CLONE_PIDFD when `pidfd` is given. With exit_signal SIGCHLD the child
+    is an ordinary one; with 0 it is a "clone" child (wait(2), __WCLONE) that sends no
+    signal when it ends and that waitpid(-1) without __WALL never reports. The raw syscall
+    skips glibc's fork handlers: the child must not use glibc state that belongs to other
+    threads (locks, malloc, the thread list)."""
     cdef system.supd_clone_args args
     memset(&args, 0, sizeof(args))
     args.flags = flags
     if pidfd != NULL:
         args.flags |= system.CLONE_PIDFD
         args.pidfd = <uint64_t><uintptr_t>pidfd
-    args.exit_signal = system.SIGCHLD
+    args.exit_signal = <uint64_t>exit_signal
     return <pid_t>system.syscall(system.SYS_clone3, &args, sizeof(args))
 
 
-cdef pid_t clone_blocked(uint64_t flags, int *pidfd) noexcept nogil:
+cdef pid_t clone_blocked(uint64_t flags, int *pidfd, int exit_signal) noexcept nogil:
     """clone_fork() with every signal blocked across the clone, so that no handler of the
     parent (Python's, which writes to the wakeup fd it shares with the child) runs in the
     child before it resets them. The parent gets its mask back; the child keeps all signals
@@ -64,7 +66,7 @@ cdef pid_t clone_blocked(uint64_t flags, int *pidfd) noexcept nogil:
     cdef int err
     system.sigfillset(&all_signals)
     system.pthread_sigmask(system.SIG_SETMASK, &all_signals, &saved)
-    pid = clone_fork(flags, pidfd)
+    pid = clone_fork(flags, pidfd, exit_signal)
     if pid != 0:
         err = errno
         system.pthread_sigmask(system.SIG_SETMASK, &saved, NULL)
@@ -378,8 +380,9 @@ cdef ssize_t read_full(int fd, void *buf, size_t size) noexcept nogil:
 
 
 cdef void reap_pid(pid_t pid) noexcept nogil:
+    # __WALL: the child may be a "clone" child (spawn_infra with exit_signal 0).
     cdef int status
-    while system.waitpid(pid, &status, 0) < 0 and errno == system.EINTR:
+    while system.waitpid(pid, &status, system.WALL) < 0 and errno == system.EINTR:
         pass
 
 
@@ -434,7 +437,7 @@ cdef int spawn_process(const spawn_cfg *c, bint want_pidfd, spawn_result *r) noe
             system.close(errpipe[0])
             system.close(errpipe[1])
             return -1
-    pid = clone_blocked(c.clone_flags, &pidfd if want_pidfd else NULL)
+    pid = clone_blocked(c.clone_flags, &pidfd if want_pidfd else NULL, system.SIGCHLD)
     if pid == 0:
         spawn_child(c, errpipe[1])
     err = errno

@@ -54,6 +54,7 @@ def spawn_infra(
     hostname: str | bytes,
     listen: int = -1,
     pdeathsig: int = 0,
+    exit_signal: int = ...,  # SIGCHLD; 0: a "clone" child, invisible to waitpid(-1)
 ) -> tuple[int, int]: ...
 
 # supd -> infra frames. A start frame is sent with exactly one fd in SCM_RIGHTS: the

@@ -93,6 +93,9 @@ class PodSpec:
     termination_grace_period_seconds: int = DEFAULT_GRACE_SECONDS
     hostname: str | None = None
     share_process_namespace: bool = False
+    host_network: bool = False  # the host's network and UTS namespaces
+    host_pid: bool = False  # the host's PID namespace, for infra and every container
+    host_ipc: bool = False  # the host's IPC namespace
     active_deadline_seconds: int | None = None
     # The manifest as accepted (a plain dict, JSON-able): what `get -o yaml` prints as the
     # spec and what the store persists. Compared to decide "unchanged" on re-apply.

@@ -205,6 +205,7 @@ def infra(tmp_path: Path, no_leaks: None) -> Iterator[Any]:
         hostname: str = "pod",
         listen_path: str | None = None,
         pdeathsig: int = 0,
+        exit_signal: int = signal.SIGCHLD,
     ) -> Infra:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         listener = None
@@ -219,6 +220,7 @@ def infra(tmp_path: Path, no_leaks: None) -> Iterator[Any]:
                 hostname=hostname,
                 listen=listener.fileno() if listener else -1,
                 pdeathsig=pdeathsig,
+                exit_signal=exit_signal,
             )
         except BaseException:
             ours.close()

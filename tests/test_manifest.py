@@ -746,9 +746,6 @@ POD_UNSUPPORTED = {
     "volumes": [{"name": "v", "emptyDir": {}}],
     "ephemeralContainers": [{"name": "e"}],
     "securityContext": {"runAsUser": 1000},
-    "hostNetwork": True,
-    "hostPID": True,
-    "hostIPC": True,
     "hostUsers": False,
     "subdomain": "sub",
     "hostAliases": [{"ip": "127.0.0.1", "hostnames": ["x"]}],
@@ -815,6 +812,25 @@ def test_values_that_mean_unset_are_accepted() -> None:
     pod, warnings = parse_pod(obj)
     assert warnings == []
     assert pod.manifest["spec"]["hostNetwork"] is False
+
+
+def test_host_namespaces() -> None:
+    obj = base()
+    obj["spec"].update(hostNetwork=True, hostPID=True, hostIPC=True)
+    pod, _ = parse_pod(obj)
+    assert (pod.host_network, pod.host_pid, pod.host_ipc) == (True, True, True)
+    pod, _ = parse_pod(base())
+    assert (pod.host_network, pod.host_pid, pod.host_ipc) == (False, False, False)
+    assert causes(with_("spec.hostPID", "yes")) == [
+        ("spec.hostPID", 'Invalid value: "yes": must be a boolean')
+    ]
+    obj["spec"]["shareProcessNamespace"] = True
+    assert causes(obj) == [
+        (
+            "spec.shareProcessNamespace",
+            "Invalid value: true: ShareProcessNamespace and HostPID cannot both be enabled",
+        )
+    ]
 
 
 IGNORED = [
