@@ -886,6 +886,11 @@ cdef int infra_setup(infra_cfg *cfg) noexcept nogil:
     child_reset_dispositions()
     if system.prctl(system.PR_SET_NAME, <char *>b"supd-infra", 0, 0, 0) < 0:
         return STEP_PRCTL
+    # A session of its own: the signals a terminal sends to supd's foreground process group
+    # (Ctrl-C, Ctrl-Z, SIGHUP on hangup) are supd's to handle (a graceful stop, forwarding);
+    # infra would turn SIGINT into an immediate SIGKILL of every container.
+    if system.setsid() < 0:
+        return STEP_SETSID
     if cfg.pdeathsig and system.prctl(system.PR_SET_PDEATHSIG, <unsigned long>cfg.pdeathsig,
                                       0, 0, 0) < 0:
         return STEP_PDEATHSIG
@@ -1009,7 +1014,7 @@ cdef int start_infra(infra_cfg *cfg, spawn_result *r) noexcept nogil:
     if open_error_pipe(errpipe, r) < 0:
         return -1
     cfg.errfd = errpipe[1]
-    pid = clone_blocked(cfg.clone_flags, &pidfd, -1)
+    pid = clone_blocked(cfg.clone_flags, &pidfd, cfg.exit_signal, -1)
     if pid == 0:
         infra_main(cfg)
     err = errno
@@ -1028,12 +1033,14 @@ cdef int start_infra(infra_cfg *cfg, spawn_result *r) noexcept nogil:
 
 
 def spawn_infra(int sock, *, clone_flags, hostname, int listen=-1, int pdeathsig=0,
-                sysctls=()):
+                int exit_signal=system.SIGCHLD, sysctls=()):
     """Clone a pod's infra process (see the module comment); returns (pid, pidfd) once it
     serves `sock`. `sysctls` are (path under /proc/sys, value) pairs infra writes in the
     pod's namespaces before it serves. The caller keeps its own copies of `sock` and
     `listen` (close them). PR_SET_PDEATHSIG fires when the calling *thread* exits: call
-    from a long-lived one."""
+    from a long-lived one. exit_signal 0 makes infra a "clone" child: its end sends no
+    SIGCHLD and waitpid(-1) never reaps it, so a process that reaps orphans with
+    waitpid(-1) cannot steal the exit status it learns from the pidfd (waitid_pidfd)."""
     cdef infra_cfg cfg
     cdef spawn_result result
     cdef int rc
@@ -1047,7 +1054,10 @@ def spawn_infra(int sock, *, clone_flags, hostname, int listen=-1, int pdeathsig
         raise ValueError("sock must be an open SOCK_SEQPACKET socket")
     if not 0 <= pdeathsig < system.NSIG:
         raise ValueError(f"pdeathsig {pdeathsig} out of range")
+    if not 0 <= exit_signal < system.NSIG:
+        raise ValueError(f"exit_signal {exit_signal} out of range")
     memset(&cfg, 0, sizeof(cfg))
+    cfg.exit_signal = exit_signal
     cfg.sock = sock
     cfg.listen = listen if listen >= 0 else -1
     cfg.pdeathsig = pdeathsig

@@ -43,13 +43,15 @@ cdef int status_from_siginfo(const system.siginfo_t *info) noexcept nogil:
 
 def waitid_pidfd(int pidfd):
     """Reap the process behind `pidfd` if it has exited: its wait status, else None.
-    waitid(2) P_PIDFD with WEXITED|WNOHANG (Linux 5.4). A pidfd polls readable once the
-    process exits, so callers wait on the fd and then call this."""
+    waitid(2) P_PIDFD with WEXITED|WNOHANG (Linux 5.4), and __WALL so that a "clone" child
+    (spawn_infra with exit_signal 0) is found too. A pidfd polls readable once the process
+    exits, so callers wait on the fd and then call this."""
     cdef system.siginfo_t info
     cdef int rc
     memset(&info, 0, sizeof(info))
     while True:
-        rc = system.waitid(system.SUPD_P_PIDFD, pidfd, &info, system.WEXITED | system.WNOHANG)
+        rc = system.waitid(system.SUPD_P_PIDFD, pidfd, &info,
+                           system.WEXITED | system.WNOHANG | system.WALL)
         if rc < 0 and errno == system.EINTR:
             continue
         break

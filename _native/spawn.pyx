@@ -39,12 +39,14 @@ cdef int move_above_stdio(int fd) noexcept nogil:
     return moved
 
 
-cdef pid_t clone_fork(uint64_t flags, int *pidfd, int cgroup_dir) noexcept nogil:
+cdef pid_t clone_fork(uint64_t flags, int *pidfd, int exit_signal, int cgroup_dir) noexcept nogil:
     """clone3(2) used like fork(2): no CLONE_VM, stack 0 (the child runs on a copy of the
-    caller's stack), exit_signal SIGCHLD so waitpid(2) sees it; CLONE_PIDFD when `pidfd`
-    is given; CLONE_INTO_CGROUP when `cgroup_dir` >= 0 (a cgroup v2 directory: the child
-    starts life there, so nothing it does is accounted elsewhere). The raw syscall skips
-    glibc's fork handlers: the child must not use glibc state that belongs to other
+    caller's stack); CLONE_PIDFD when `pidfd` is given. With exit_signal SIGCHLD the child
+    is an ordinary one; with 0 it is a "clone" child (wait(2), __WCLONE) that sends no
+    signal when it ends and that waitpid(-1) without __WALL never reports. CLONE_INTO_CGROUP
+    when `cgroup_dir` >= 0 (a cgroup v2 directory: the child starts life there, so nothing
+    it does is accounted elsewhere). The raw syscall
+    skips glibc's fork handlers: the child must not use glibc state that belongs to other
     threads (locks, malloc, the thread list)."""
     cdef system.supd_clone_args args
     cdef size_t size = system.SUPD_CLONE_ARGS_SIZE_VER0
@@ -57,11 +59,12 @@ cdef pid_t clone_fork(uint64_t flags, int *pidfd, int cgroup_dir) noexcept nogil
         args.flags |= system.SUPD_CLONE_INTO_CGROUP
         args.cgroup = <uint64_t>cgroup_dir
         size = system.SUPD_CLONE_ARGS_SIZE_VER2
-    args.exit_signal = system.SIGCHLD
+    args.exit_signal = <uint64_t>exit_signal
     return <pid_t>system.syscall(system.SYS_clone3, &args, size)
 
 
-cdef pid_t clone_blocked(uint64_t flags, int *pidfd, int cgroup_dir) noexcept nogil:
+cdef pid_t clone_blocked(uint64_t flags, int *pidfd, int exit_signal,
+                         int cgroup_dir) noexcept nogil:
     """clone_fork() with every signal blocked across the clone, so that no handler of the
     parent (Python's, which writes to the wakeup fd it shares with the child) runs in the
     child before it resets them. The parent gets its mask back; the child keeps all signals
@@ -71,7 +74,7 @@ cdef pid_t clone_blocked(uint64_t flags, int *pidfd, int cgroup_dir) noexcept no
     cdef int err
     system.sigfillset(&all_signals)
     system.pthread_sigmask(system.SIG_SETMASK, &all_signals, &saved)
-    pid = clone_fork(flags, pidfd, cgroup_dir)
+    pid = clone_fork(flags, pidfd, exit_signal, cgroup_dir)
     if pid != 0:
         err = errno
         system.pthread_sigmask(system.SIG_SETMASK, &saved, NULL)
@@ -448,8 +451,9 @@ cdef ssize_t read_full(int fd, void *buf, size_t size) noexcept nogil:
 
 
 cdef void reap_pid(pid_t pid) noexcept nogil:
+    # __WALL: the child may be a "clone" child (spawn_infra with exit_signal 0).
     cdef int status
-    while system.waitpid(pid, &status, 0) < 0 and errno == system.EINTR:
+    while system.waitpid(pid, &status, system.WALL) < 0 and errno == system.EINTR:
         pass
 
 
@@ -504,7 +508,8 @@ cdef int spawn_process(const spawn_cfg *c, bint want_pidfd, spawn_result *r) noe
             system.close(errpipe[0])
             system.close(errpipe[1])
             return -1
-    pid = clone_blocked(c.clone_flags, &pidfd if want_pidfd else NULL, c.cgroup_dir)
+    pid = clone_blocked(c.clone_flags, &pidfd if want_pidfd else NULL, system.SIGCHLD,
+                        c.cgroup_dir)
     if pid == 0:
         spawn_child(c, errpipe[1])
     err = errno

@@ -62,6 +62,7 @@ def spawn_infra(
     listen: int = -1,
     pdeathsig: int = 0,
     sysctls: Sequence[tuple[str | bytes, str | bytes]] = (),
+    exit_signal: int = ...,  # SIGCHLD; 0: a "clone" child, invisible to waitpid(-1)
 ) -> tuple[int, int]: ...
 
 # supd -> infra frames. A start frame is sent with the container's log file (opened

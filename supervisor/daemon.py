@@ -69,6 +69,8 @@ class Api:
             parsed.append((spec, warnings))
         if causes:
             raise ManifestError(source, causes)
+        for spec, _warnings in parsed:
+            self.runtime.admit(spec)
         results = []
         for spec, warnings in parsed:
             action = await self._apply_one(spec, bool(args.get("force")))
@@ -83,6 +85,7 @@ class Api:
         return {"results": results}
 
     async def _apply_one(self, spec: PodSpec, force: bool) -> str:
+        self.runtime.admit(spec)  # a pod this supd cannot run is refused, not stored
         existing = self.runtime.pods.get(spec.key)
         if existing is not None:
             if existing.deleted_at is not None and not force:

@@ -52,7 +52,11 @@ def expand_env(pairs: Iterable[tuple[str, str]], base: Mapping[str, str]) -> dic
     return env
 
 
-def container_env(spec: PodSpec, container: ContainerSpec) -> dict[str, str]:
+def container_env(
+    spec: PodSpec, container: ContainerSpec, hostname: str | None = None
+) -> dict[str, str]:
     """The environment a container starts with, and an exec into it gets (as kubectl exec
-    does): PATH and HOSTNAME unless the spec sets them, then the spec's env in order."""
-    return expand_env(container.env, {"PATH": DEFAULT_PATH, "HOSTNAME": spec.pod_hostname})
+    does): PATH and HOSTNAME unless the spec sets them, then the spec's env in order.
+    HOSTNAME is the pod's, or `hostname` for a pod in the host's UTS namespace."""
+    base = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname or spec.pod_hostname}
+    return expand_env(container.env, base)

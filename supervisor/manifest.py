@@ -179,6 +179,9 @@ _POD_SPEC_FIELDS: dict[str, _FieldKind] = {
     "terminationGracePeriodSeconds": _V,
     "hostname": _V,
     "shareProcessNamespace": _V,
+    "hostNetwork": _V,
+    "hostPID": _V,
+    "hostIPC": _V,
     "dnsPolicy": _V,
     "resources": _V,
     # Scheduling, cluster identity and image pulling: nothing to decide on one machine.
@@ -201,9 +204,6 @@ _POD_SPEC_FIELDS: dict[str, _FieldKind] = {
     "volumes": _UNSUPPORTED,
     "ephemeralContainers": _UNSUPPORTED,
     "securityContext": _V,
-    "hostNetwork": _Unsupported((False,)),
-    "hostPID": _Unsupported((False,)),
-    "hostIPC": _Unsupported((False,)),
     "hostUsers": _UNSUPPORTED,
     "subdomain": _V,
     "hostAliases": _UNSUPPORTED,
@@ -765,6 +765,16 @@ class _Validator:
         share = False
         if "shareProcessNamespace" in spec:
             share = bool(self.boolean(spec["shareProcessNamespace"], "spec.shareProcessNamespace"))
+        host = {
+            field: bool(self.boolean(spec[field], f"spec.{field}")) if field in spec else False
+            for field in ("hostNetwork", "hostPID", "hostIPC")
+        }
+        if share and host["hostPID"]:
+            self.invalid(
+                "spec.shareProcessNamespace",
+                True,
+                "ShareProcessNamespace and HostPID cannot both be enabled",
+            )
         if "dnsPolicy" in spec:
             self.dns_policy(spec["dnsPolicy"], "spec.dnsPolicy")
         if "resources" in spec:
@@ -790,6 +800,9 @@ class _Validator:
             termination_grace_period_seconds=grace,
             hostname=hostname,
             share_process_namespace=share,
+            host_network=host["hostNetwork"],
+            host_pid=host["hostPID"],
+            host_ipc=host["hostIPC"],
             active_deadline_seconds=deadline,
             subdomain=subdomain,
             sysctls=sysctls,

@@ -1,4 +1,5 @@
-"""The runtime: executes what the lifecycle decides. The only importer of supervisor._native.
+"""The runtime: executes what the lifecycle decides. With init.py (supd's own process in PID 1
+mode), the only importer of supervisor._native.
 
 Every pod has one infra process (clone with new net, ipc, uts [and pid] namespaces), which
 supd talks to over a SOCK_SEQPACKET socketpair: supd sends start/signal/shutdown frames, the
@@ -30,6 +31,7 @@ from .errors import NotFound
 from .events import EventLog
 from .expansion import container_env, expand
 from .handlers import Outcome, Result, Target
+from .isolation import Isolation, Namespaces, plan_namespaces
 from .lifecycle import (
     PodEvent,
     PodStatus,
@@ -41,6 +43,7 @@ from .lifecycle import (
 from .logs import read_log
 from .podview import render_pod
 from .probes import ProbeWorker, first_delay
+from .signals import SignalPolicy, pod_policy
 from .spec import PodSpec
 from .states import EventType, Reason
 from .store import Store
@@ -53,6 +56,21 @@ ExecListener = Callable[[Report], None]
 MAX_GRACE_SECONDS = 366 * 24 * 3600
 # kubelet's minimumGracePeriodInSeconds: what is left for the stop signal after preStop.
 MIN_GRACE_AFTER_PRESTOP = 2.0
+# isolation.Namespaces names to clone(2) flags.
+NAMESPACE_FLAGS = {
+    "net": _native.CLONE_NEWNET,
+    "ipc": _native.CLONE_NEWIPC,
+    "uts": _native.CLONE_NEWUTS,
+    "pid": _native.CLONE_NEWPID,
+    "mnt": _native.CLONE_NEWNS,
+}
+
+
+def clone_flags(names: frozenset[str]) -> int:
+    flags = 0
+    for name in names:
+        flags |= NAMESPACE_FLAGS[name]
+    return flags
 
 
 class Infra:
@@ -248,6 +266,7 @@ class Pod:
     exits: dict[int, asyncio.Future[None]] = field(default_factory=dict)
     probes: dict[str, list[ProbeWorker]] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    namespaces: Namespaces = field(default_factory=Namespaces)
 
     @property
     def key(self) -> str:
@@ -265,6 +284,8 @@ class Runtime:
         node: str | None = None,
         backoff: BackoffPolicy | None = None,
         pods_die_with_supd: bool = False,
+        isolation: Isolation = Isolation.FULL,
+        isolation_why: str = "",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.loop = asyncio.get_running_loop()
@@ -273,6 +294,8 @@ class Runtime:
         self.node = node or socket.gethostname()
         self.backoff = backoff or BackoffPolicy()
         self.pods_die_with_supd = pods_die_with_supd
+        self.isolation = isolation
+        self.isolation_why = isolation_why  # why namespaces are unavailable, for messages
         self.clock = clock
         self.started = self.loop.time()
         self.pods: dict[str, Pod] = {}
@@ -294,8 +317,15 @@ class Runtime:
             pod.spec, pod.status, node=self.node, deleted_at=pod.deleted_at, grace=pod.grace
         )
 
+    def admit(self, spec: PodSpec) -> Namespaces:
+        """Whether this supd can run `spec` (check before persisting it): its namespaces, or
+        PermissionDenied naming the privilege it lacks; InvalidArgument for a bad
+        signal-forwarding annotation."""
+        pod_policy(dict(spec.annotations), SignalPolicy())
+        return plan_namespaces(spec, self.isolation, self.isolation_why)
+
     def create(self, spec: PodSpec, directory: Path) -> Pod:
-        """Start a pod whose spec is already persisted in `directory`."""
+        """Start a pod whose spec is already persisted in `directory` (and admitted)."""
         now = self.clock()
         pod = Pod(
             spec=spec,
@@ -303,6 +333,7 @@ class Runtime:
             directory=directory,
             changed=self.loop.create_future(),
             gone=self.loop.create_future(),
+            namespaces=self.admit(spec),
         )
         self.pods[spec.key] = pod
         self._event(
@@ -331,16 +362,16 @@ class Runtime:
         if pod.status.stopping:
             return
         spec = pod.spec
-        flags = _native.CLONE_NEWNET | _native.CLONE_NEWIPC | _native.CLONE_NEWUTS
-        if spec.share_process_namespace:
-            flags |= _native.CLONE_NEWPID
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
+            # exit_signal 0: infra's exit reaches supd only through its pidfd, so the orphan
+            # reaper of PID 1 mode (waitpid(-1), init.py) can never take its status.
             pid, pidfd = _native.spawn_infra(
                 theirs.fileno(),
-                clone_flags=flags,
-                hostname=spec.pod_hostname,
+                clone_flags=clone_flags(pod.namespaces.pod),
+                hostname=spec.pod_hostname if "uts" in pod.namespaces.pod else "",
                 pdeathsig=signal.SIGKILL if self.pods_die_with_supd else 0,
+                exit_signal=0,
             )
         except OSError as e:
             ours.close()
@@ -442,17 +473,16 @@ class Runtime:
             self.loop.call_soon(self._apply, pod, [], now)
             return
         try:
-            env = container_env(spec, c)
+            hostname = spec.pod_hostname if "uts" in pod.namespaces.pod else socket.gethostname()
+            env = container_env(spec, c, hostname)
             argv = [expand(arg, env) for arg in c.argv()]
-            flags = _native.CLONE_NEWNS | (
-                0 if spec.share_process_namespace else _native.CLONE_NEWPID
-            )
             frame = _native.encode_start(
                 instance,
                 argv,
                 [f"{k}={v}" for k, v in env.items()],
                 c.working_dir or "/",
-                clone_flags=flags,
+                clone_flags=clone_flags(pod.namespaces.container),
+                mount_proc="mnt" in pod.namespaces.container,
             )
             pod.infra.send(frame, (log_fd,))
         finally:
@@ -784,7 +814,9 @@ class Runtime:
                 break
             if pod.hurry is None or pod.hurry.done():
                 pod.hurry = self.loop.create_future()
-            await asyncio.wait({exited, pod.hurry}, timeout=remaining)
+            await asyncio.wait(
+                {exited, pod.hurry}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
         if not exited.done():
             self._signal(pod, name, signal.SIGKILL, group=True)
             await exited
@@ -808,6 +840,16 @@ class Runtime:
         st = pod.status.container(name)
         if pod.infra is not None and st.instance:
             pod.infra.send(_native.encode_signal(st.instance, signo, group))
+
+    def signal_main_processes(self, pod: Pod, signo: int, *, group: bool) -> int:
+        """Send `signo` to the main process (or, with `group`, the process group) of each of
+        the pod's running containers (PID 1 mode's forwarding); returns how many."""
+        count = 0
+        for st in pod.status.all():
+            if st.running:
+                self._signal(pod, st.name, signo, group)
+                count += 1
+        return count
 
     async def stop_all(self, grace: int | None = None) -> None:
         """Delete every pod (supd run and PID 1 mode end this way)."""

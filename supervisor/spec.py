@@ -126,6 +126,9 @@ class PodSpec:
     termination_grace_period_seconds: int = DEFAULT_GRACE_SECONDS
     hostname: str | None = None
     share_process_namespace: bool = False
+    host_network: bool = False  # the host's network and UTS namespaces
+    host_pid: bool = False  # the host's PID namespace, for infra and every container
+    host_ipc: bool = False  # the host's IPC namespace
     active_deadline_seconds: int | None = None
     subdomain: str | None = None
     sysctls: tuple[tuple[str, str], ...] = ()  # securityContext.sysctls, in order

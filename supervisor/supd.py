@@ -1,10 +1,14 @@
 """`supd`: the daemon, and `supd run FILE…`, the foreground runner.
 
-    supd [--socket PATH] [--state-dir DIR] [--manifests DIR] ...   serve the API
-    supd run FILE... [-]                                           run pods to completion
+    supd [--socket PATH] [--state-dir DIR] [--manifests DIR] [--init] ...   serve the API
+    supd run FILE... [-]                                                    run pods to completion
 
-Exit codes of `supd run`: 0 when every pod Succeeded, else the exit code of the first
-container that failed (128+N for signal N), 2 for an invalid manifest or usage.
+Exit codes of `supd run` (and of supd in init mode): 0 when every pod Succeeded, else the
+exit code of the first container that failed (128+N for signal N) after `--remap-exit`,
+2 for an invalid manifest, a pod this supd cannot run, or bad usage.
+
+Init mode (PID 1, `--init`, and always for `supd run`) is init.py: orphans reaped, signals
+forwarded, SIGTERM/SIGINT a graceful stop of every pod, every descendant stopped before exit.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import uvloop
 
@@ -27,14 +31,19 @@ from .backoff import BackoffPolicy
 from .daemon import Api
 from .errors import ManifestError, SupervisorError
 from .events import EventLog
+from .exitcodes import parse_remap, pick_exit_code
+from .init import InitProcess, become_reaper, probe_isolation, take_signals
+from .isolation import Isolation
 from .logs import follow_log
 from .manifest import load_pods, parse_pod
 from .runtime import Pod, Runtime, kill_stale_infra
+from .signals import SignalPolicy, parse_rewrites, parse_target
 from .spec import PodSpec
 from .states import Phase
 from .store import Store
 
 log = logging.getLogger("supervisor.supd")
+T = TypeVar("T")
 DEFAULT_SOCKET = "/run/supervisor/supd.sock"
 DEFAULT_STATE_DIR = "/var/lib/supervisor"
 
@@ -81,11 +90,86 @@ def _common(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="run time after which the delay starts over (kubelet: 600)",
     )
+    p.add_argument(
+        "--isolation",
+        choices=["auto", "full", "none"],
+        default="auto",
+        help="namespaces for pods: as the spec asks (full), none at all (none), or full when "
+        "supd may create namespaces and else only pods with hostNetwork, hostPID and hostIPC "
+        "(auto, the default)",
+    )
+    g = p.add_argument_group("init mode (PID 1, --init, supd run)")
+    g.add_argument(
+        "--signal-target",
+        type=_arg(parse_target),
+        default=parse_target("process"),
+        metavar="process|group",
+        help="where forwarded signals go: each container's main process (default) or its "
+        f"process group; a pod's annotation {'supd/signal-target'!r} overrides it",
+    )
+    g.add_argument(
+        "--rewrite-signal",
+        action="append",
+        default=[],
+        metavar="FROM:TO",
+        help="forward signal FROM as TO (names or numbers; TO 0 drops it), as dumb-init's "
+        "--rewrite; repeatable; a pod's annotation 'supd/signal-rewrite' adds to it",
+    )
+    g.add_argument(
+        "--remap-exit",
+        action="append",
+        type=_arg(parse_remap),
+        default=[],
+        metavar="CODE[:NEW]",
+        help="count a container's exit code CODE as NEW (default 0), as tini's -e; repeatable",
+    )
+    g.add_argument(
+        "--orphan-grace",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="before exiting, processes left outside every pod get SIGTERM, then SIGKILL "
+        "after this long (default 5)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def _arg(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse type from a parser that raises ValueError with a readable message."""
+
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
 
 
 def _backoff(args: argparse.Namespace) -> BackoffPolicy:
     return BackoffPolicy(args.backoff_initial, args.backoff_max, args.backoff_reset)
+
+
+def _signal_policy(p: argparse.ArgumentParser, args: argparse.Namespace) -> SignalPolicy:
+    try:
+        rewrite = parse_rewrites(args.rewrite_signal)
+    except ValueError as e:
+        p.error(f"argument --rewrite-signal: {e}")
+    return SignalPolicy(args.signal_target, rewrite)
+
+
+def _isolation(choice: str) -> tuple[Isolation, str]:
+    if choice != "auto":
+        return Isolation(choice), ""
+    isolation, why = probe_isolation()
+    if isolation is Isolation.UNAVAILABLE:
+        log.info(
+            "cannot create namespaces (%s): only pods with hostNetwork, hostPID and hostIPC "
+            "run; --isolation=none runs every pod without isolation",
+            why,
+        )
+    return isolation, why
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,21 +188,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="FD",
         help="write READY=1 and a newline to FD once the socket listens",
     )
+    p.add_argument(
+        "--init",
+        action="store_true",
+        help="be the init of the pods even when not PID 1 (implied as PID 1): reap orphans, "
+        "forward signals, stop every pod on SIGTERM/SIGINT and exit with their exit code",
+    )
     _common(p)
     args = p.parse_args(argv)
+    policy = _signal_policy(p, args)
     _setup_logging(args.log_level)
+    # Before any thread exists (init.take_signals), so that every thread blocks them.
+    sigfd = take_signals() if args.init or os.getpid() == 1 else -1
     try:
-        return uvloop.run(serve(args))
+        isolation = _isolation(args.isolation)
+        return uvloop.run(serve(args, isolation, sigfd, policy))
     except SupervisorError as e:
         log.error("%s", e)
         return 1
 
 
-async def serve(args: argparse.Namespace) -> int:
+async def serve(
+    args: argparse.Namespace, isolation: tuple[Isolation, str], sigfd: int, policy: SignalPolicy
+) -> int:
     from .server import Server  # the API server is only needed by the daemon
 
+    init_mode = sigfd >= 0
     store = Store(args.state_dir)
-    runtime = Runtime(store, EventLog(), backoff=_backoff(args))
+    runtime = Runtime(
+        store,
+        EventLog(),
+        backoff=_backoff(args),
+        pods_die_with_supd=init_mode,
+        isolation=isolation[0],
+        isolation_why=isolation[1],
+    )
+    init = InitProcess(runtime, sigfd, become_reaper(), policy) if init_mode else None
     api = Api(runtime, store)
     await restore(runtime, store)
     if args.manifests:
@@ -129,6 +234,10 @@ async def serve(args: argparse.Namespace) -> int:
     if args.notify_fd is not None:
         os.write(args.notify_fd, b"READY=1\n")
         os.close(args.notify_fd)
+    if init is not None:
+        await init.shutdown.wait()
+        await server.close()
+        return await finish(runtime, init, list(runtime.pods.values()), args)
     stop = asyncio.Event()
     for signo in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signo, stop.set)
@@ -137,6 +246,21 @@ async def serve(args: argparse.Namespace) -> int:
     await server.close()
     runtime.detach()
     return 0
+
+
+async def finish(
+    runtime: Runtime, init: InitProcess, pods: list[Pod], args: argparse.Namespace
+) -> int:
+    """The end in init mode: every pod stopped (kubelet's termination sequence; SIGKILL at
+    once after a second SIGTERM), the exit code taken, then every remaining descendant
+    stopped and waited for."""
+    await runtime.stop_all(grace=0 if init.hurry.is_set() else None)
+    code = exit_code_of(pods, dict(args.remap_exit), init.stopped)
+    n = await init.stop_descendants(args.orphan_grace)
+    if n:
+        log.info("stopped %d process(es) left outside the pods", n)
+    init.close()
+    return code
 
 
 async def restore(runtime: Runtime, store: Store) -> None:
@@ -149,7 +273,8 @@ async def restore(runtime: Runtime, store: Store) -> None:
             continue
         try:
             spec, _warnings = parse_pod(stored.manifest, str(stored.directory / "pod.json"))
-        except ManifestError as e:
+            runtime.admit(spec)
+        except SupervisorError as e:
             log.error("cannot restore %s: %s", stored.directory, e)
             continue
         log.info("restoring pod %s", spec.key)
@@ -178,7 +303,9 @@ def run_main(argv: list[str]) -> int:
     p.add_argument("--state-dir", help="where logs go (default: a temporary directory)")
     _common(p)
     args = p.parse_args(argv)
+    policy = _signal_policy(p, args)
     _setup_logging(args.log_level if args.log_level != "info" else "warning")
+    sigfd = take_signals()  # before any thread exists (init.take_signals)
     specs: list[PodSpec] = []
     try:
         for name in args.files:
@@ -195,14 +322,36 @@ def run_main(argv: list[str]) -> int:
     if dups:
         print(f"error: pod {sorted(dups)[0]} is defined more than once", file=sys.stderr)
         return 2
+    isolation = _isolation(args.isolation)
     with tempfile.TemporaryDirectory(prefix="supd-run-") as tmp:
-        return uvloop.run(run_pods(specs, args.state_dir or tmp, _backoff(args)))
+        return uvloop.run(run_pods(specs, args.state_dir or tmp, args, isolation, sigfd, policy))
 
 
-async def run_pods(specs: list[PodSpec], state_dir: str, backoff: BackoffPolicy) -> int:
+async def run_pods(
+    specs: list[PodSpec],
+    state_dir: str,
+    args: argparse.Namespace,
+    isolation: tuple[Isolation, str],
+    sigfd: int,
+    policy: SignalPolicy,
+) -> int:
     loop = asyncio.get_running_loop()
     store = Store(state_dir)
-    runtime = Runtime(store, EventLog(), backoff=backoff, pods_die_with_supd=True)
+    runtime = Runtime(
+        store,
+        EventLog(),
+        backoff=_backoff(args),
+        pods_die_with_supd=True,
+        isolation=isolation[0],
+        isolation_why=isolation[1],
+    )
+    try:
+        for spec in specs:
+            runtime.admit(spec)
+    except SupervisorError as e:
+        print(f"error: {e}", file=sys.stderr)
+        os.close(sigfd)
+        return 2
     out = sys.stdout.buffer
     followers: set[asyncio.Task[None]] = set()
 
@@ -215,18 +364,15 @@ async def run_pods(specs: list[PodSpec], state_dir: str, backoff: BackoffPolicy)
     runtime.on_container_start.append(on_start)
     stopping: list[asyncio.Task[None]] = []
 
-    def on_signal() -> None:
-        if not stopping:
-            stopping.append(loop.create_task(runtime.stop_all()))
+    def on_shutdown() -> None:
+        stopping.append(loop.create_task(runtime.stop_all()))
 
-    for signo in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signo, on_signal)
+    init = InitProcess(runtime, sigfd, become_reaper(), policy, on_shutdown=on_shutdown)
     pods = [runtime.create(spec, store.save(spec)) for spec in specs]
     while not all(p.status.phase.terminal or p.gone.done() for p in pods):
         waits = {p.changed for p in pods if not p.gone.done()}
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    code = exit_code_of(pods)
-    await runtime.stop_all()
+    code = await finish(runtime, init, pods, args)
     if followers:
         await asyncio.wait(followers)
     out.flush()
@@ -251,19 +397,27 @@ async def _print_log(pod: Pod, name: str, instance: int, path: Path, out: Binary
         out.write(prefix + rest + b"\n")
 
 
-def exit_code_of(pods: list[Pod]) -> int:
-    """0 if every pod Succeeded; else the exit code of the container that failed first."""
+def exit_code_of(
+    pods: list[Pod], remap: dict[int, int] | None = None, stopped: frozenset[str] = frozenset()
+) -> int:
+    """0 if every pod Succeeded, or was stopped while it ran (its key in `stopped`) and
+    every container's last exit was 0; else the exit code of the container that failed
+    first (exitcodes.pick_exit_code, after `remap`)."""
     failed = []
+    succeeded = True
     for pod in pods:
         if pod.status.phase is Phase.SUCCEEDED:
             continue
+        mine = []
         for st in pod.status.all():
             t = st.terminated or st.last_state
             if t is not None and t.exit_code != 0:
-                failed.append((t.finished_at, t.exit_code))
-    if failed:
-        return min(failed)[1]
-    return 0 if all(p.status.phase is Phase.SUCCEEDED for p in pods) else 1
+                mine.append((t.finished_at, t.exit_code))
+        failed += mine
+        # A pod that runs until it is stopped (restartPolicy Always) never Succeeds: stopped
+        # with nothing failed, it did what was asked.
+        succeeded = succeeded and pod.key in stopped and not mine
+    return pick_exit_code(failed, all_succeeded=succeeded, remap=remap or {})
 
 
 if __name__ == "__main__":

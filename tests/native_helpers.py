@@ -206,6 +206,7 @@ def infra(tmp_path: Path, no_leaks: None) -> Iterator[Any]:
         hostname: str = "pod",
         listen_path: str | None = None,
         pdeathsig: int = 0,
+        exit_signal: int = signal.SIGCHLD,
         sysctls: tuple[tuple[str, str], ...] = (),
     ) -> Infra:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -221,6 +222,7 @@ def infra(tmp_path: Path, no_leaks: None) -> Iterator[Any]:
                 hostname=hostname,
                 listen=listener.fileno() if listener else -1,
                 pdeathsig=pdeathsig,
+                exit_signal=exit_signal,
                 sysctls=sysctls,
             )
         except BaseException:

@@ -848,9 +848,6 @@ def test_all_causes_reported() -> None:
 POD_UNSUPPORTED = {
     "volumes": [{"name": "v", "emptyDir": {}}],
     "ephemeralContainers": [{"name": "e"}],
-    "hostNetwork": True,
-    "hostPID": True,
-    "hostIPC": True,
     "hostUsers": False,
     "hostAliases": [{"ip": "127.0.0.1", "hostnames": ["x"]}],
     "hostnameOverride": "h",
@@ -915,6 +912,25 @@ def test_values_that_mean_unset_are_accepted() -> None:
     pod, warnings = parse_pod(obj)
     assert warnings == []
     assert pod.manifest["spec"]["hostNetwork"] is False
+
+
+def test_host_namespaces() -> None:
+    obj = base()
+    obj["spec"].update(hostNetwork=True, hostPID=True, hostIPC=True)
+    pod, _ = parse_pod(obj)
+    assert (pod.host_network, pod.host_pid, pod.host_ipc) == (True, True, True)
+    pod, _ = parse_pod(base())
+    assert (pod.host_network, pod.host_pid, pod.host_ipc) == (False, False, False)
+    assert causes(with_("spec.hostPID", "yes")) == [
+        ("spec.hostPID", 'Invalid value: "yes": must be a boolean')
+    ]
+    obj["spec"]["shareProcessNamespace"] = True
+    assert causes(obj) == [
+        (
+            "spec.shareProcessNamespace",
+            "Invalid value: true: ShareProcessNamespace and HostPID cannot both be enabled",
+        )
+    ]
 
 
 IGNORED = [

@@ -265,13 +265,34 @@ def test_spawn_infra_from_a_thread(infra: Any) -> None:
 
 
 def test_infra_setup_failure_is_a_spawn_error() -> None:
-    with pytest.raises(_native.SpawnError) as info:
-        _native.spawn_infra(4000, clone_flags=POD_FLAGS, hostname="x")
-    assert str(info.value) == "epoll: Bad file descriptor"
+    for exit_signal in (signal.SIGCHLD, 0):  # a failed "clone" child is reaped too
+        with pytest.raises(_native.SpawnError) as info:
+            _native.spawn_infra(4000, clone_flags=POD_FLAGS, hostname="x", exit_signal=exit_signal)
+        assert str(info.value) == "epoll: Bad file descriptor"
     with pytest.raises(ValueError):
         _native.spawn_infra(4000, clone_flags=_native.CLONE_NEWNET, hostname="x")
     with pytest.raises(ValueError):
         _native.spawn_infra(4000, clone_flags=POD_FLAGS, hostname="x" * 65)
+
+
+def test_clone_child_infra_is_left_to_its_pidfd(infra: Any) -> None:
+    """With exit_signal 0 the infra's end sends no SIGCHLD and waitpid(-1) (supd's orphan
+    reaper) never takes its status: only waitid on its pidfd does."""
+    pod = infra(exit_signal=0)
+    pidfd, pod.pidfd = pod.pidfd, -1
+    os.kill(pod.pid, signal.SIGKILL)
+    wait_readable(pidfd)
+    assert _native.reap_all() == []
+    status = _native.waitid_pidfd(pidfd)
+    os.close(pidfd)
+    assert status is not None and os.WTERMSIG(status) == signal.SIGKILL
+
+
+def test_infra_has_a_session_of_its_own(infra: Any) -> None:
+    """Terminal signals to supd's process group (Ctrl-C, Ctrl-Z) must not reach infra."""
+    pod = infra()
+    assert os.getsid(pod.pid) == os.getpgid(pod.pid) == pod.pid
+    assert pod.shutdown() == 0
 
 
 # -- frames ----------------------------------------------------------------------------------

@@ -385,3 +385,14 @@ def test_exec_probe_that_cannot_start_is_an_error_not_a_failure(supd: Supd) -> N
     supd.apply(manifest("errprobe", [c]))
     _wait_event(supd, "errprobe", "Liveness probe errored: exec /nonexistent: No such file")
     assert cstatus(supd.pod("errprobe"), "c")["restartCount"] == 0
+
+
+def test_shorter_grace_period_hurries_a_deletion_under_way(supd: Supd) -> None:
+    stubborn = {"name": "c", "command": ["sh", "-c", "trap '' TERM; sleep 1000 & wait"]}
+    supd.apply(manifest("hurry", [stubborn], terminationGracePeriodSeconds=300))
+    supd.wait("hurry")
+    supd.ctl("delete", "pod", "hurry", "--wait=false")
+    t0 = time.monotonic()
+    supd.ctl("delete", "pod", "hurry", "--grace-period", "0")
+    assert time.monotonic() - t0 < 10  # not the 300 s of the first deletion
+    assert supd.ctl("get", "pod", "hurry", check=False).returncode == 1

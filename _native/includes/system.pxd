@@ -309,12 +309,13 @@ cdef extern from "time.h" nogil:
     int clock_gettime(int clk, timespec *ts)
 
 
-# Constants some libc headers lack (glibc < 2.36 has no P_PIDFD); raw values from the
-# kernel's uapi headers: linux/wait.h, linux/close_range.h.
+# Constants some libc headers lack (glibc < 2.36 has no P_PIDFD) or name awkwardly (__WALL);
+# raw values from the kernel's uapi headers: linux/wait.h, linux/close_range.h.
 cdef extern from * nogil:
     """
     #include <errno.h>
     #define SUPD_P_PIDFD 3
+    #define SUPD_WALL 0x40000000
     /* Cython reads an assigned name as a local: errno is written through this. */
     static inline void supd_set_errno(int value) { errno = value; }
     #define SUPD_CLOSE_RANGE_MAX 0xFFFFFFFFu
@@ -335,6 +336,7 @@ cdef extern from * nogil:
     void set_errno "supd_set_errno"(int value)
     enum:
         SUPD_P_PIDFD
+        WALL "SUPD_WALL"
         SUPD_CLOSE_RANGE_MAX
     struct supd_clone_args:
         uint64_t flags
