@@ -150,7 +150,10 @@ class _TcpForward:
             except BaseException:
                 sock.close()
                 raise
+            # Linked before its transport exists: what the pod sends at once (and its EOF)
+            # goes to the client in order, whenever it arrives.
             pod = _Relay()
+            client.link(pod)
             await loop.connect_accepted_socket(lambda: pod, sock=sock)
         except (OSError, asyncio.CancelledError) as e:
             if client.transport is not None:
@@ -159,7 +162,6 @@ class _TcpForward:
                 raise
             log.debug("hostPort %s: connect to the pod: %s", self.owner.mapping, e)
             return
-        client.link(pod)
         if client.transport is None or client.transport.is_closing():
             if pod.transport is not None:
                 pod.transport.close()

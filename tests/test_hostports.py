@@ -148,3 +148,28 @@ def test_udp_is_forwarded_per_client() -> None:
         echo.close()
 
     run(main())
+
+
+def test_a_pod_that_speaks_first_and_hangs_up_is_relayed_whole() -> None:
+    """The pod's greeting and its EOF may both arrive before the proxy has finished
+    connecting: they still reach the client, in order."""
+
+    async def main() -> None:
+        async def greet(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            w.write(b"hello")
+            w.close()
+
+        server = await asyncio.start_server(greet, LOOP, 0)
+        ports = HostPorts()
+        host = free_port()
+        ports.reserve("default/greet", [mapping(host, server.sockets[0].getsockname()[1])])
+        await ports.start("default/greet")
+        ports.set_target("default/greet", (plain, LOOP))
+        for _ in range(50):
+            r, w = await asyncio.open_connection(LOOP, host)
+            assert await r.read() == b"hello"
+            w.close()
+        ports.release("default/greet")
+        server.close()
+
+    run(main())
