@@ -201,6 +201,11 @@ class Cgroups(ABC):
     @abstractmethod
     def add_infra(self, uid: str, pid: int) -> None: ...
 
+    def infra_placement(self, uid: str) -> Placement | None:
+        """A cgroup v2 directory fd to clone infra into (no migration afterwards: a v1
+        move, add_infra, costs an RCU grace period), or None."""
+        return None
+
     @abstractmethod
     def placement(self, uid: str, name: str) -> Placement | None: ...
 
@@ -214,7 +219,9 @@ class Cgroups(ABC):
     def pod_uids(self) -> list[str]: ...
 
     @abstractmethod
-    async def remove_pod(self, uid: str) -> bool: ...
+    async def remove_pod(self, uid: str, kill: bool = True) -> bool:
+        """Remove the pod's cgroups; processes still in them are SIGKILLed first (kubelet
+        kills what is left in a pod's cgroup), or with kill=False the cgroups stay."""
 
     def check_limits(self, limits: Limits, field: str) -> None:
         """PermissionDenied-like refusal when `limits` needs a controller this driver lacks."""
@@ -230,6 +237,17 @@ class Cgroups(ABC):
                 f"{'s are' if len(missing) > 1 else ' is'} not available to supd "
                 f"({self.describe()}); remove the limit or give supd the controller"
             )
+
+    def parents(self) -> list[Path]:
+        """supd's parent cgroup in each hierarchy it uses."""
+        return []
+
+    def remove_parent(self) -> None:
+        """At supd's exit: its parent cgroup goes if no pod is left in it (a daemon whose
+        pods keep running keeps it)."""
+        for path in self.parents():
+            with contextlib.suppress(OSError):
+                path.rmdir()
 
     async def prune(self, live_uids: Iterable[str]) -> list[str]:
         """Remove the pod cgroups of pods that are gone (after a crash); returns the uids."""
@@ -273,7 +291,7 @@ class NoCgroups(Cgroups):
     def pod_uids(self) -> list[str]:
         return []
 
-    async def remove_pod(self, uid: str) -> bool:
+    async def remove_pod(self, uid: str, kill: bool = True) -> bool:
         return True
 
 
@@ -330,14 +348,15 @@ def _procs(directory: Path) -> list[int]:
         return []
 
 
-async def _rmtree(directory: Path, use_kill_file: bool) -> bool:
-    """Remove a cgroup and its children, killing what still runs in them. Returns whether
-    it is gone (False: something would not die in time; a later prune retries)."""
+async def _rmtree(directory: Path, use_kill_file: bool, kill: bool = True) -> bool:
+    """Remove a cgroup and its children, killing what still runs in them (with `kill`;
+    without, a busy cgroup is left as it is). Returns whether it is gone (False: something
+    would not die in time; a later prune retries)."""
     if not directory.exists():
         return True
     for child in sorted((p for p in directory.iterdir() if p.is_dir()), reverse=True):
-        await _rmtree(child, use_kill_file)
-    for attempt in range(REMOVE_ATTEMPTS):
+        await _rmtree(child, use_kill_file, kill)
+    for attempt in range(REMOVE_ATTEMPTS if kill else 1):
         try:
             directory.rmdir()
             return True
@@ -347,11 +366,13 @@ async def _rmtree(directory: Path, use_kill_file: bool) -> bool:
             if e.errno != errno.EBUSY:
                 log.warning("remove cgroup %s: %s", directory, os.strerror(e.errno or 0))
                 return False
+        if not kill:
+            return False
         if attempt == 0:
-            kill = directory / "cgroup.kill"
-            if use_kill_file and kill.exists():
+            kill_file = directory / "cgroup.kill"
+            if use_kill_file and kill_file.exists():
                 with contextlib.suppress(OSError):
-                    _write(kill, "1")
+                    _write(kill_file, "1")
             else:
                 for pid in _procs(directory):
                     with contextlib.suppress(ProcessLookupError):
@@ -422,6 +443,9 @@ class CgroupsV2(Cgroups):
     def _pod(self, uid: str) -> Path:
         return self.parent / pod_dir(uid)
 
+    def parents(self) -> list[Path]:
+        return [self.parent]
+
     def create_pod(self, uid: str, limits: Limits) -> None:
         self.check_limits(limits, "resources.limits")
         path = self._pod(uid)
@@ -458,6 +482,9 @@ class CgroupsV2(Cgroups):
     def add_infra(self, uid: str, pid: int) -> None:
         self._set(self._pod(uid) / INFRA / "cgroup.procs", str(pid))
 
+    def infra_placement(self, uid: str) -> Placement:
+        return self.placement(uid, INFRA)
+
     def placement(self, uid: str, name: str) -> Placement:
         path = self._pod(uid) / name
         try:
@@ -484,8 +511,8 @@ class CgroupsV2(Cgroups):
     def pod_uids(self) -> list[str]:
         return _pod_uids(self.parent)
 
-    async def remove_pod(self, uid: str) -> bool:
-        return await _rmtree(self._pod(uid), use_kill_file=True)
+    async def remove_pod(self, uid: str, kill: bool = True) -> bool:
+        return await _rmtree(self._pod(uid), use_kill_file=True, kill=kill)
 
 
 def _pod_uids(parent: Path) -> list[str]:
@@ -531,6 +558,9 @@ class CgroupsV1(Cgroups):
                 path.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise _failed("create cgroup", path, e) from None
+
+    def parents(self) -> list[Path]:
+        return self._hierarchies()
 
     def _paths(self, uid: str, name: str | None = None) -> list[Path]:
         rel = pod_dir(uid) if name is None else f"{pod_dir(uid)}/{name}"
@@ -622,8 +652,8 @@ class CgroupsV1(Cgroups):
             uids.update(_pod_uids(path))
         return sorted(uids)
 
-    async def remove_pod(self, uid: str) -> bool:
-        results = [await _rmtree(p, use_kill_file=False) for p in self._paths(uid)]
+    async def remove_pod(self, uid: str, kill: bool = True) -> bool:
+        results = [await _rmtree(p, use_kill_file=False, kill=kill) for p in self._paths(uid)]
         return all(results)
 
 
