@@ -43,8 +43,7 @@ ctypedef struct container_slot:
     uint32_t ngroups                    # the groups themselves: SLOT_GROUPS[slot]
     uint32_t sec_flags                  # START_SET_CAPS | START_NO_NEW_PRIVS | START_CGROUP_INTO
     uint64_t caps
-    int n_cgroup                        # its cgroup fds (from START), while running
-    int cgroup_fds[INFRA_CMSG_FDS]
+    int n_cgroup                        # its cgroup fds while it runs: SLOT_CGROUP_FDS[slot]
 
 
 # An exec'd process: a child of infra in a container's namespaces, stdio supd's fds.
@@ -64,8 +63,9 @@ ctypedef struct infra_cfg:
     uint64_t clone_flags
     size_t hostname_len
     char hostname[65]
+    int cgroup_dir                      # >= 0: cgroup v2 directory, CLONE_INTO_CGROUP
     int n_sysctls
-    char sysctls[INFRA_SYSCTL_BUF]
+    const char *sysctls                 # "path\0value\0" pairs in supd's memory (read in setup)
 
 
 ctypedef struct infra_state:

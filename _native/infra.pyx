@@ -22,6 +22,7 @@ cdef char *START_PTRS[FRAME_MAX_STRINGS + 2]
 cdef gid_t START_GROUPS[FRAME_MAX_GROUPS]
 cdef gid_t SLOT_GROUPS[INFRA_MAX_CONTAINERS][FRAME_MAX_GROUPS]  # each container's, for EXEC
 cdef int RECV_FDS[INFRA_CMSG_FDS]
+cdef int SLOT_CGROUP_FDS[INFRA_MAX_CONTAINERS][INFRA_CMSG_FDS]  # each container's cgroup fds
 cdef char PATH_BUF[INFRA_PATH_BUF]
 cdef char *EXEC_PATHS[INFRA_MAX_PATHS]
 cdef system.epoll_event EVENTS[INFRA_MAX_EVENTS]
@@ -507,7 +508,7 @@ cdef bint start_container_with(size_t n, int logfd, const int *cgroup_fds,
     s.sec_flags = req.flags & (START_SET_CAPS | START_NO_NEW_PRIVS | START_CGROUP_INTO)
     s.caps = req.caps
     s.n_cgroup = n_cgroup
-    memcpy(s.cgroup_fds, cgroup_fds, n_cgroup * sizeof(int))
+    memcpy(SLOT_CGROUP_FDS[i], cgroup_fds, n_cgroup * sizeof(int))
     INFRA.running += 1
     # Without a watch the stream cannot be relayed: close it (the writer gets EPIPE).
     if ep_add(out[0], system.EPOLLIN, EV_STDOUT, <uint32_t>i) < 0:
@@ -601,7 +602,7 @@ cdef void start_exec(size_t n, const int *fds) noexcept nogil:
     cfg.set_caps = (s.sec_flags & START_SET_CAPS) != 0
     cfg.caps = s.caps
     cfg.no_new_privs = (s.sec_flags & START_NO_NEW_PRIVS) != 0
-    set_cgroup(&cfg, s.sec_flags, s.cgroup_fds, s.n_cgroup)
+    set_cgroup(&cfg, s.sec_flags, SLOT_CGROUP_FDS[c], s.n_cgroup)
     rc = spawn_process(&cfg, False, &res)
     if rc < 0:
         report_exec_failed(eid, res.step, res.err)
@@ -766,11 +767,11 @@ cdef void serve_listen() noexcept nogil:
         attach(fd)
 
 
-cdef void close_cgroup_fds(container_slot *s) noexcept nogil:
+cdef void close_cgroup_fds(int i) noexcept nogil:
     cdef int k
-    for k in range(s.n_cgroup):
-        system.close(s.cgroup_fds[k])
-    s.n_cgroup = 0
+    for k in range(INFRA.slots[i].n_cgroup):
+        system.close(SLOT_CGROUP_FDS[i][k])
+    INFRA.slots[i].n_cgroup = 0
 
 
 cdef void reap_children() noexcept nogil:
@@ -801,7 +802,7 @@ cdef void reap_children() noexcept nogil:
         s.pid = 0
         close_if_open(s.pidfd)
         s.pidfd = -1
-        close_cgroup_fds(s)
+        close_cgroup_fds(i)
         INFRA.running -= 1
         # Release what can be released before telling supd: once it hears of the exit, the
         # slot's fds are gone unless a grandchild still holds a pipe.
@@ -1014,14 +1015,14 @@ cdef int start_infra(infra_cfg *cfg, spawn_result *r) noexcept nogil:
     if open_error_pipe(errpipe, r) < 0:
         return -1
     cfg.errfd = errpipe[1]
-    pid = clone_blocked(cfg.clone_flags, &pidfd, cfg.exit_signal, -1)
+    pid = clone_blocked(cfg.clone_flags, &pidfd, cfg.exit_signal, cfg.cgroup_dir)
     if pid == 0:
         infra_main(cfg)
     err = errno
     system.close(errpipe[1])
     if pid < 0:
         system.close(errpipe[0])
-        r.step = STEP_CLONE
+        r.step = STEP_CGROUP if cfg.cgroup_dir >= 0 and err != system.EAGAIN else STEP_CLONE
         r.err = err
         return -1
     if wait_child_ready(pid, errpipe[0], r) < 0:
@@ -1033,10 +1034,11 @@ cdef int start_infra(infra_cfg *cfg, spawn_result *r) noexcept nogil:
 
 
 def spawn_infra(int sock, *, clone_flags, hostname, int listen=-1, int pdeathsig=0,
-                int exit_signal=system.SIGCHLD, sysctls=()):
+                int exit_signal=system.SIGCHLD, sysctls=(), int cgroup_dir=-1):
     """Clone a pod's infra process (see the module comment); returns (pid, pidfd) once it
     serves `sock`. `sysctls` are (path under /proc/sys, value) pairs infra writes in the
-    pod's namespaces before it serves. The caller keeps its own copies of `sock` and
+    pod's namespaces before it serves; `cgroup_dir`, a cgroup v2 directory, is where clone3
+    puts it (CLONE_INTO_CGROUP). The caller keeps its own copies of `sock` and
     `listen` (close them). PR_SET_PDEATHSIG fires when the calling *thread* exits: call
     from a long-lived one. exit_signal 0 makes infra a "clone" child: its end sends no
     SIGCHLD and waitpid(-1) never reaps it, so a process that reaps orphans with
@@ -1070,8 +1072,9 @@ def spawn_infra(int sock, *, clone_flags, hostname, int listen=-1, int pdeathsig
     )
     if len(packed) > INFRA_SYSCTL_BUF:
         raise ValueError(f"sysctls take more than {INFRA_SYSCTL_BUF} bytes")
-    memcpy(cfg.sysctls, <const char *>packed, len(packed))
+    cfg.sysctls = <const char *>packed
     cfg.n_sysctls = <int>len(sysctls)
+    cfg.cgroup_dir = cgroup_dir if cgroup_dir >= 0 else -1
     with nogil:
         rc = start_infra(&cfg, &result)
     if rc < 0:

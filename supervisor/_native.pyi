@@ -62,6 +62,7 @@ def spawn_infra(
     listen: int = -1,
     pdeathsig: int = 0,
     sysctls: Sequence[tuple[str | bytes, str | bytes]] = (),
+    cgroup_dir: int = -1,  # a cgroup v2 directory to clone infra into (CLONE_INTO_CGROUP)
     exit_signal: int = ...,  # SIGCHLD; 0: a "clone" child, invisible to waitpid(-1)
 ) -> tuple[int, int]: ...
 

@@ -295,3 +295,46 @@ def test_sysctl_buffer_is_bounded() -> None:
 
 def test_container_flags_constant_is_what_tests_use() -> None:
     assert CONTAINER_FLAGS & _native.CLONE_NEWNS
+
+
+def test_infra_is_cloned_into_its_v2_cgroup(v2_cgroup: tuple[cgroups.CgroupsV2, str]) -> None:
+    import socket
+
+    drv, uid = v2_cgroup
+    placement = drv.infra_placement(uid)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        pid, pidfd = _native.spawn_infra(
+            theirs.fileno(),
+            clone_flags=_native.CLONE_NEWUTS,
+            hostname="p",
+            cgroup_dir=placement.fds[0],
+        )
+    finally:
+        placement.close()
+        theirs.close()
+    try:
+        line = next(
+            x for x in Path(f"/proc/{pid}/cgroup").read_text().splitlines() if x.startswith("0::")
+        )
+        assert line.endswith("/podu/_infra")
+    finally:
+        ours.send(_native.encode_shutdown())
+        os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
+        os.close(pidfd)
+        ours.close()
+
+
+def test_failure_infra_cgroup_not_a_cgroup(tmp_path: Path) -> None:
+    import socket
+
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        with pytest.raises(_native.SpawnError) as info:
+            _native.spawn_infra(theirs.fileno(), clone_flags=0, hostname="", cgroup_dir=fd)
+    finally:
+        os.close(fd)
+        ours.close()
+        theirs.close()
+    assert info.value.step == "cgroup"
