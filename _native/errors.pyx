@@ -72,10 +72,16 @@ def _text(value):
     return _os.fsdecode(value)
 
 
-def spawn_error(int step, int errno, argv0, cwd=None):
-    """The SpawnError for a (step, errno) pair reported by a child or by infra."""
-    name = STEPS[step] if 0 <= step < STEP_COUNT else f"step {step}"
+def spawn_error(int step, int errno, argv0, cwd=None, fs=None):
+    """The SpawnError for a (step, errno) pair reported by a child or by infra. A step from
+    FS_STEP_BASE on is filesystem operation step - FS_STEP_BASE: `fs` describes each one
+    ("mount emptyDir 'cache' at /data"), and its step name is "mount"."""
     strerror = _os.strerror(errno)
+    cdef int index = step - FS_STEP_BASE
+    if 0 <= index < FS_MAX_OPS:
+        what = fs[index] if fs is not None and index < len(fs) else f"filesystem step {index}"
+        return SpawnError(errno, strerror, None, "mount", f"{what}: {strerror}")
+    name = STEPS[step] if 0 <= step < STEP_COUNT else f"step {step}"
     filename = None
     if name == "exec":
         filename = _text(argv0)

@@ -4,8 +4,10 @@
 # supd -> infra
 #   START     header, u64 clone_flags, u32 uid, u32 gid, u32 flags, u32 ngroups, u32 argc,
 #             u32 envc, u32 blob_len, u32 groups[ngroups], blob; the blob is argc + envc
-#             (+ 1 when START_HAS_CWD) NUL-terminated strings: argv, env, cwd. Sent with
-#             exactly one fd in SCM_RIGHTS: the log file (O_WRONLY|O_APPEND).
+#             (+ 1 when START_HAS_CWD) NUL-terminated strings: argv, env, cwd; with
+#             START_HAS_FS the rest of the frame is an FS section (fs.pyx: the filesystem
+#             operations of the container). Sent with exactly one fd in SCM_RIGHTS: the
+#             log file (O_WRONLY|O_APPEND).
 #   SIGNAL    header, u32 signo, u32 flags (SIGNAL_GROUP)
 #   SHUTDOWN  header (cid 0)
 #   EXEC      header (in place of the cid: the exec id, eid), u32 cid (the running container
@@ -57,7 +59,8 @@ cdef enum:
     START_SET_UID = 4
     START_SET_GID = 8
     START_SET_GROUPS = 16
-    START_FLAGS_KNOWN = 31
+    START_HAS_FS = 32                   # an FS section (fs.pyx) follows the blob
+    START_FLAGS_KNOWN = 63
 
     SIGNAL_GROUP = 1                    # SIGNAL and EXEC_SIGNAL flags
 
@@ -79,6 +82,7 @@ ctypedef struct start_request:
     char **argv                 # argc entries + NULL, then envp: envc entries + NULL
     char **envp
     char *cwd                   # NULL when absent
+    int n_fs                    # filesystem operations (in the caller's fs_op array)
 
 
 # A decoded EXEC, pointing into the receive buffer.

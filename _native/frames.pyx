@@ -62,13 +62,14 @@ cdef int decode_strings(char *blob, size_t left, uint32_t argc, uint32_t envc, b
 
 
 cdef int decode_start(char *buf, size_t n, start_request *req, char **ptrs,
-                      gid_t *groups) noexcept nogil:
+                      gid_t *groups, fs_op *fs) noexcept nogil:
     """Validate and decode the START frame buf[:n] into `req`. `ptrs` has room for
-    FRAME_MAX_STRINGS + 2 pointers, `groups` for FRAME_MAX_GROUPS. Strings are not copied:
-    they point into `buf`. Returns 0, or the errno for a start_failed report: EINVAL for a
-    malformed frame, E2BIG for one over the limits."""
+    FRAME_MAX_STRINGS + 2 pointers, `groups` for FRAME_MAX_GROUPS, `fs` for FS_MAX_OPS.
+    Strings are not copied: they point into `buf`. Returns 0, or the errno for a
+    start_failed report: EINVAL for a malformed frame, E2BIG for one over the limits."""
     cdef uint32_t blob_len, i
     cdef uint64_t end
+    cdef int rc
     if n < START_FIXED_SIZE:
         return system.EINVAL
     req.cid = get_u32(buf + 4)
@@ -81,6 +82,7 @@ cdef int decode_start(char *buf, size_t n, start_request *req, char **ptrs,
     req.envc = get_u32(buf + 36)
     blob_len = get_u32(buf + 40)
     req.cwd = NULL
+    req.n_fs = 0
     if req.ngroups > FRAME_MAX_GROUPS:
         return system.E2BIG
     if <uint64_t>req.argc + req.envc > FRAME_MAX_STRINGS:
@@ -89,11 +91,15 @@ cdef int decode_start(char *buf, size_t n, start_request *req, char **ptrs,
         return system.EINVAL
     if req.clone_flags & ~CLONE_NEW_MASK:
         return system.EINVAL
-    if req.flags & START_MOUNT_PROC and not req.clone_flags & system.CLONE_NEWNS:
+    if req.flags & (START_MOUNT_PROC | START_HAS_FS) and not req.clone_flags & system.CLONE_NEWNS:
         return system.EINVAL
     end = <uint64_t>START_FIXED_SIZE + 4 * <uint64_t>req.ngroups + blob_len
-    if end != n:
+    if end > n or (end != n and not req.flags & START_HAS_FS):
         return system.EINVAL
+    if req.flags & START_HAS_FS:
+        rc = decode_fs(buf + end, n - <size_t>end, fs, &req.n_fs)
+        if rc != 0:
+            return rc
     for i in range(req.ngroups):
         groups[i] = <gid_t>get_u32(buf + START_FIXED_SIZE + 4 * i)
     return decode_strings(buf + START_FIXED_SIZE + 4 * req.ngroups, blob_len, req.argc,
@@ -161,9 +167,10 @@ cdef uint32_t id_field(long long value, str what) except? 0:
 
 
 def encode_start(uint32_t cid, argv, env, cwd, *, clone_flags, long long uid=-1,
-                 long long gid=-1, groups=(), bint mount_proc=True):
+                 long long gid=-1, groups=(), bint mount_proc=True, fs=None):
     """The START frame for container `cid`. Changing uid or gid, or giving groups, sets the
-    supplementary groups to exactly `groups` (none when empty), as Kubernetes does."""
+    supplementary groups to exactly `groups` (none when empty), as Kubernetes does. `fs`:
+    the container's filesystem operations (see encode_fs), run after mount_proc."""
     cdef uint64_t flags64 = check_clone_flags(clone_flags)
     cdef list args = [fs_bytes(a, "argv") for a in argv]
     cdef list envs = [fs_bytes(e, "env") for e in env]
@@ -171,8 +178,14 @@ def encode_start(uint32_t cid, argv, env, cwd, *, clone_flags, long long uid=-1,
     cdef uint32_t flags = 0
     cdef bytes blob
     cdef bytes frame
+    cdef bytes fs_section = b""
     cdef char *out
     cdef Py_ssize_t i, size
+    if fs:
+        if not flags64 & system.CLONE_NEWNS:
+            raise ValueError("filesystem operations need CLONE_NEWNS (they would change the host)")
+        fs_section = encode_fs(fs)
+        flags |= START_HAS_FS
     if isinstance(argv, (str, bytes)) or not args:
         raise ValueError("argv must be a non-empty sequence of strings")
     if len(args) + len(envs) > FRAME_MAX_STRINGS:
@@ -194,7 +207,7 @@ def encode_start(uint32_t cid, argv, env, cwd, *, clone_flags, long long uid=-1,
     if uid != -1 or gid != -1 or gids:
         flags |= START_SET_GROUPS
     blob = b"\0".join(strings) + b"\0"
-    size = START_FIXED_SIZE + 4 * len(gids) + len(blob)
+    size = START_FIXED_SIZE + 4 * len(gids) + len(blob) + len(fs_section)
     if size > FRAME_MAX:
         raise ValueError(f"start frame of {size} bytes exceeds {FRAME_MAX}")
     frame = PyBytes_FromStringAndSize(NULL, size)
@@ -213,6 +226,9 @@ def encode_start(uint32_t cid, argv, env, cwd, *, clone_flags, long long uid=-1,
             raise ValueError(f"group {gids[i]} out of range")
         put_u32(out + START_FIXED_SIZE + 4 * i, <uint32_t>gids[i])
     memcpy(out + START_FIXED_SIZE + 4 * len(gids), <const char *>blob, len(blob))
+    if fs_section:
+        memcpy(out + START_FIXED_SIZE + 4 * len(gids) + len(blob), <const char *>fs_section,
+               len(fs_section))
     return frame
 
 

@@ -20,6 +20,7 @@ cdef char PREFIX_F[64]
 cdef char PREFIX_P[64]
 cdef char *START_PTRS[FRAME_MAX_STRINGS + 2]
 cdef gid_t START_GROUPS[FRAME_MAX_GROUPS]
+cdef fs_op START_FS[FS_MAX_OPS]
 cdef gid_t SLOT_GROUPS[INFRA_MAX_CONTAINERS][FRAME_MAX_GROUPS]  # each container's, for EXEC
 cdef int RECV_FDS[INFRA_CMSG_FDS]
 cdef char PATH_BUF[INFRA_PATH_BUF]
@@ -394,7 +395,7 @@ cdef void start_container(size_t n, int logfd) noexcept nogil:
     cdef container_slot *s
     cdef int64_t now
     cdef uint32_t cid = get_u32(RECV_BUF + 4)
-    rc = decode_start(RECV_BUF, n, &req, START_PTRS, START_GROUPS)
+    rc = decode_start(RECV_BUF, n, &req, START_PTRS, START_GROUPS, START_FS)
     if rc != 0:
         report_start_failed(cid, STEP_FRAME, rc, logfd)
         return
@@ -450,6 +451,8 @@ cdef void start_container(size_t n, int logfd) noexcept nogil:
     cfg.ngroups = <int>req.ngroups
     cfg.pdeathsig = system.SIGKILL
     cfg.mount_proc = (req.flags & START_MOUNT_PROC) != 0
+    cfg.fs_ops = START_FS
+    cfg.n_fs_ops = req.n_fs
     rc = spawn_process(&cfg, True, &res)
     system.close(out[1])
     system.close(err[1])

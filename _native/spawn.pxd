@@ -57,6 +57,8 @@ ctypedef struct spawn_cfg:
     uid_t uid
     int pdeathsig               # 0: none
     int mount_proc
+    const fs_op *fs_ops         # after mount_proc: the container's filesystem (fs.pyx)
+    int n_fs_ops
 
 
 ctypedef struct spawn_result:

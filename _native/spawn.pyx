@@ -331,6 +331,9 @@ cdef int child_steps(const spawn_cfg *c, int errfd) noexcept nogil:
         if system.mount(b"proc", b"/proc", b"proc",
                         system.MS_NOSUID | system.MS_NODEV | system.MS_NOEXEC, NULL) < 0:
             return STEP_MOUNT_PROC
+    step = child_fs(c)
+    if step >= 0:
+        return step
     if c.cwd != NULL and system.chdir(c.cwd) < 0:
         return STEP_CHDIR
     if child_stdio(c.stdio) < 0:
@@ -489,6 +492,7 @@ cdef class SpawnArgs:
     cdef int *ns_fds
     cdef int *ns_types
     cdef gid_t *groups
+    cdef fs_op *fs
 
     def __cinit__(self):
         memset(&self.cfg, 0, sizeof(self.cfg))
@@ -497,8 +501,10 @@ cdef class SpawnArgs:
         self.path_buf = NULL
         self.ns_fds = self.ns_types = NULL
         self.groups = NULL
+        self.fs = NULL
 
     def __dealloc__(self):
+        PyMem_Free(self.fs)
         PyMem_Free(self.argv)
         PyMem_Free(self.envp)
         PyMem_Free(self.paths)
@@ -581,6 +587,24 @@ cdef class SpawnArgs:
         self.cfg.mount_proc = mount_proc
         return 0
 
+    cdef int set_fs(self, object ops) except -1:
+        """The filesystem operations (fs.pyx), through their wire form: spawn() runs what a
+        START frame would."""
+        cdef bytes data = encode_fs(ops)
+        cdef int rc, n = 0
+        if not self.cfg.clone_flags & system.CLONE_NEWNS:
+            raise ValueError("filesystem operations need CLONE_NEWNS (they would change the host)")
+        self.keep.append(data)
+        self.fs = <fs_op *>PyMem_Malloc(FS_MAX_OPS * sizeof(fs_op))
+        if self.fs == NULL:
+            raise MemoryError()
+        rc = decode_fs(<const char *>data, len(data), self.fs, &n)
+        if rc != 0:
+            raise_errno(rc)
+        self.cfg.fs_ops = self.fs
+        self.cfg.n_fs_ops = n
+        return 0
+
     cdef int set_identity(self, long long uid, long long gid, object groups) except -1:
         cdef list values
         cdef Py_ssize_t i
@@ -608,7 +632,7 @@ cdef class SpawnArgs:
 def spawn(argv, *, env=None, cwd=None, clone_flags=0, setns=(), hostname=None,
           int stdin=-1, int stdout=-1, int stderr=-1, bint setsid=False,
           long long uid=-1, long long gid=-1, groups=None, int pdeathsig=0,
-          bint mount_proc=False):
+          bint mount_proc=False, fs=None):
     """Clone and exec one process; returns (pid, pidfd). The GIL is released from clone
     to the end of the exec-status read. Raises SpawnError for any failure in the child,
     of clone itself, or of the error pipe."""
@@ -617,6 +641,8 @@ def spawn(argv, *, env=None, cwd=None, clone_flags=0, setns=(), hostname=None,
     cdef int rc
     args.set_program(argv, env)
     args.set_namespaces(check_clone_flags(clone_flags), setns, hostname, mount_proc)
+    if fs:
+        args.set_fs(fs)
     args.set_identity(uid, gid, groups)
     args.cfg.cwd = args.keep_string(cwd, "cwd")
     args.cfg.stdio[0] = stdin
@@ -629,5 +655,6 @@ def spawn(argv, *, env=None, cwd=None, clone_flags=0, setns=(), hostname=None,
     with nogil:
         rc = spawn_process(&args.cfg, True, &result)
     if rc < 0:
-        raise spawn_error(result.step, result.err, argv[0], cwd)
+        raise spawn_error(result.step, result.err, argv[0], cwd,
+                          [op[0] + " " + _os.fsdecode(op[1]) for op in fs] if fs else None)
     return (result.pid, result.pidfd)
