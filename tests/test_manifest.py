@@ -634,7 +634,7 @@ ERRORS: list[tuple[str, dict[str, Any], tuple[str, str]]] = [
     (
         "dnsPolicy None",
         with_("spec.dnsPolicy", "None"),
-        ("spec.dnsPolicy", 'Forbidden: "None": not supported yet'),
+        ("spec.dnsConfig", "Required value: must provide `dnsConfig` when `dnsPolicy` is None"),
     ),
     (
         "unknown container field, close",
@@ -722,11 +722,11 @@ def test_all_causes_reported() -> None:
     assert got == [
         "apiVersion",
         "metadata.name",
-        "spec.volumes",
         "spec.containers[0].comand",
         "spec.containers[0].command",
         "spec.containers[1].name",
         "spec.restartPolicy",
+        "spec.volumes[0]",
     ]
     with pytest.raises(ManifestError) as info:
         parse_pod(obj, "pod.yaml", 1)
@@ -743,15 +743,12 @@ def test_all_causes_reported() -> None:
 # --- not supported yet, and ignored -----------------------------------------------------------
 
 POD_UNSUPPORTED = {
-    "volumes": [{"name": "v", "emptyDir": {}}],
     "ephemeralContainers": [{"name": "e"}],
     "securityContext": {"runAsUser": 1000},
     "hostUsers": False,
     "subdomain": "sub",
-    "hostAliases": [{"ip": "127.0.0.1", "hostnames": ["x"]}],
     "hostnameOverride": "h",
     "setHostnameAsFQDN": True,
-    "dnsConfig": {"nameservers": ["1.1.1.1"]},
     "readinessGates": [{"conditionType": "x"}],
     "os": {"name": "linux"},
     "overhead": {"cpu": "1"},
@@ -761,9 +758,7 @@ POD_UNSUPPORTED = {
 }
 CONTAINER_UNSUPPORTED = {
     "envFrom": [{"configMapRef": {"name": "x"}}],
-    "volumeMounts": [{"name": "v", "mountPath": "/v"}],
     "volumeDevices": [{"name": "v", "devicePath": "/dev/x"}],
-    "securityContext": {"privileged": True},
     "stdin": True,
     "stdinOnce": True,
     "tty": True,
