@@ -249,3 +249,28 @@ def encode_fs(ops):
         for value in (source, target, fstype, data):
             parts.append((fs_bytes(value, "filesystem operation") if value else b"") + b"\0")
     return b"".join(parts)
+
+
+def mount_tmpfs(target, data):
+    """mount -t tmpfs -o nosuid,nodev,DATA tmpfs TARGET, in the caller's mount namespace
+    (supd's: the medium Memory emptyDirs that a pod's containers share)."""
+    cdef bytes t = fs_bytes(target, "target")
+    cdef bytes d = fs_bytes(data, "data")
+    cdef const char *tp = t
+    cdef const char *dp = d
+    cdef int rc
+    with nogil:
+        rc = system.mount(b"tmpfs", tp, b"tmpfs", system.MS_NOSUID | system.MS_NODEV, dp)
+    if rc < 0:
+        raise_errno(errno)
+
+
+def umount(target):
+    """umount2(target, MNT_DETACH)."""
+    cdef bytes t = fs_bytes(target, "target")
+    cdef const char *tp = t
+    cdef int rc
+    with nogil:
+        rc = system.umount2(tp, system.MNT_DETACH)
+    if rc < 0:
+        raise_errno(errno)

@@ -16,21 +16,25 @@ import errno
 import logging
 import math
 import os
+import select
+import shutil
 import signal
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _native, handlers, lifecycle
+from . import _native, handlers, lifecycle, rootfs
 from .backoff import BackoffPolicy, next_restart
 from .broadcast import Broadcast
 from .errors import NotFound
 from .events import EventLog
 from .expansion import container_env, expand
 from .handlers import Outcome, Result, Target
+from .images import Image, ImageError, ImageStore, parse_user, resolve_argv
 from .isolation import Isolation, Namespaces, plan_namespaces
 from .lifecycle import (
     PodEvent,
@@ -267,6 +271,10 @@ class Pod:
     probes: dict[str, list[ProbeWorker]] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     namespaces: Namespaces = field(default_factory=Namespaces)
+    # Filesystem isolation: the pod's volumes and etc files are ready (once per pod), and
+    # what each instance's filesystem operations were, to name the one that failed.
+    fs_ready: bool = False
+    fs_descriptions: dict[int, list[str]] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -287,6 +295,7 @@ class Runtime:
         isolation: Isolation = Isolation.FULL,
         isolation_why: str = "",
         clock: Callable[[], float] = time.time,
+        images: ImageStore | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.store = store
@@ -297,6 +306,15 @@ class Runtime:
         self.isolation = isolation
         self.isolation_why = isolation_why  # why namespaces are unavailable, for messages
         self.clock = clock
+        self.images = images if images is not None else ImageStore(store.root)
+        self.overlay, self.overlay_why = probe_overlay(self.images.tmp)
+        if not self.overlay:
+            log.warning(
+                "overlayfs is not available under %s (%s): image containers get a copy of "
+                "their image instead, slower to start but with the same isolation",
+                self.images.tmp,
+                self.overlay_why,
+            )
         self.started = self.loop.time()
         self.pods: dict[str, Pod] = {}
         # (type, v1 Pod) for `get -w` watchers: ADDED, MODIFIED, DELETED.
@@ -444,19 +462,36 @@ class Runtime:
     def _start_container(self, pod: Pod, name: str, now: float) -> None:
         spec, st = pod.spec, pod.status.container(name)
         c = spec.container(name)
+        image = None
         if c.image is not None:
-            # The local image store comes with the filesystem isolation work; until then an
-            # image can never be present, which kubelet calls ErrImageNeverPull.
-            st.reason = Reason.ERR_IMAGE_NEVER_PULL
-            st.message = (
-                f'Container image "{c.image}" is not present with pull policy of Never: '
-                "this supd has no image store yet; omit `image` to run on the host filesystem"
-            )
-            self._event(pod, PodEvent(EventType.WARNING, st.reason, st.message, name), now)
-            return
+            image = self.images.get(c.image)
+            if image is None:
+                # Images come only from the local store: kubelet's ErrImageNeverPull. The
+                # container is started once the image is imported (images_changed).
+                st.reason = Reason.ERR_IMAGE_NEVER_PULL
+                st.message = (
+                    f'Container image "{c.image}" is not present with pull policy of Never: '
+                    f"import it with `supctl image import {c.image} PATH` (a rootfs directory "
+                    "or tarball, an OCI layout or a docker save archive)"
+                )
+                self._event(pod, PodEvent(EventType.WARNING, st.reason, st.message, name), now)
+                return
         assert pod.infra is not None
         instance = pod.next_instance
         pod.next_instance += 1
+        hostname = spec.pod_hostname if "uts" in pod.namespaces.pod else socket.gethostname()
+        try:
+            fs = self._container_fs(pod, c, image, hostname)
+        except (rootfs.FsError, ImageError, OSError, ValueError) as e:
+            lifecycle.container_starting(st, instance)
+            message = f"create container {name}: {e}"
+            events = lifecycle.container_create_failed(
+                spec, pod.status, name, message, now, self.backoff
+            )
+            for event in events:
+                self._event(pod, event, now)
+            self.loop.call_soon(self._apply, pod, [], now)
+            return
         number = st.restart_count + (1 if st.terminated is not None else 0)
         path = pod.directory / name / f"{number}.log"
         try:
@@ -473,20 +508,22 @@ class Runtime:
             self.loop.call_soon(self._apply, pod, [], now)
             return
         try:
-            hostname = spec.pod_hostname if "uts" in pod.namespaces.pod else socket.gethostname()
-            env = container_env(spec, c, hostname)
-            argv = [expand(arg, env) for arg in c.argv()]
             frame = _native.encode_start(
                 instance,
-                argv,
-                [f"{k}={v}" for k, v in env.items()],
-                c.working_dir or "/",
+                fs.argv,
+                [f"{k}={v}" for k, v in fs.env.items()],
+                fs.cwd,
                 clone_flags=clone_flags(pod.namespaces.container),
-                mount_proc="mnt" in pod.namespaces.container,
+                mount_proc="mnt" in pod.namespaces.container and image is None,
+                uid=fs.uid,
+                gid=fs.gid,
+                fs=fs.plan.ops if fs.plan is not None else None,
             )
             pod.infra.send(frame, (log_fd,))
         finally:
             os.close(log_fd)
+        if fs.plan is not None:
+            pod.fs_descriptions[instance] = fs.plan.descriptions
         pod.instances[instance] = name
         pod.logs.setdefault(name, []).append(path)
         lifecycle.container_starting(st, instance)
@@ -495,6 +532,71 @@ class Runtime:
         )
         for hook in self.on_container_start:
             hook(pod, name, path)
+
+    def _container_fs(self, pod: Pod, c: Any, image: Image | None, hostname: str) -> ContainerFs:
+        """What a container starts with: its command line, environment, working directory
+        and user (the image config fills what the spec leaves out, as Kubernetes does), and
+        its filesystem operations (rootfs.py). Raises FsError, ImageError or OSError: the
+        container is then CreateContainerError."""
+        spec = pod.spec
+        config = image.config if image is not None else {}
+        env = container_env(spec, c, hostname)
+        image_env = dict(e.split("=", 1) for e in config.get("Env") or [] if "=" in e)
+        if "PATH" in image_env and not any(k == "PATH" for k, _ in c.env):
+            env["PATH"] = image_env["PATH"]
+        env = {**image_env, **env}
+        raw = resolve_argv(config, c.command, c.args) if image is not None else list(c.argv())
+        if not raw:
+            raise rootfs.FsError(f"image {c.image} has no Entrypoint or Cmd: set command")
+        argv = [expand(arg, env) for arg in raw]
+        cwd = c.working_dir or config.get("WorkingDir") or "/"
+        uid = gid = -1
+        layers = None
+        if image is not None:
+            layers = [self.images.layer_path(d) for d in image.layers]
+            user = parse_user(config.get("User") or "", layers)
+            if user is not None:
+                uid, gid = user
+        if "mnt" not in pod.namespaces.container:
+            if image is not None or c.volume_mounts or spec.volumes:
+                raise rootfs.FsError("images and volumes need a mount namespace (--isolation)")
+            return ContainerFs(argv, env, cwd, uid, gid, None)
+        if not pod.fs_ready:
+            rootfs.prepare_pod(spec, pod.directory, hostname, _native.mount_tmpfs)
+            pod.fs_ready = True
+        for v in spec.volumes:
+            if v.kind == "hostPath":
+                rootfs.check_host_path(v)
+        root = rootfs.prepare_container(pod.directory, c, layers, self.overlay)
+        plan = rootfs.plan_container(
+            spec, c, pod.directory, root, layers, self.overlay, image.name if image else ""
+        )
+        return ContainerFs(argv, env, cwd, uid, gid, plan)
+
+    def images_changed(self) -> None:
+        """An image was imported: containers waiting with ErrImageNeverPull try again."""
+        now = self.clock()
+        for pod in list(self.pods.values()):
+            waiting = [
+                st
+                for st in pod.status.all()
+                if st.reason == Reason.ERR_IMAGE_NEVER_PULL and not st.alive
+            ]
+            for st in waiting:
+                st.reason, st.message = Reason.CONTAINER_CREATING, ""
+            if waiting and pod.infra is not None and not pod.status.stopping:
+                self._apply(pod, [], now)
+
+    def images_in_use(self) -> dict[str, list[str]]:
+        """Normalized image name -> the pods (NAMESPACE/NAME) whose containers use it."""
+        from .images import normalize
+
+        used: dict[str, list[str]] = {}
+        for pod in self.pods.values():
+            for c in pod.spec.init_containers + pod.spec.containers:
+                if c.image is not None:
+                    used.setdefault(normalize(c.image), []).append(pod.key)
+        return used
 
     # -- reports from the infra --------------------------------------------------------------
 
@@ -519,11 +621,19 @@ class Runtime:
                 self._start_probes(pod, name, instance)
         elif kind == "start_failed":
             c = spec.container(name)
-            err = _native.spawn_error(report[2], report[3], c.argv()[0], c.working_dir)
-            t = self.clock()
-            events = lifecycle.container_start_failed(
-                spec, pod.status, name, str(err), err.exit_code, t, self.backoff
+            argv0 = c.argv()[0] if c.argv() else (c.image or name)
+            err = _native.spawn_error(
+                report[2], report[3], argv0, c.working_dir, pod.fs_descriptions.get(instance)
             )
+            t = self.clock()
+            if err.step == "mount":
+                events = lifecycle.container_create_failed(
+                    spec, pod.status, name, f"create container {name}: {err}", t, self.backoff
+                )
+            else:
+                events = lifecycle.container_start_failed(
+                    spec, pod.status, name, str(err), err.exit_code, t, self.backoff
+                )
             self._container_gone(pod, name, instance)
         elif kind == "exited":
             status, t = report[3], report[4] / 1e9
@@ -532,6 +642,9 @@ class Runtime:
             events = lifecycle.container_exited(
                 spec, pod.status, name, code, signo, t, self.backoff
             )
+            message = rootfs.read_termination_message(pod.directory, name)
+            if message and st.terminated is not None:
+                st.terminated.message = message
             self._termination_message(pod, name, code)
             self._container_gone(pod, name, instance)
         else:
@@ -542,6 +655,7 @@ class Runtime:
     def _container_gone(self, pod: Pod, name: str, instance: int) -> None:
         """An instance ended (or never started): stop its probes, wake who waits for it."""
         pod.instances.pop(instance, None)
+        pod.fs_descriptions.pop(instance, None)
         self._stop_probes(pod, name)
         exited = pod.exits.pop(instance, None)
         if exited is not None and not exited.done():
@@ -830,6 +944,8 @@ class Runtime:
         for task in list(pod.tasks):
             task.cancel()
         del self.pods[pod.key]
+        rootfs.release_pod(pod.spec, pod.directory, _native.umount)
+        unmount_under(pod.directory)
         self.store.remove(pod.directory)
         self.events.forget(pod.spec.namespace, pod.spec.name)
         self._publish(pod, "DELETED")
@@ -880,6 +996,66 @@ class Runtime:
         pod.changed = self.loop.create_future()
         if len(self.feed):
             self.feed.publish((kind, self.view(pod)))
+
+
+@dataclass
+class ContainerFs:
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    uid: int
+    gid: int
+    plan: rootfs.FsPlan | None
+
+
+def probe_overlay(work: Path) -> tuple[bool, str]:
+    """Whether overlayfs with upper dirs on `work`'s filesystem can be mounted: tried in a
+    throw-away child's mount namespace, so the host never sees the mount."""
+    try:
+        base = Path(tempfile.mkdtemp(dir=work, prefix="overlay-probe-"))
+    except OSError as e:
+        return False, str(e)
+    try:
+        for sub in ("lower", "upper", "work", "merged"):
+            (base / sub).mkdir()
+        data = f"lowerdir={base / 'lower'},upperdir={base / 'upper'},workdir={base / 'work'}"
+        ops = [
+            ("mount", "/", None, None, rootfs.MS_REC | rootfs.MS_PRIVATE, None, 0),
+            ("mount", str(base / "merged"), "overlay", "overlay", 0, data, 0),
+        ]
+        _pid, pidfd = _native.spawn(
+            ["/bin/true"], clone_flags=_native.CLONE_NEWNS, fs=ops, env=[], pdeathsig=9
+        )
+        try:
+            select.select([pidfd], [], [])
+            _native.waitid_pidfd(pidfd)
+        finally:
+            os.close(pidfd)
+        return True, ""
+    except OSError as e:
+        return False, str(e)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def unmount_under(directory: Path) -> None:
+    """Detach every mount at or below `directory` (deepest first): what a pod left mounted
+    on the host (its tmpfs volumes), even from a previous supd."""
+    prefix = str(directory)
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return
+    targets = []
+    for line in lines:
+        point = line.split()[4].encode().decode("unicode_escape")
+        if point == prefix or point.startswith(prefix + "/"):
+            targets.append(point)
+    for point in sorted(targets, key=len, reverse=True):
+        try:
+            _native.umount(point)
+        except OSError as e:
+            log.warning("unmount %s: %s", point, e)
 
 
 def _write_infra_record(directory: Path, pid: int) -> None:

@@ -39,6 +39,7 @@ class Reason:
     CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
     RUN_CONTAINER_ERROR = "RunContainerError"
     ERR_IMAGE_NEVER_PULL = "ErrImageNeverPull"
+    CREATE_CONTAINER_ERROR = "CreateContainerError"
     COMPLETED = "Completed"
     ERROR = "Error"
     START_ERROR = "StartError"
