@@ -12,8 +12,8 @@ cdef enum:
     FS_MKFILE = 3       # an empty file at target (mode `arg`) unless something is there
     FS_SYMLINK = 4      # symlink(source, target); an existing target is kept
     FS_PIVOT = 5        # pivot_root(2) into target (a mount point); the old root detached
-    FS_OPEN = 6         # fd slot `arg` = a detached bind of source (or of data beneath
-                        # it), with mount attributes `flags` (MOUNT_ATTR_*) set on it
+    FS_OPEN = 6         # fd slot `arg` = a detached bind of source (data: beneath it)
+    #                     with mount attributes `flags` (MOUNT_ATTR_*) set on it
     FS_BIND_FD = 7      # attach the detached bind of fd slot `arg` at target
     FS_SETATTR = 8      # mount_setattr(2) attr_set `flags` on target, AT_RECURSIVE if arg
     FS_KIND_MAX = 8

@@ -782,7 +782,7 @@ class _Validator:
                     self.causes.append(
                         (f"spec.{field}[{index}].volumeMounts[{j}].name", f'Not found: "{m.name}"')
                     )
-        aliases = ()
+        aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
         if "hostAliases" in spec:
             aliases = self.host_aliases(spec["hostAliases"], "spec.hostAliases")
         if "resources" in spec:
