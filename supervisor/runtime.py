@@ -307,8 +307,10 @@ class Runtime:
         self.isolation_why = isolation_why  # why namespaces are unavailable, for messages
         self.clock = clock
         self.images = images if images is not None else ImageStore(store.root)
-        self.overlay, self.overlay_why = probe_overlay(self.images.tmp)
-        if not self.overlay:
+        self.overlay, self.overlay_why = (
+            probe_overlay(self.images.tmp) if isolation is Isolation.FULL else (False, "")
+        )
+        if not self.overlay and isolation is Isolation.FULL:
             log.warning(
                 "overlayfs is not available under %s (%s): image containers get a copy of "
                 "their image instead, slower to start but with the same isolation",

@@ -276,6 +276,35 @@ def test_too_many_operations_and_bad_ones_are_refused() -> None:
         )
 
 
+def test_copy_fallback_keeps_the_guarantees(tmp_path: Path) -> None:
+    """Without overlayfs the container gets a copy of its layers (whiteouts applied): the
+    same plan, run by the same child code, with writes kept out of the image."""
+    require_root()
+    from supervisor import rootfs
+    from supervisor.spec import ContainerSpec, PodSpec
+
+    store = ImageStore(tmp_path / "state")
+    base = tar_bytes(busybox_rootfs(tmp_path / "r"))
+    top = tar_bytes(None, [(member("etc/.wh.image-file"), b"")])
+    write_oci_layout(tmp_path / "oci", [base, top], {})
+    image = store.import_image("fb", tmp_path / "oci")
+    layers = [store.layer_path(d) for d in image.layers]
+    c = ContainerSpec(name="c", image="fb")
+    spec = PodSpec(name="p", containers=(c,))
+    pod_dir = tmp_path / "pod"
+    pod_dir.mkdir()
+    rootfs.prepare_pod(spec, pod_dir, "p", lambda target, data: None)
+    root = rootfs.prepare_container(pod_dir, c, layers, overlay=False)
+    plan = rootfs.plan_container(spec, c, pod_dir, root, layers, False, "fb")
+    code, out = spawn_fs(
+        plan.ops, ["/bin/sh", "-c", f"ls /etc; ls {tmp_path} 2>&1; echo w > /bin/new"]
+    )
+    assert code == 0, out
+    assert "image-file" not in out and "passwd" in out and "No such file" in out
+    assert (root / "bin" / "new").exists()
+    assert not any((layer / "bin" / "new").exists() for layer in layers)
+
+
 # -- the image store ---------------------------------------------------------------------------
 
 
