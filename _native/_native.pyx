@@ -11,11 +11,12 @@ never raise ZeroDivisionError or round towards minus infinity behind the reader'
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport int32_t, int64_t, uint16_t, uint32_t, uint64_t, uintptr_t
-from libc.string cimport memchr, memcmp, memcpy, memset, strchr, strlen, strncmp
+from libc.string cimport memchr, memcmp, memcpy, memset, strchr, strlen, strncmp, strrchr
 
 from includes cimport system
 from includes.system cimport errno, gid_t, pid_t, ssize_t, uid_t
 
+include "fs.pxd"
 include "spawn.pxd"
 include "frames.pxd"
 include "infra.pxd"
@@ -23,6 +24,7 @@ include "release.pxd"
 
 include "errors.pyx"
 include "spawn.pyx"
+include "fs.pyx"
 include "frames.pyx"
 include "infra.pyx"
 include "release.pyx"

@@ -28,7 +28,6 @@ STEPS = (
     "epoll",
     "ctty",
     "cgroup",
-    "mount hosts",
     "capbset",
     "capset",
     "no_new_privs",
@@ -47,7 +46,6 @@ _STEP_ACTIONS = {
     "devnull": "open /dev/null",
     "ctty": "ioctl TIOCSCTTY",
     "cgroup": "join the container's cgroup",
-    "mount hosts": "bind-mount the pod's hosts file on /etc/hosts",
     "capbset": "prctl PR_CAPBSET_DROP",
     "capset": "capset",
     "no_new_privs": "prctl PR_SET_NO_NEW_PRIVS",
@@ -84,10 +82,16 @@ def _text(value):
     return _os.fsdecode(value)
 
 
-def spawn_error(int step, int errno, argv0, cwd=None):
-    """The SpawnError for a (step, errno) pair reported by a child or by infra."""
-    name = STEPS[step] if 0 <= step < STEP_COUNT else f"step {step}"
+def spawn_error(int step, int errno, argv0, cwd=None, fs=None):
+    """The SpawnError for a (step, errno) pair reported by a child or by infra. A step from
+    FS_STEP_BASE on is filesystem operation step - FS_STEP_BASE: `fs` describes each one
+    ("mount emptyDir 'cache' at /data"), and its step name is "mount"."""
     strerror = _os.strerror(errno)
+    cdef int index = step - FS_STEP_BASE
+    if 0 <= index < FS_MAX_OPS:
+        what = fs[index] if fs is not None and index < len(fs) else f"filesystem step {index}"
+        return SpawnError(errno, strerror, None, "mount", f"{what}: {strerror}")
+    name = STEPS[step] if 0 <= step < STEP_COUNT else f"step {step}"
     filename = None
     if name == "exec":
         filename = _text(argv0)

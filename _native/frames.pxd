@@ -4,8 +4,9 @@
 # supd -> infra
 #   START     header, u64 clone_flags, u32 uid, u32 gid, u32 flags, u32 ngroups, u32 argc,
 #             u32 envc, u32 blob_len, u64 caps, u32 groups[ngroups], blob; the blob is
-#             argc + envc (+ 1 when START_HAS_CWD, + 1 when START_HAS_HOSTS) NUL-terminated
-#             strings: argv, env, cwd, the hosts file. Sent with the log file
+#             argc + envc (+ 1 when START_HAS_CWD) NUL-terminated strings: argv, env, cwd;
+#             with START_HAS_FS the rest of the frame is an FS section (fs.pyx: the
+#             filesystem operations of the container). Sent with the log file
 #             (O_WRONLY|O_APPEND) as the first fd in SCM_RIGHTS, then the container's
 #             cgroup: with START_CGROUP_INTO one cgroup v2 directory (clone3
 #             CLONE_INTO_CGROUP), else any cgroup v1 cgroup.procs files (the child writes
@@ -61,9 +62,9 @@ cdef enum:
     START_SET_UID = 4
     START_SET_GID = 8
     START_SET_GROUPS = 16
-    START_SET_CAPS = 32                 # bounding, permitted and effective sets to `caps`
-    START_NO_NEW_PRIVS = 64
-    START_HAS_HOSTS = 128               # bind-mount the blob's last string on /etc/hosts
+    START_HAS_FS = 32                   # an FS section (fs.pyx) follows the blob
+    START_SET_CAPS = 64                 # bounding, permitted and effective sets to `caps`
+    START_NO_NEW_PRIVS = 128
     START_CGROUP_INTO = 256             # the second fd is a cgroup v2 directory
     START_FLAGS_KNOWN = 511
 
@@ -88,7 +89,7 @@ ctypedef struct start_request:
     char **argv                 # argc entries + NULL, then envp: envc entries + NULL
     char **envp
     char *cwd                   # NULL when absent
-    char *hosts                 # NULL when absent
+    int n_fs                    # filesystem operations (in the caller's fs_op array)
 
 
 # A decoded EXEC, pointing into the receive buffer.

@@ -33,17 +33,15 @@ cdef inline void put_header(char *p, uint32_t frame_type, uint32_t cid) noexcept
 # infra side (C level, no GIL, no allocation)
 
 cdef int decode_strings(char *blob, size_t left, uint32_t argc, uint32_t envc, bint has_cwd,
-                        bint has_hosts, char **ptrs, char ***argv, char ***envp, char **cwd,
-                        char **hosts) noexcept nogil:
-    """Split the blob of a START or an EXEC (argc + envc [+ 1 cwd] [+ 1 hosts file]
-    NUL-terminated strings that fill it exactly) into `ptrs`: argv[0..argc), NULL,
-    env[0..envc), NULL. Strings are not copied. Returns 0, or EINVAL."""
-    cdef uint32_t i, nstrings = argc + envc + (1 if has_cwd else 0) + (1 if has_hosts else 0)
+                        char **ptrs, char ***argv, char ***envp, char **cwd) noexcept nogil:
+    """Split the blob of a START or an EXEC (argc + envc [+ 1] NUL-terminated strings that
+    fill it exactly) into `ptrs`: argv[0..argc), NULL, env[0..envc), NULL. Strings are not
+    copied. Returns 0, or EINVAL."""
+    cdef uint32_t i, nstrings = argc + envc + (1 if has_cwd else 0)
     cdef char *nul
     argv[0] = ptrs
     envp[0] = ptrs + argc + 1
     cwd[0] = NULL
-    hosts[0] = NULL
     for i in range(nstrings):
         nul = <char *>memchr(blob, 0, left)
         if nul == NULL:
@@ -52,10 +50,8 @@ cdef int decode_strings(char *blob, size_t left, uint32_t argc, uint32_t envc, b
             argv[0][i] = blob
         elif i < argc + envc:
             envp[0][i - argc] = blob
-        elif has_cwd and cwd[0] == NULL:
-            cwd[0] = blob
         else:
-            hosts[0] = blob
+            cwd[0] = blob
         left -= <size_t>(nul - blob) + 1
         blob = nul + 1
     if left != 0:
@@ -66,13 +62,14 @@ cdef int decode_strings(char *blob, size_t left, uint32_t argc, uint32_t envc, b
 
 
 cdef int decode_start(char *buf, size_t n, start_request *req, char **ptrs,
-                      gid_t *groups) noexcept nogil:
+                      gid_t *groups, fs_op *fs) noexcept nogil:
     """Validate and decode the START frame buf[:n] into `req`. `ptrs` has room for
-    FRAME_MAX_STRINGS + 2 pointers, `groups` for FRAME_MAX_GROUPS. Strings are not copied:
-    they point into `buf`. Returns 0, or the errno for a start_failed report: EINVAL for a
-    malformed frame, E2BIG for one over the limits."""
+    FRAME_MAX_STRINGS + 2 pointers, `groups` for FRAME_MAX_GROUPS, `fs` for FS_MAX_OPS.
+    Strings are not copied: they point into `buf`. Returns 0, or the errno for a
+    start_failed report: EINVAL for a malformed frame, E2BIG for one over the limits."""
     cdef uint32_t blob_len, i
     cdef uint64_t end
+    cdef int rc
     if n < START_FIXED_SIZE:
         return system.EINVAL
     req.cid = get_u32(buf + 4)
@@ -86,7 +83,7 @@ cdef int decode_start(char *buf, size_t n, start_request *req, char **ptrs,
     blob_len = get_u32(buf + 40)
     req.caps = get_u64(buf + 44)
     req.cwd = NULL
-    req.hosts = NULL
+    req.n_fs = 0
     if req.ngroups > FRAME_MAX_GROUPS:
         return system.E2BIG
     if <uint64_t>req.argc + req.envc > FRAME_MAX_STRINGS:
@@ -95,18 +92,20 @@ cdef int decode_start(char *buf, size_t n, start_request *req, char **ptrs,
         return system.EINVAL
     if req.clone_flags & ~CLONE_NEW_MASK:
         return system.EINVAL
-    if (req.flags & (START_MOUNT_PROC | START_HAS_HOSTS)
-            and not req.clone_flags & system.CLONE_NEWNS):
+    if req.flags & (START_MOUNT_PROC | START_HAS_FS) and not req.clone_flags & system.CLONE_NEWNS:
         return system.EINVAL
     end = <uint64_t>START_FIXED_SIZE + 4 * <uint64_t>req.ngroups + blob_len
-    if end != n:
+    if end > n or (end != n and not req.flags & START_HAS_FS):
         return system.EINVAL
+    if req.flags & START_HAS_FS:
+        rc = decode_fs(buf + end, n - <size_t>end, fs, &req.n_fs)
+        if rc != 0:
+            return rc
     for i in range(req.ngroups):
         groups[i] = <gid_t>get_u32(buf + START_FIXED_SIZE + 4 * i)
     return decode_strings(buf + START_FIXED_SIZE + 4 * req.ngroups, blob_len, req.argc,
-                          req.envc, (req.flags & START_HAS_CWD) != 0,
-                          (req.flags & START_HAS_HOSTS) != 0, ptrs, &req.argv, &req.envp,
-                          &req.cwd, &req.hosts)
+                          req.envc, (req.flags & START_HAS_CWD) != 0, ptrs, &req.argv,
+                          &req.envp, &req.cwd)
 
 
 cdef int decode_exec(char *buf, size_t n, exec_request *req, char **ptrs) noexcept nogil:
@@ -127,10 +126,9 @@ cdef int decode_exec(char *buf, size_t n, exec_request *req, char **ptrs) noexce
         return system.EINVAL
     if <uint64_t>EXEC_FIXED_SIZE + blob_len != n:
         return system.EINVAL
-    cdef char *no_hosts
     return decode_strings(buf + EXEC_FIXED_SIZE, blob_len, req.argc, req.envc,
-                          (req.flags & EXEC_HAS_CWD) != 0, False, ptrs, &req.argv, &req.envp,
-                          &req.cwd, &no_hosts)
+                          (req.flags & EXEC_HAS_CWD) != 0, ptrs, &req.argv, &req.envp,
+                          &req.cwd)
 
 
 cdef size_t encode_report(const report_rec *r, char *out) noexcept nogil:
@@ -170,13 +168,14 @@ cdef uint32_t id_field(long long value, str what) except? 0:
 
 
 def encode_start(uint32_t cid, argv, env, cwd, *, clone_flags, long long uid=-1,
-                 long long gid=-1, groups=(), bint mount_proc=True, caps=None,
-                 bint no_new_privs=False, hosts_file=None, bint cgroup_into=False):
+                 long long gid=-1, groups=(), bint mount_proc=True, fs=None, caps=None,
+                 bint no_new_privs=False, bint cgroup_into=False):
     """The START frame for container `cid`. Changing uid or gid, or giving groups, sets the
-    supplementary groups to exactly `groups` (none when empty), as Kubernetes does. `caps`
-    (a capability bit mask, None: keep) becomes the bounding, permitted and effective
-    sets; `hosts_file` is bind-mounted on /etc/hosts; `cgroup_into` says the frame's
-    second fd is a cgroup v2 directory for CLONE_INTO_CGROUP."""
+    supplementary groups to exactly `groups` (none when empty), as Kubernetes does. `fs`:
+    the container's filesystem operations (see encode_fs), run after mount_proc. `caps` (a
+    capability bit mask, None: keep) becomes the bounding, permitted and effective sets;
+    `cgroup_into` says the frame's second fd is a cgroup v2 directory for
+    CLONE_INTO_CGROUP."""
     cdef uint64_t flags64 = check_clone_flags(clone_flags)
     cdef list args = [fs_bytes(a, "argv") for a in argv]
     cdef list envs = [fs_bytes(e, "env") for e in env]
@@ -184,8 +183,14 @@ def encode_start(uint32_t cid, argv, env, cwd, *, clone_flags, long long uid=-1,
     cdef uint32_t flags = 0
     cdef bytes blob
     cdef bytes frame
+    cdef bytes fs_section = b""
     cdef char *out
     cdef Py_ssize_t i, size
+    if fs:
+        if not flags64 & system.CLONE_NEWNS:
+            raise ValueError("filesystem operations need CLONE_NEWNS (they would change the host)")
+        fs_section = encode_fs(fs)
+        flags |= START_HAS_FS
     if isinstance(argv, (str, bytes)) or not args:
         raise ValueError("argv must be a non-empty sequence of strings")
     if len(args) + len(envs) > FRAME_MAX_STRINGS:
@@ -200,11 +205,6 @@ def encode_start(uint32_t cid, argv, env, cwd, *, clone_flags, long long uid=-1,
     if cwd is not None:
         flags |= START_HAS_CWD
         strings.append(fs_bytes(cwd, "cwd"))
-    if hosts_file is not None:
-        if not flags64 & system.CLONE_NEWNS:
-            raise ValueError("hosts_file needs CLONE_NEWNS (it would cover the host's file)")
-        flags |= START_HAS_HOSTS
-        strings.append(fs_bytes(hosts_file, "hosts_file"))
     cdef uint64_t cap_mask = 0
     if caps is not None:
         if not 0 <= caps < 2**64:
@@ -222,7 +222,7 @@ def encode_start(uint32_t cid, argv, env, cwd, *, clone_flags, long long uid=-1,
     if uid != -1 or gid != -1 or gids:
         flags |= START_SET_GROUPS
     blob = b"\0".join(strings) + b"\0"
-    size = START_FIXED_SIZE + 4 * len(gids) + len(blob)
+    size = START_FIXED_SIZE + 4 * len(gids) + len(blob) + len(fs_section)
     if size > FRAME_MAX:
         raise ValueError(f"start frame of {size} bytes exceeds {FRAME_MAX}")
     frame = PyBytes_FromStringAndSize(NULL, size)
@@ -242,6 +242,9 @@ def encode_start(uint32_t cid, argv, env, cwd, *, clone_flags, long long uid=-1,
             raise ValueError(f"group {gids[i]} out of range")
         put_u32(out + START_FIXED_SIZE + 4 * i, <uint32_t>gids[i])
     memcpy(out + START_FIXED_SIZE + 4 * len(gids), <const char *>blob, len(blob))
+    if fs_section:
+        memcpy(out + START_FIXED_SIZE + 4 * len(gids) + len(blob), <const char *>fs_section,
+               len(fs_section))
     return frame
 
 

@@ -20,6 +20,7 @@ cdef char PREFIX_F[64]
 cdef char PREFIX_P[64]
 cdef char *START_PTRS[FRAME_MAX_STRINGS + 2]
 cdef gid_t START_GROUPS[FRAME_MAX_GROUPS]
+cdef fs_op START_FS[FS_MAX_OPS]
 cdef gid_t SLOT_GROUPS[INFRA_MAX_CONTAINERS][FRAME_MAX_GROUPS]  # each container's, for EXEC
 cdef int RECV_FDS[INFRA_CMSG_FDS]
 cdef int SLOT_CGROUP_FDS[INFRA_MAX_CONTAINERS][INFRA_CMSG_FDS]  # each container's cgroup fds
@@ -402,7 +403,7 @@ cdef void set_cgroup(spawn_cfg *cfg, uint32_t flags, const int *fds, int n) noex
 cdef bint start_container_with(size_t n, int logfd, const int *cgroup_fds,
                                int n_cgroup) noexcept nogil:
     """START: pipes for stdout/stderr, then the spawn core with the container's cgroup,
-    namespaces, /proc, /etc/hosts, ids, capabilities, no_new_privs and PR_SET_PDEATHSIG
+    namespaces, /proc, filesystem, ids, capabilities, no_new_privs and PR_SET_PDEATHSIG
     SIGKILL (containers die with infra). Replies started, or start_failed (and then never
     exited) for that cid. The slot keeps the container's pidfd, namespaces, ids, security
     context and cgroup fds: what an EXEC into it needs. Returns whether it started (and the
@@ -417,7 +418,7 @@ cdef bint start_container_with(size_t n, int logfd, const int *cgroup_fds,
     cdef container_slot *s
     cdef int64_t now
     cdef uint32_t cid = get_u32(RECV_BUF + 4)
-    rc = decode_start(RECV_BUF, n, &req, START_PTRS, START_GROUPS)
+    rc = decode_start(RECV_BUF, n, &req, START_PTRS, START_GROUPS, START_FS)
     if rc != 0:
         report_start_failed(cid, STEP_FRAME, rc, logfd)
         return False
@@ -476,11 +477,12 @@ cdef bint start_container_with(size_t n, int logfd, const int *cgroup_fds,
     cfg.ngroups = <int>req.ngroups
     cfg.pdeathsig = system.SIGKILL
     cfg.mount_proc = (req.flags & START_MOUNT_PROC) != 0
-    cfg.hosts_file = req.hosts
     cfg.set_caps = (req.flags & START_SET_CAPS) != 0
     cfg.caps = req.caps
     cfg.no_new_privs = (req.flags & START_NO_NEW_PRIVS) != 0
     set_cgroup(&cfg, req.flags, cgroup_fds, n_cgroup)
+    cfg.fs_ops = START_FS
+    cfg.n_fs_ops = req.n_fs
     rc = spawn_process(&cfg, True, &res)
     system.close(out[1])
     system.close(err[1])

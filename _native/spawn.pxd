@@ -29,12 +29,11 @@ cdef enum spawn_step:
     STEP_EPOLL = 20
     STEP_CTTY = 21
     STEP_CGROUP = 22
-    STEP_MOUNT_HOSTS = 23
-    STEP_CAPBSET = 24
-    STEP_CAPSET = 25
-    STEP_NO_NEW_PRIVS = 26
-    STEP_SYSCTL = 27
-    STEP_COUNT = 28
+    STEP_CAPBSET = 23
+    STEP_CAPSET = 24
+    STEP_NO_NEW_PRIVS = 25
+    STEP_SYSCTL = 26
+    STEP_COUNT = 27
 
 
 # Everything the child needs, as C data prepared by the parent: the child may not allocate.
@@ -63,13 +62,14 @@ ctypedef struct spawn_cfg:
     uid_t uid
     int pdeathsig               # 0: none
     int mount_proc
-    const char *hosts_file      # NULL: keep; else bind-mounted onto /etc/hosts (needs NEWNS)
     int cgroup_dir              # >= 0: a cgroup v2 directory, clone3 CLONE_INTO_CGROUP
     const int *cgroup_procs     # cgroup v1: cgroup.procs fds the child writes "0" to
     int n_cgroup_procs
     int set_caps                # the bounding set and permitted/effective to `caps`
     uint64_t caps               # capability bit mask (bit N: capability N)
     int no_new_privs            # PR_SET_NO_NEW_PRIVS before execve
+    const fs_op *fs_ops         # after mount_proc: the container's filesystem (fs.pyx)
+    int n_fs_ops
 
 
 ctypedef struct spawn_result:

@@ -383,19 +383,18 @@ cdef int child_steps(const spawn_cfg *c, int errfd) noexcept nogil:
             return STEP_SETNS
     if c.hostname != NULL and system.sethostname(c.hostname, c.hostname_len) < 0:
         return STEP_SETHOSTNAME
-    if c.mount_proc or c.hosts_file != NULL:
+    if c.mount_proc:
         # mount_namespaces(7): a new mount namespace inherits shared propagation; make it
-        # private first so the mounts below do not propagate back to the host.
+        # private first so the proc mount below does not propagate back to the host.
         if system.mount(NULL, b"/", NULL, system.MS_REC | system.MS_PRIVATE, NULL) < 0:
             return STEP_MOUNT_PRIVATE
-    if c.mount_proc:
         # proc(5): a proc mount shows the PID namespace of the process that mounts it.
         if system.mount(b"proc", b"/proc", b"proc",
                         system.MS_NOSUID | system.MS_NODEV | system.MS_NOEXEC, NULL) < 0:
             return STEP_MOUNT_PROC
-    if c.hosts_file != NULL and system.mount(c.hosts_file, b"/etc/hosts", NULL,
-                                             system.MS_BIND, NULL) < 0:
-        return STEP_MOUNT_HOSTS
+    step = child_fs(c)
+    if step >= 0:
+        return step
     if c.cwd != NULL and system.chdir(c.cwd) < 0:
         return STEP_CHDIR
     if child_stdio(c.stdio) < 0:
@@ -564,6 +563,7 @@ cdef class SpawnArgs:
     cdef int *ns_types
     cdef gid_t *groups
     cdef int *cgroup_procs
+    cdef fs_op *fs
 
     def __cinit__(self):
         memset(&self.cfg, 0, sizeof(self.cfg))
@@ -574,8 +574,10 @@ cdef class SpawnArgs:
         self.groups = NULL
         self.cgroup_procs = NULL
         self.cfg.cgroup_dir = -1
+        self.fs = NULL
 
     def __dealloc__(self):
+        PyMem_Free(self.fs)
         PyMem_Free(self.argv)
         PyMem_Free(self.envp)
         PyMem_Free(self.paths)
@@ -659,6 +661,24 @@ cdef class SpawnArgs:
         self.cfg.mount_proc = mount_proc
         return 0
 
+    cdef int set_fs(self, object ops) except -1:
+        """The filesystem operations (fs.pyx), through their wire form: spawn() runs what a
+        START frame would."""
+        cdef bytes data = encode_fs(ops)
+        cdef int rc, n = 0
+        if not self.cfg.clone_flags & system.CLONE_NEWNS:
+            raise ValueError("filesystem operations need CLONE_NEWNS (they would change the host)")
+        self.keep.append(data)
+        self.fs = <fs_op *>PyMem_Malloc(FS_MAX_OPS * sizeof(fs_op))
+        if self.fs == NULL:
+            raise MemoryError()
+        rc = decode_fs(<const char *>data, len(data), self.fs, &n)
+        if rc != 0:
+            raise_errno(rc)
+        self.cfg.fs_ops = self.fs
+        self.cfg.n_fs_ops = n
+        return 0
+
     cdef int set_identity(self, long long uid, long long gid, object groups) except -1:
         cdef list values
         cdef Py_ssize_t i
@@ -682,11 +702,10 @@ cdef class SpawnArgs:
             self.cfg.ngroups = <int>len(values)
         return 0
 
-    cdef int set_security(self, object caps, bint no_new_privs, object hosts_file,
-                          int cgroup_dir, object cgroup_procs) except -1:
-        """Capabilities (a bit mask; None keeps them), no_new_privs, the hosts file to
-        bind-mount on /etc/hosts, and the container's cgroup (a v2 directory fd for
-        CLONE_INTO_CGROUP, or v1 cgroup.procs fds)."""
+    cdef int set_security(self, object caps, bint no_new_privs, int cgroup_dir,
+                          object cgroup_procs) except -1:
+        """Capabilities (a bit mask; None keeps them), no_new_privs, and the container's
+        cgroup (a v2 directory fd for CLONE_INTO_CGROUP, or v1 cgroup.procs fds)."""
         cdef list procs = [int(fd) for fd in cgroup_procs]
         cdef Py_ssize_t i
         if caps is not None:
@@ -695,10 +714,6 @@ cdef class SpawnArgs:
             self.cfg.set_caps = True
             self.cfg.caps = <uint64_t>caps
         self.cfg.no_new_privs = no_new_privs
-        if hosts_file is not None:
-            if not self.cfg.clone_flags & system.CLONE_NEWNS:
-                raise ValueError("hosts_file needs CLONE_NEWNS (it would cover the host's file)")
-            self.cfg.hosts_file = self.keep_string(hosts_file, "hosts_file")
         self.cfg.cgroup_dir = cgroup_dir if cgroup_dir >= 0 else -1
         if procs:
             self.cgroup_procs = <int *>PyMem_Malloc(len(procs) * sizeof(int))
@@ -714,7 +729,7 @@ cdef class SpawnArgs:
 def spawn(argv, *, env=None, cwd=None, clone_flags=0, setns=(), hostname=None,
           int stdin=-1, int stdout=-1, int stderr=-1, bint setsid=False,
           long long uid=-1, long long gid=-1, groups=None, int pdeathsig=0,
-          bint mount_proc=False, caps=None, bint no_new_privs=False, hosts_file=None,
+          bint mount_proc=False, fs=None, caps=None, bint no_new_privs=False,
           int cgroup_dir=-1, cgroup_procs=()):
     """Clone and exec one process; returns (pid, pidfd). The GIL is released from clone
     to the end of the exec-status read. Raises SpawnError for any failure in the child,
@@ -724,8 +739,10 @@ def spawn(argv, *, env=None, cwd=None, clone_flags=0, setns=(), hostname=None,
     cdef int rc
     args.set_program(argv, env)
     args.set_namespaces(check_clone_flags(clone_flags), setns, hostname, mount_proc)
+    if fs:
+        args.set_fs(fs)
     args.set_identity(uid, gid, groups)
-    args.set_security(caps, no_new_privs, hosts_file, cgroup_dir, cgroup_procs)
+    args.set_security(caps, no_new_privs, cgroup_dir, cgroup_procs)
     args.cfg.cwd = args.keep_string(cwd, "cwd")
     args.cfg.stdio[0] = stdin
     args.cfg.stdio[1] = stdout
@@ -737,5 +754,6 @@ def spawn(argv, *, env=None, cwd=None, clone_flags=0, setns=(), hostname=None,
     with nogil:
         rc = spawn_process(&args.cfg, True, &result)
     if rc < 0:
-        raise spawn_error(result.step, result.err, argv[0], cwd)
+        raise spawn_error(result.step, result.err, argv[0], cwd,
+                          [op[0] + " " + _os.fsdecode(op[1]) for op in fs] if fs else None)
     return (result.pid, result.pidfd)

@@ -21,7 +21,18 @@ class SpawnError(OSError):
     exit_code: int  # what a shell would report: 127 not found, 126 not executable, else 127
     message: str  # what str() returns
 
-def spawn_error(step: int, errno: int, argv0: str, cwd: str | None = None) -> SpawnError: ...
+def spawn_error(
+    step: int, errno: int, argv0: str, cwd: str | None = None, fs: Sequence[str] | None = None
+) -> SpawnError: ...
+
+# A container's filesystem operation (fs.pyx): (kind, target, source, fstype, flags, data,
+# arg), kind one of mount, mkdir, mkfile, symlink, pivot, open, bind_fd, setattr. A failing
+# operation i is reported as step 256 + i; spawn_error names it from `fs` descriptions.
+FsOp = tuple[str, str, str | None, str | None, int, str | None, int]
+
+def encode_fs(ops: Sequence[FsOp]) -> bytes: ...
+def mount_tmpfs(target: str, data: str) -> None: ...
+def umount(target: str) -> None: ...
 
 # Clone and exec one process (the GIL is released from clone to the exec-status read).
 # Returns (pid, pidfd). Raises SpawnError for any failure in the child or of clone itself.
@@ -42,9 +53,9 @@ def spawn(
     groups: Sequence[int] | None = None,
     pdeathsig: int = 0,
     mount_proc: bool = False,
+    fs: Sequence[FsOp] | None = None,
     caps: int | None = None,
     no_new_privs: bool = False,
-    hosts_file: str | bytes | None = None,
     cgroup_dir: int = -1,
     cgroup_procs: Sequence[int] = (),
 ) -> tuple[int, int]: ...
@@ -70,7 +81,7 @@ def spawn_infra(
 # O_WRONLY|O_APPEND, where infra writes CRI log lines) as the first fd in SCM_RIGHTS, then
 # its cgroup: one cgroup v2 directory with `cgroup_into`, else cgroup v1 cgroup.procs
 # files (at most 7). `caps` (a capability bit mask; None keeps supd's) becomes the
-# bounding, permitted and effective sets; `hosts_file` is bind-mounted on /etc/hosts.
+# bounding, permitted and effective sets.
 def encode_start(
     cid: int,
     argv: Sequence[str | bytes],
@@ -82,9 +93,9 @@ def encode_start(
     gid: int = -1,
     groups: Sequence[int] = (),
     mount_proc: bool = True,
+    fs: Sequence[FsOp] | None = None,
     caps: int | None = None,
     no_new_privs: bool = False,
-    hosts_file: str | bytes | None = None,
     cgroup_into: bool = False,
 ) -> bytes: ...
 def encode_signal(cid: int, signo: int, group: bool = False) -> bytes: ...

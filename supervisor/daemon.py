@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any, Protocol
 
 from . import __version__
@@ -17,10 +18,12 @@ from .errors import (
     InvalidArgument,
     ManifestError,
     NotFound,
+    PermissionDenied,
     Unavailable,
 )
 from .events import matches
 from .execs import ExecSession
+from .images import normalize
 from .logs import follow_log, read_log
 from .manifest import parse_pod
 from .runtime import Pod, Runtime
@@ -28,6 +31,33 @@ from .spec import PodSpec
 from .store import Store
 
 log = logging.getLogger("supervisor.daemon")
+
+
+def _check_readable(path: str, uid: int, gid: int) -> None:
+    """PermissionDenied unless `uid`/`gid` could read `path` and search its parents."""
+
+    def allowed(st: os.stat_result, bits: int) -> bool:
+        if st.st_uid == uid:
+            return bool(st.st_mode & (bits << 6))
+        if st.st_gid == gid:
+            return bool(st.st_mode & (bits << 3))
+        return bool(st.st_mode & bits)
+
+    parts = os.path.normpath(path).split("/")
+    for i in range(1, len(parts)):
+        parent = "/".join(parts[:i]) or "/"
+        try:
+            if not allowed(os.stat(parent), 1):
+                raise PermissionDenied(f"image import: {parent} is not searchable by uid {uid}")
+        except FileNotFoundError:
+            return  # reported by the import itself
+    try:
+        if not allowed(os.stat(path), 4):
+            raise PermissionDenied(f"image import: {path} is not readable by uid {uid}")
+    except FileNotFoundError:
+        return
+
+
 PROTOCOL_VERSION = 1
 
 
@@ -266,6 +296,45 @@ class Api:
     async def op_exec_resize(self, args: dict[str, Any], call: Call) -> dict[str, Any]:
         self._exec_session(call, args["target"]).resize(args["rows"], args["cols"])
         return {}
+
+    # -- images -----------------------------------------------------------------------------
+
+    async def op_image_import(self, args: dict[str, Any], call: Call) -> dict[str, Any]:
+        """supd (root) opens the path itself: a caller that is not root must be able to
+        read it (mode bits of the path and search rights on its parents, for the caller's
+        uid and gid; supplementary groups and ACLs are not consulted)."""
+        path = args["path"]
+        if not os.path.isabs(path):
+            raise InvalidArgument(f"image import: {path!r} must be an absolute path")
+        peer = getattr(call, "peer", None)
+        if peer is not None and peer.uid not in (0, os.geteuid()):
+            _check_readable(path, peer.uid, peer.gid)
+        loop = asyncio.get_running_loop()
+        # Reading and unpacking tars is blocking file I/O: a worker thread does it.
+        try:
+            image = await loop.run_in_executor(
+                None, self.runtime.images.import_image, args["name"], path
+            )
+        except OSError as e:
+            raise InvalidArgument(f"image import {path}: {e}") from e
+        self.runtime.images_changed()
+        return {"name": image.name, "id": image.id, "layers": image.layers, "size": image.size}
+
+    async def op_image_ls(self, args: dict[str, Any], call: Call) -> dict[str, Any]:
+        return {"items": [i.to_json() for i in self.runtime.images.list()]}
+
+    async def op_image_rm(self, args: dict[str, Any], call: Call) -> dict[str, Any]:
+        name = normalize(args["name"])
+        users = self.runtime.images_in_use().get(name)
+        if users:
+            raise Conflict(
+                f'image "{name}" is in use by pod {", ".join(sorted(users))}: '
+                "delete the pods first",
+                {"image": name, "pods": sorted(users)},
+            )
+        loop = asyncio.get_running_loop()
+        image = await loop.run_in_executor(None, self.runtime.images.remove, name)
+        return {"name": image.name}
 
     # -- changing ---------------------------------------------------------------------------
 

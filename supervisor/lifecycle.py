@@ -353,6 +353,27 @@ def container_start_failed(
     )
 
 
+def container_create_failed(
+    spec: PodSpec,
+    status: PodStatus,
+    name: str,
+    message: str,
+    now: float,
+    policy: BackoffPolicy,
+) -> list[PodEvent]:
+    """The container could not be created (a mount failed, its image config is unusable):
+    kubelet leaves it waiting with reason CreateContainerError and tries again on a later
+    sync; here, after the restart backoff. Nothing ran, so nothing is terminated."""
+    st = status.container(name)
+    st.starting = False
+    st.state, st.reason, st.message = ContainerState.WAITING, Reason.CREATE_CONTAINER_ERROR, message
+    step = next_restart(policy, st.backoff, 0.0)
+    st.backoff = step.next
+    st.restart_at = now + max(step.delay, policy.initial)
+    refresh(spec, status, now)
+    return [PodEvent(EventType.WARNING, "Failed", f"Error: {message}", name)]
+
+
 def container_exited(
     spec: PodSpec,
     status: PodStatus,

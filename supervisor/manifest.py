@@ -37,12 +37,15 @@ from .spec import (
     DEFAULT_GRACE_SECONDS,
     DEFAULT_NAMESPACE,
     DEFAULT_TERMINATION_MESSAGE_PATH,
+    HOST_PATH_TYPES,
     ContainerSpec,
     Handler,
     HostPort,
     PodSpec,
     Probe,
     SecurityContext,
+    Volume,
+    VolumeMount,
 )
 
 __all__ = ["load_documents", "load_pods", "parse_pod"]
@@ -201,15 +204,15 @@ _POD_SPEC_FIELDS: dict[str, _FieldKind] = {
     "enableServiceLinks": _Ignored("no services on a single host"),
     "runtimeClassName": _Ignored(),
     # Later features.
-    "volumes": _UNSUPPORTED,
+    "volumes": _V,
     "ephemeralContainers": _UNSUPPORTED,
     "securityContext": _V,
     "hostUsers": _UNSUPPORTED,
     "subdomain": _V,
-    "hostAliases": _UNSUPPORTED,
+    "hostAliases": _V,
     "hostnameOverride": _UNSUPPORTED,
     "setHostnameAsFQDN": _Unsupported((False,)),
-    "dnsConfig": _UNSUPPORTED,
+    "dnsConfig": _V,
     "activeDeadlineSeconds": _V,
     "readinessGates": _UNSUPPORTED,
     "os": _UNSUPPORTED,
@@ -234,7 +237,7 @@ _CONTAINER_FIELDS: dict[str, _FieldKind] = {
     "readinessProbe": _V,
     "startupProbe": _V,
     "lifecycle": _V,
-    "volumeMounts": _UNSUPPORTED,
+    "volumeMounts": _V,
     "volumeDevices": _UNSUPPORTED,
     "securityContext": _V,
     "terminationMessagePath": _V,
@@ -345,8 +348,7 @@ _CONTAINER_SECURITY_FIELDS: dict[str, _FieldKind] = {
     "procMount": _V,
     "seccompProfile": _V,
     "appArmorProfile": _V,
-    # Containers run on the host's filesystem: a read-only root would be the host's.
-    "readOnlyRootFilesystem": _Unsupported((False,)),
+    "readOnlyRootFilesystem": _V,
     "seLinuxOptions": _Ignored(_NO_SELINUX),
     "windowsOptions": _Ignored(_LINUX_ONLY),
 }
@@ -360,6 +362,42 @@ MAX_ID = 2147483647  # runAsUser, runAsGroup, groups: 0..MaxInt32 (validation.go
 # apimachinery validation: SysctlSegmentFmt joined by '.' or '/'.
 _SYSCTL_SEGMENT = "[a-z0-9]([-_a-z0-9]*[a-z0-9])?"
 _SYSCTL_RE = re.compile(f"({_SYSCTL_SEGMENT}[\\./])*{_SYSCTL_SEGMENT}")
+
+# Filesystem isolation (issue 4): the volume sources it implements.
+_VOLUME_FIELDS: dict[str, _FieldKind] = {"name": _V, "emptyDir": _V, "hostPath": _V}
+_VOLUME_SOURCES = ("emptyDir", "hostPath")
+_EMPTY_DIR_FIELDS: dict[str, _FieldKind] = {"medium": _V, "sizeLimit": _V}
+_HOST_PATH_FIELDS: dict[str, _FieldKind] = {"path": _V, "type": _V}
+_VOLUME_MOUNT_FIELDS: dict[str, _FieldKind] = {
+    "name": _V,
+    "mountPath": _V,
+    "readOnly": _V,
+    "subPath": _V,
+    "mountPropagation": _Unsupported(("None",)),
+    "subPathExpr": _UNSUPPORTED,
+    "recursiveReadOnly": _Unsupported(("Disabled",)),
+}
+_HOST_ALIAS_FIELDS: dict[str, _FieldKind] = {"ip": _V, "hostnames": _V}
+_DNS_CONFIG_FIELDS: dict[str, _FieldKind] = {"nameservers": _V, "searches": _V, "options": _V}
+_DNS_OPTION_FIELDS: dict[str, _FieldKind] = {"name": _V, "value": _V}
+# resource.Quantity suffixes (apimachinery), for emptyDir.sizeLimit.
+_QUANTITY_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$")
+_QUANTITY_FACTORS = {
+    None: 1,
+    "m": 0.001,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+}
 
 _LIST_FIELDS = ("apiVersion", "kind", "metadata", "items")
 _LIST_KINDS = ("List", "PodList")
@@ -775,8 +813,27 @@ class _Validator:
                 True,
                 "ShareProcessNamespace and HostPID cannot both be enabled",
             )
+        dns_policy = "ClusterFirst"
         if "dnsPolicy" in spec:
-            self.dns_policy(spec["dnsPolicy"], "spec.dnsPolicy")
+            dns_policy = self.dns_policy(spec["dnsPolicy"], "spec.dnsPolicy")
+        dns_config = None
+        if "dnsConfig" in spec:
+            dns_config = self.dns_config(spec["dnsConfig"], "spec.dnsConfig")
+        if dns_policy == "None" and dns_config is None:
+            self.required("spec.dnsConfig", "must provide `dnsConfig` when `dnsPolicy` is None")
+        volumes = self.volumes(spec["volumes"], "spec.volumes") if "volumes" in spec else ()
+        names = {v.name for v in volumes}
+        for i, c in enumerate(init_containers + containers):
+            field = "initContainers" if i < len(init_containers) else "containers"
+            index = i if i < len(init_containers) else i - len(init_containers)
+            for j, m in enumerate(c.volume_mounts):
+                if m.name not in names:
+                    self.causes.append(
+                        (f"spec.{field}[{index}].volumeMounts[{j}].name", f'Not found: "{m.name}"')
+                    )
+        aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
+        if "hostAliases" in spec:
+            aliases = self.host_aliases(spec["hostAliases"], "spec.hostAliases")
         if "resources" in spec:
             self.fields(spec["resources"], "spec.resources", _POD_RESOURCES_FIELDS)
         subdomain = None
@@ -806,7 +863,155 @@ class _Validator:
             active_deadline_seconds=deadline,
             subdomain=subdomain,
             sysctls=sysctls,
+            volumes=volumes,
+            host_aliases=aliases,
+            dns_policy=dns_policy,
+            dns_config=dns_config,
         )
+
+    # Volumes and the files a container gets (issue 4).
+    def volumes(self, value: object, path: str) -> tuple[Volume, ...]:
+        if not isinstance(value, list):
+            self.invalid(path, value, "must be a list")
+            return ()
+        out: list[Volume] = []
+        seen: set[str] = set()
+        for i, item in enumerate(value):
+            ipath = f"{path}[{i}]"
+            f = self.fields(item, ipath, _VOLUME_FIELDS)
+            if f is None:
+                continue
+            name = self.string(f.get("name", ""), f"{ipath}.name") or ""
+            if not name:
+                self.required(f"{ipath}.name")
+            else:
+                self.dns_label(name, f"{ipath}.name")
+                if name in seen:
+                    self.duplicate(f"{ipath}.name", name)
+                seen.add(name)
+            sources = [s for s in _VOLUME_SOURCES if s in f]
+            if len(sources) != 1:
+                if sources:
+                    self.forbidden(
+                        f"{ipath}.{sources[1]}", "may not specify more than 1 volume type"
+                    )
+                else:
+                    self.required(ipath, "must specify a volume type (emptyDir or hostPath)")
+                continue
+            if sources[0] == "emptyDir":
+                e = self.fields(f["emptyDir"], f"{ipath}.emptyDir", _EMPTY_DIR_FIELDS) or {}
+                medium = self.string(e.get("medium", ""), f"{ipath}.emptyDir.medium") or ""
+                if medium not in ("", "Memory"):
+                    self.unsupported(f"{ipath}.emptyDir.medium", medium, ("", "Memory"))
+                limit = None
+                if "sizeLimit" in e:
+                    limit = self.quantity(e["sizeLimit"], f"{ipath}.emptyDir.sizeLimit")
+                out.append(Volume(name, "emptyDir", medium=medium, size_limit=limit))
+            else:
+                h = self.fields(f["hostPath"], f"{ipath}.hostPath", _HOST_PATH_FIELDS) or {}
+                hp = self.string(h.get("path", ""), f"{ipath}.hostPath.path", exec_safe=True)
+                if not hp:
+                    self.required(f"{ipath}.hostPath.path")
+                elif not hp.startswith("/"):
+                    self.invalid(f"{ipath}.hostPath.path", hp, "must be an absolute path")
+                elif ".." in hp.split("/"):
+                    self.invalid(f"{ipath}.hostPath.path", hp, "must not contain '..'")
+                kind = self.string(h.get("type", ""), f"{ipath}.hostPath.type") or ""
+                if kind not in HOST_PATH_TYPES:
+                    self.unsupported(f"{ipath}.hostPath.type", kind, HOST_PATH_TYPES[1:])
+                out.append(Volume(name, "hostPath", path=hp or "", type=kind))
+        return tuple(out)
+
+    def quantity(self, value: object, path: str) -> int | None:
+        text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        if not isinstance(text, str) or not (m := _QUANTITY_RE.match(text)):
+            self.invalid(path, value, "must be a quantity (e.g. 128Mi, 1Gi, 500M)")
+            return None
+        return int(float(m.group(1)) * _QUANTITY_FACTORS[m.group(2)])
+
+    def volume_mounts(self, value: object, path: str) -> tuple[VolumeMount, ...]:
+        if not isinstance(value, list):
+            self.invalid(path, value, "must be a list")
+            return ()
+        out: list[VolumeMount] = []
+        seen: set[str] = set()
+        for i, item in enumerate(value):
+            ipath = f"{path}[{i}]"
+            f = self.fields(item, ipath, _VOLUME_MOUNT_FIELDS)
+            if f is None:
+                continue
+            name = self.string(f.get("name", ""), f"{ipath}.name") or ""
+            if not name:
+                self.required(f"{ipath}.name")
+            mp = self.string(f.get("mountPath", ""), f"{ipath}.mountPath", exec_safe=True) or ""
+            if not mp:
+                self.required(f"{ipath}.mountPath")
+            elif not mp.startswith("/"):
+                self.invalid(f"{ipath}.mountPath", mp, "must be an absolute path")
+            elif mp in seen:
+                self.invalid(f"{ipath}.mountPath", mp, "must be unique")
+            seen.add(mp)
+            ro = (
+                bool(self.boolean(f["readOnly"], f"{ipath}.readOnly")) if "readOnly" in f else False
+            )
+            sp = self.string(f.get("subPath", ""), f"{ipath}.subPath", exec_safe=True) or ""
+            if sp.startswith("/"):
+                self.invalid(f"{ipath}.subPath", sp, "must be a relative path")
+            elif ".." in sp.split("/"):
+                self.invalid(f"{ipath}.subPath", sp, "must not contain '..'")
+            out.append(VolumeMount(name, mp.rstrip("/") or "/", ro, sp.strip("/")))
+        return tuple(out)
+
+    def host_aliases(self, value: object, path: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        if not isinstance(value, list):
+            self.invalid(path, value, "must be a list")
+            return ()
+        out = []
+        for i, item in enumerate(value):
+            ipath = f"{path}[{i}]"
+            f = self.fields(item, ipath, _HOST_ALIAS_FIELDS)
+            if f is None:
+                continue
+            ip = self.string(f.get("ip", ""), f"{ipath}.ip") or ""
+            try:
+                ipaddress.ip_address(ip)
+            except ValueError:
+                self.invalid(f"{ipath}.ip", ip, "must be a valid IP address")
+            names = self.strings(f.get("hostnames", []), f"{ipath}.hostnames") or ()
+            for j, h in enumerate(names):
+                self.dns_subdomain(h, f"{ipath}.hostnames[{j}]")
+            out.append((ip, names))
+        return tuple(out)
+
+    def dns_config(
+        self, value: object, path: str
+    ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] | None:
+        f = self.fields(value, path, _DNS_CONFIG_FIELDS)
+        if f is None:
+            return None
+        servers = self.strings(f.get("nameservers", []), f"{path}.nameservers") or ()
+        for i, s in enumerate(servers):
+            try:
+                ipaddress.ip_address(s)
+            except ValueError:
+                self.invalid(f"{path}.nameservers[{i}]", s, "must be a valid IP address")
+        if len(servers) > 3:
+            self.invalid(f"{path}.nameservers", servers, "must not have more than 3 nameservers")
+        searches = self.strings(f.get("searches", []), f"{path}.searches") or ()
+        options = []
+        opts = f.get("options", [])
+        if not isinstance(opts, list):
+            self.invalid(f"{path}.options", opts, "must be a list")
+            opts = []
+        for i, item in enumerate(opts):
+            o = self.fields(item, f"{path}.options[{i}]", _DNS_OPTION_FIELDS) or {}
+            name = self.string(o.get("name", ""), f"{path}.options[{i}].name") or ""
+            if not name:
+                self.required(f"{path}.options[{i}].name")
+                continue
+            val = self.string(o["value"], f"{path}.options[{i}].value") if "value" in o else None
+            options.append(f"{name}:{val}" if val else name)
+        return (servers, searches, tuple(options))
 
     def pod_name(self, meta: dict[str, Any]) -> str:
         """metadata.name, or generateName plus a random suffix as the API server makes it.
@@ -862,18 +1067,21 @@ class _Validator:
             self.causes.append((path, f"Too long: must have at most {MAX_ANNOTATIONS_BYTES} bytes"))
         return out
 
-    def dns_policy(self, value: object, path: str) -> None:
+    def dns_policy(self, value: object, path: str) -> str:
         # ClusterFirst is the default; with no cluster DNS it means the host's resolver, which
-        # is what `Default` asks for too. The other two need hostNetwork or dnsConfig.
+        # is what `Default` asks for too; `None` takes everything from dnsConfig.
         policy = self.string(value, path)
         if not policy or policy == "ClusterFirst":
-            return
+            return "ClusterFirst"
         if policy == "Default":
             self.warn(path, "no cluster DNS on a single host; pods use the host's resolver")
+        elif policy == "None":
+            pass
         elif policy in DNS_POLICIES:
             self.forbidden(path, f'"{policy}": {_NOT_SUPPORTED}')
         else:
             self.unsupported(path, policy, DNS_POLICIES)
+        return policy
 
     def containers(
         self, spec: dict[str, Any]
@@ -943,9 +1151,11 @@ class _Validator:
             res = self.fields(f["resources"], f"{path}.resources", _RESOURCES_FIELDS)
             if res and "limits" in res:
                 cpu_limit, memory_limit = self.limits(res["limits"], f"{path}.resources.limits")
-        security = self.pod_context
+        security, read_only_root = self.pod_context, False
         if "securityContext" in f:
-            security = self.container_security(f["securityContext"], f"{path}.securityContext")
+            security, read_only_root = self.container_security(
+                f["securityContext"], f"{path}.securityContext"
+            )
         restart_policy = None
         if "restartPolicy" in f:
             rp = self.string(f["restartPolicy"], f"{path}.restartPolicy")
@@ -994,9 +1204,16 @@ class _Validator:
                 self.unsupported(mpol, pol, TERMINATION_MESSAGE_POLICIES)
             elif pol:
                 message_policy = pol
+        mounts = (
+            self.volume_mounts(f["volumeMounts"], f"{path}.volumeMounts")
+            if "volumeMounts" in f
+            else ()
+        )
         return ContainerSpec(
             name=name,
             image=image,
+            volume_mounts=mounts,
+            read_only_root_filesystem=read_only_root,
             command=command,
             args=args,
             env=env,
@@ -1378,12 +1595,17 @@ class _Validator:
             supplemental_groups_strict=strict,
         )
 
-    def container_security(self, value: object, path: str) -> SecurityContext:
-        """The container's effective context: its fields over the pod's."""
+    def container_security(self, value: object, path: str) -> tuple[SecurityContext, bool]:
+        """The container's effective context (its fields over the pod's), and its
+        readOnlyRootFilesystem."""
         base = self.pod_context
         f = self.fields(value, path, _CONTAINER_SECURITY_FIELDS)
         if f is None:
-            return base
+            return base, False
+        read_only_root = False
+        if "readOnlyRootFilesystem" in f:
+            ro = self.boolean(f["readOnlyRootFilesystem"], f"{path}.readOnlyRootFilesystem")
+            read_only_root = bool(ro)
         changes: dict[str, Any] = {}
         for key, attr in (("runAsUser", "run_as_user"), ("runAsGroup", "run_as_group")):
             n = self.user_id(f, key, path)
@@ -1427,7 +1649,7 @@ class _Validator:
                     "cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` "
                     "CAP_SYS_ADMIN",
                 )
-        return sc
+        return sc, read_only_root
 
     def capabilities(self, value: object, path: str) -> tuple[str, ...]:
         if not isinstance(value, list):

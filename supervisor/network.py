@@ -109,29 +109,6 @@ def veth_name(uid: str) -> str:
     return VETH_PREFIX + hashlib.sha256(uid.encode()).hexdigest()[:12]
 
 
-def render_hosts(
-    ip: str | None, hostname: str, subdomain: str | None, namespace: str, cluster_domain: str
-) -> str:
-    """kubelet's managed /etc/hosts (pkg/kubelet/kubelet_pods.go managedHostsFileContent):
-    the loopback and IPv6 lines, then the pod's address with its FQDN when the pod has a
-    subdomain (HOSTNAME.SUBDOMAIN.NAMESPACE.svc.DOMAIN) and its hostname."""
-    lines = [
-        "# Kubernetes-managed hosts file.",
-        "127.0.0.1\tlocalhost",
-        "::1\tlocalhost ip6-localhost ip6-loopback",
-        "fe00::0\tip6-localnet",
-        "fe00::0\tip6-mcastprefix",
-        "fe00::1\tip6-allnodes",
-        "fe00::2\tip6-allrouters",
-    ]
-    if ip:
-        names = [hostname]
-        if subdomain:
-            names.insert(0, f"{hostname}.{subdomain}.{namespace}.svc.{cluster_domain}")
-        lines.append(f"{ip}\t" + "\t".join(names))
-    return "\n".join(lines) + "\n"
-
-
 # -- IPAM ---------------------------------------------------------------------------------
 
 

@@ -18,15 +18,18 @@ import logging
 import math
 import os
 import pwd
+import select
+import shutil
 import signal
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _native, handlers, lifecycle, security
+from . import _native, handlers, lifecycle, rootfs, security
 from .backoff import BackoffPolicy, next_restart
 from .broadcast import Broadcast
 from .cgroups import Cgroups, Limits, NoCgroups, Usage
@@ -35,6 +38,7 @@ from .events import EventLog
 from .expansion import container_env, expand
 from .handlers import Outcome, Result, Target
 from .hostports import HostPorts, PortMapping
+from .images import Image, ImageError, ImageStore, parse_user, resolve_argv
 from .isolation import Isolation, Namespaces, plan_namespaces
 from .lifecycle import (
     PodEvent,
@@ -45,7 +49,7 @@ from .lifecycle import (
     StopSandbox,
 )
 from .logs import read_log
-from .network import Network, NetworkConfig, PodAddress, render_hosts
+from .network import Network, NetworkConfig, PodAddress
 from .podview import render_pod
 from .probes import ProbeWorker, first_delay
 from .signals import SignalPolicy, pod_policy
@@ -280,6 +284,10 @@ class Pod:
     cgroups_made: set[str] = field(default_factory=set)
     oom_base: dict[str, int] = field(default_factory=dict)
     finishing: bool = False
+    # Filesystem isolation: the pod's volumes and etc files are ready (once per pod), and
+    # what each instance's filesystem operations were, to name the one that failed.
+    fs_ready: bool = False
+    fs_descriptions: dict[int, list[str]] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -305,6 +313,7 @@ class Runtime:
         pod_pids_limit: int | None = None,
         cluster_domain: str = "cluster.local",
         clock: Callable[[], float] = time.time,
+        images: ImageStore | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.store = store
@@ -326,6 +335,17 @@ class Runtime:
         self._teardowns: set[asyncio.Task[None]] = set()
         self.leftover_cgroups: list[str] = []
         self.clock = clock
+        self.images = images if images is not None else ImageStore(store.root)
+        self.overlay, self.overlay_why = (
+            probe_overlay(self.images.tmp) if isolation is Isolation.FULL else (False, "")
+        )
+        if not self.overlay and isolation is Isolation.FULL:
+            log.warning(
+                "overlayfs is not available under %s (%s): image containers get a copy of "
+                "their image instead, slower to start but with the same isolation",
+                self.images.tmp,
+                self.overlay_why,
+            )
         self.started = self.loop.time()
         self.pods: dict[str, Pod] = {}
         # (type, v1 Pod) for `get -w` watchers: ADDED, MODIFIED, DELETED.
@@ -531,19 +551,6 @@ class Runtime:
         own_net = "net" in pod.namespaces.pod
         pod.status.pod_ip = address.ip if address else (None if own_net else "127.0.0.1")
         if own_net:
-            # kubelet's managed /etc/hosts; a hostNetwork pod sees the host's own.
-            text = render_hosts(
-                pod.status.pod_ip,
-                spec.pod_hostname,
-                spec.subdomain,
-                spec.namespace,
-                self.cluster_domain,
-            )
-            try:
-                (pod.directory / "etc-hosts").write_text(text)
-            except OSError as e:
-                self._abandon_sandbox(pod, f"create pod sandbox: write hosts file: {e.strerror}")
-                return
             self.hostports.set_target(pod.key, self._port_target(pod, address))
         now = self.clock()
         self._apply(pod, lifecycle.sandbox_created(spec, pod.status, now), now)
@@ -570,11 +577,15 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def _container_identity(self, pod: Pod, c: ContainerSpec, now: float) -> dict[str, Any] | None:
+    def _container_identity(
+        self, pod: Pod, c: ContainerSpec, uid: int, gid: int, image: bool, now: float
+    ) -> dict[str, Any] | None:
         """The START frame's ids and security context, or None after reporting why the
-        container cannot be created (kubelet's CreateContainerConfigError)."""
+        container cannot be created (kubelet's CreateContainerConfigError). `uid` and `gid`
+        are the image's user (-1: none; the container then runs as supd's own user):
+        runAsUser and runAsGroup override them."""
         sc = c.security
-        why = security.non_root_violation(sc, self.default_uid)
+        why = security.non_root_violation(sc, uid if uid >= 0 else self.default_uid)
         if why is not None:
             st = pod.status.container(c.name)
             spec = pod.spec
@@ -588,14 +599,25 @@ class Runtime:
         ids: dict[str, Any] = {
             "caps": security.capability_mask(sc, self.available_caps),
             "no_new_privs": security.no_new_privs(sc),
+            "uid": uid,
+            "gid": gid,
         }
         if sc.run_as_user is None and sc.run_as_group is None and not sc.supplemental_groups:
-            return ids  # supd's own user and groups, as a container without an image user
-        uid = sc.run_as_user if sc.run_as_user is not None else self.default_uid
-        gid = sc.run_as_group if sc.run_as_group is not None else _primary_gid(uid)
+            return ids  # the image's user, or supd's own user and groups
+        if sc.run_as_user is not None:
+            uid = sc.run_as_user
+            gid = -1  # the image's group of its own user does not carry over
+        elif uid < 0:
+            uid = self.default_uid
+        if sc.run_as_group is not None:
+            gid = sc.run_as_group
+        elif gid < 0:
+            gid = 0 if image else _primary_gid(uid)
         groups = list(sc.supplemental_groups)
-        if not sc.supplemental_groups_strict:
-            groups = _user_groups(uid, gid) + [g for g in groups if g not in _user_groups(uid, gid)]
+        if not sc.supplemental_groups_strict and not image:
+            # Merge: also the user's groups in /etc/group (the host's: no image).
+            user_groups = _user_groups(uid, gid)
+            groups = user_groups + [g for g in groups if g not in user_groups]
         ids.update(uid=uid, gid=gid, groups=[g for g in dict.fromkeys(groups) if g != gid])
         return ids
 
@@ -665,22 +687,39 @@ class Runtime:
     def _start_container(self, pod: Pod, name: str, now: float) -> None:
         spec, st = pod.spec, pod.status.container(name)
         c = spec.container(name)
+        image = None
         if c.image is not None:
-            # The local image store comes with the filesystem isolation work; until then an
-            # image can never be present, which kubelet calls ErrImageNeverPull.
-            st.reason = Reason.ERR_IMAGE_NEVER_PULL
-            st.message = (
-                f'Container image "{c.image}" is not present with pull policy of Never: '
-                "this supd has no image store yet; omit `image` to run on the host filesystem"
-            )
-            self._event(pod, PodEvent(EventType.WARNING, st.reason, st.message, name), now)
-            return
+            image = self.images.get(c.image)
+            if image is None:
+                # Images come only from the local store: kubelet's ErrImageNeverPull. The
+                # container is started once the image is imported (images_changed).
+                st.reason = Reason.ERR_IMAGE_NEVER_PULL
+                st.message = (
+                    f'Container image "{c.image}" is not present with pull policy of Never: '
+                    f"import it with `supctl image import {c.image} PATH` (a rootfs directory "
+                    "or tarball, an OCI layout or a docker save archive)"
+                )
+                self._event(pod, PodEvent(EventType.WARNING, st.reason, st.message, name), now)
+                return
         assert pod.infra is not None
-        ids = self._container_identity(pod, c, now)
-        if ids is None:
-            return  # CreateContainerConfigError: reported
         instance = pod.next_instance
         pod.next_instance += 1
+        hostname = spec.pod_hostname if "uts" in pod.namespaces.pod else socket.gethostname()
+        try:
+            fs = self._container_fs(pod, c, image, hostname)
+        except (rootfs.FsError, ImageError, OSError, ValueError) as e:
+            lifecycle.container_starting(st, instance)
+            message = f"create container {name}: {e}"
+            events = lifecycle.container_create_failed(
+                spec, pod.status, name, message, now, self.backoff
+            )
+            for event in events:
+                self._event(pod, event, now)
+            self.loop.call_soon(self._apply, pod, [], now)
+            return
+        ids = self._container_identity(pod, c, fs.uid, fs.gid, image is not None, now)
+        if ids is None:
+            return  # CreateContainerConfigError: reported
         number = st.restart_count + (1 if st.terminated is not None else 0)
         path = pod.directory / name / f"{number}.log"
         try:
@@ -709,20 +748,14 @@ class Runtime:
             self.loop.call_soon(self._apply, pod, [], now)
             return
         try:
-            hostname = spec.pod_hostname if "uts" in pod.namespaces.pod else socket.gethostname()
-            env = container_env(spec, c, hostname)
-            argv = [expand(arg, env) for arg in c.argv()]
-            hosts = pod.directory / "etc-hosts"
             frame = _native.encode_start(
                 instance,
-                argv,
-                [f"{k}={v}" for k, v in env.items()],
-                c.working_dir or "/",
+                fs.argv,
+                [f"{k}={v}" for k, v in fs.env.items()],
+                fs.cwd,
                 clone_flags=clone_flags(pod.namespaces.container),
-                mount_proc="mnt" in pod.namespaces.container,
-                hosts_file=str(hosts)
-                if "mnt" in pod.namespaces.container and hosts.exists()
-                else None,
+                mount_proc="mnt" in pod.namespaces.container and image is None,
+                fs=fs.plan.ops if fs.plan is not None else None,
                 cgroup_into=placement is not None and placement.clone_into,
                 **ids,
             )
@@ -731,6 +764,8 @@ class Runtime:
             os.close(log_fd)
             if placement is not None:
                 placement.close()
+        if fs.plan is not None:
+            pod.fs_descriptions[instance] = fs.plan.descriptions
         pod.instances[instance] = name
         pod.logs.setdefault(name, []).append(path)
         lifecycle.container_starting(st, instance)
@@ -739,6 +774,78 @@ class Runtime:
         )
         for hook in self.on_container_start:
             hook(pod, name, path)
+
+    def _container_fs(self, pod: Pod, c: Any, image: Image | None, hostname: str) -> ContainerFs:
+        """What a container starts with: its command line, environment, working directory
+        and user (the image config fills what the spec leaves out, as Kubernetes does), and
+        its filesystem operations (rootfs.py). Raises FsError, ImageError or OSError: the
+        container is then CreateContainerError."""
+        spec = pod.spec
+        config = image.config if image is not None else {}
+        env = container_env(spec, c, hostname)
+        image_env = dict(e.split("=", 1) for e in config.get("Env") or [] if "=" in e)
+        if "PATH" in image_env and not any(k == "PATH" for k, _ in c.env):
+            env["PATH"] = image_env["PATH"]
+        env = {**image_env, **env}
+        raw = resolve_argv(config, c.command, c.args) if image is not None else list(c.argv())
+        if not raw:
+            raise rootfs.FsError(f"image {c.image} has no Entrypoint or Cmd: set command")
+        argv = [expand(arg, env) for arg in raw]
+        cwd = c.working_dir or config.get("WorkingDir") or "/"
+        uid = gid = -1
+        layers = None
+        if image is not None:
+            layers = [self.images.layer_path(d) for d in image.layers]
+            user = parse_user(config.get("User") or "", layers)
+            if user is not None:
+                uid, gid = user
+        if "mnt" not in pod.namespaces.container:
+            if image is not None or c.volume_mounts or spec.volumes:
+                raise rootfs.FsError("images and volumes need a mount namespace (--isolation)")
+            return ContainerFs(argv, env, cwd, uid, gid, None)
+        if not pod.fs_ready:
+            rootfs.prepare_pod(
+                spec,
+                pod.directory,
+                hostname,
+                _native.mount_tmpfs,
+                pod.status.pod_ip if "net" in pod.namespaces.pod else None,
+                self.cluster_domain,
+            )
+            pod.fs_ready = True
+        for v in spec.volumes:
+            if v.kind == "hostPath":
+                rootfs.check_host_path(v)
+        root = rootfs.prepare_container(pod.directory, c, layers, self.overlay)
+        plan = rootfs.plan_container(
+            spec, c, pod.directory, root, layers, self.overlay, image.name if image else ""
+        )
+        return ContainerFs(argv, env, cwd, uid, gid, plan)
+
+    def images_changed(self) -> None:
+        """An image was imported: containers waiting with ErrImageNeverPull try again."""
+        now = self.clock()
+        for pod in list(self.pods.values()):
+            waiting = [
+                st
+                for st in pod.status.all()
+                if st.reason == Reason.ERR_IMAGE_NEVER_PULL and not st.alive
+            ]
+            for st in waiting:
+                st.reason, st.message = Reason.CONTAINER_CREATING, ""
+            if waiting and pod.infra is not None and not pod.status.stopping:
+                self._apply(pod, [], now)
+
+    def images_in_use(self) -> dict[str, list[str]]:
+        """Normalized image name -> the pods (NAMESPACE/NAME) whose containers use it."""
+        from .images import normalize
+
+        used: dict[str, list[str]] = {}
+        for pod in self.pods.values():
+            for c in pod.spec.init_containers + pod.spec.containers:
+                if c.image is not None:
+                    used.setdefault(normalize(c.image), []).append(pod.key)
+        return used
 
     # -- reports from the infra --------------------------------------------------------------
 
@@ -763,12 +870,20 @@ class Runtime:
                 self._start_probes(pod, name, instance)
         elif kind == "start_failed":
             c = spec.container(name)
-            err = _native.spawn_error(report[2], report[3], c.argv()[0], c.working_dir)
+            argv0 = c.argv()[0] if c.argv() else (c.image or name)
+            err = _native.spawn_error(
+                report[2], report[3], argv0, c.working_dir, pod.fs_descriptions.get(instance)
+            )
             t = self.clock()
-            events = lifecycle.container_start_failed(
-                spec, pod.status, name, f"{err}{privilege_hint(err)}", err.exit_code, t,
-                self.backoff,
-            )  # fmt: skip
+            if err.step == "mount":
+                events = lifecycle.container_create_failed(
+                    spec, pod.status, name, f"create container {name}: {err}", t, self.backoff
+                )
+            else:
+                events = lifecycle.container_start_failed(
+                    spec, pod.status, name, f"{err}{privilege_hint(err)}", err.exit_code, t,
+                    self.backoff,
+                )  # fmt: skip
             self._container_gone(pod, name, instance)
         elif kind == "exited":
             status, t = report[3], report[4] / 1e9
@@ -778,6 +893,9 @@ class Runtime:
             events = lifecycle.container_exited(
                 spec, pod.status, name, code, signo, t, self.backoff, oom_killed=oom
             )
+            message = rootfs.read_termination_message(pod.directory, name)
+            if message and st.terminated is not None:
+                st.terminated.message = message
             self._termination_message(pod, name, code)
             self._container_gone(pod, name, instance)
         else:
@@ -788,6 +906,7 @@ class Runtime:
     def _container_gone(self, pod: Pod, name: str, instance: int) -> None:
         """An instance ended (or never started): stop its probes, wake who waits for it."""
         pod.instances.pop(instance, None)
+        pod.fs_descriptions.pop(instance, None)
         self._stop_probes(pod, name)
         exited = pod.exits.pop(instance, None)
         if exited is not None and not exited.done():
@@ -1109,6 +1228,8 @@ class Runtime:
 
     def _forget(self, pod: Pod) -> None:
         del self.pods[pod.key]
+        rootfs.release_pod(pod.spec, pod.directory, _native.umount)
+        unmount_under(pod.directory)
         self.store.remove(pod.directory)
         self.events.forget(pod.spec.namespace, pod.spec.name)
         self._publish(pod, "DELETED")
@@ -1170,7 +1291,6 @@ _PRIVILEGE_HINTS = {
     "sysctl": ("CAP_NET_ADMIN or CAP_SYS_ADMIN", "removing spec.securityContext.sysctls"),
     "mount private": ("CAP_SYS_ADMIN", "running supd with --isolation=none"),
     "mount proc": ("CAP_SYS_ADMIN", "running supd with --isolation=none"),
-    "mount hosts": ("CAP_SYS_ADMIN", "spec.hostNetwork: true (no managed /etc/hosts)"),
     "cgroup": ("write access to the pod's cgroup", "supd's --cgroups=off"),
     "capbset": ("CAP_SETPCAP", "securityContext.privileged: true (no capability is dropped)"),
     "setgroups": ("CAP_SETGID", "leaving out runAsGroup and supplementalGroups"),
@@ -1239,6 +1359,66 @@ def _user_groups(uid: int, gid: int) -> list[int]:
         return os.getgrouplist(pwd.getpwuid(uid).pw_name, gid)
     except (KeyError, OSError):
         return []
+
+
+@dataclass
+class ContainerFs:
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    uid: int
+    gid: int
+    plan: rootfs.FsPlan | None
+
+
+def probe_overlay(work: Path) -> tuple[bool, str]:
+    """Whether overlayfs with upper dirs on `work`'s filesystem can be mounted: tried in a
+    throw-away child's mount namespace, so the host never sees the mount."""
+    try:
+        base = Path(tempfile.mkdtemp(dir=work, prefix="overlay-probe-"))
+    except OSError as e:
+        return False, str(e)
+    try:
+        for sub in ("lower", "upper", "work", "merged"):
+            (base / sub).mkdir()
+        data = f"lowerdir={base / 'lower'},upperdir={base / 'upper'},workdir={base / 'work'}"
+        ops = [
+            ("mount", "/", None, None, rootfs.MS_REC | rootfs.MS_PRIVATE, None, 0),
+            ("mount", str(base / "merged"), "overlay", "overlay", 0, data, 0),
+        ]
+        _pid, pidfd = _native.spawn(
+            ["/bin/true"], clone_flags=_native.CLONE_NEWNS, fs=ops, env=[], pdeathsig=9
+        )
+        try:
+            select.select([pidfd], [], [])
+            _native.waitid_pidfd(pidfd)
+        finally:
+            os.close(pidfd)
+        return True, ""
+    except OSError as e:
+        return False, str(e)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def unmount_under(directory: Path) -> None:
+    """Detach every mount at or below `directory` (deepest first): what a pod left mounted
+    on the host (its tmpfs volumes), even from a previous supd."""
+    prefix = str(directory)
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return
+    targets = []
+    for line in lines:
+        point = line.split()[4].encode().decode("unicode_escape")
+        if point == prefix or point.startswith(prefix + "/"):
+            targets.append(point)
+    for point in sorted(targets, key=len, reverse=True):
+        try:
+            _native.umount(point)
+        except OSError as e:
+            log.warning("unmount %s: %s", point, e)
 
 
 def _write_infra_record(directory: Path, pid: int) -> None:

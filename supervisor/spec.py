@@ -45,6 +45,39 @@ class Probe:
     termination_grace_period_seconds: int | None = None
 
 
+HOST_PATH_TYPES = (
+    "",
+    "DirectoryOrCreate",
+    "Directory",
+    "FileOrCreate",
+    "File",
+    "Socket",
+    "CharDevice",
+    "BlockDevice",
+)
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A pod volume: emptyDir (on disk under the pod's state dir, or tmpfs with medium
+    Memory) or hostPath."""
+
+    name: str
+    kind: str  # emptyDir | hostPath
+    medium: str = ""  # emptyDir: "" (disk) or "Memory"
+    size_limit: int | None = None  # emptyDir: bytes
+    path: str = ""  # hostPath
+    type: str = ""  # hostPath: one of HOST_PATH_TYPES
+
+
+@dataclass(frozen=True)
+class VolumeMount:
+    name: str
+    mount_path: str
+    read_only: bool = False
+    sub_path: str = ""
+
+
 @dataclass(frozen=True)
 class SecurityContext:
     """A container's effective security context: its own securityContext over the pod's
@@ -95,6 +128,8 @@ class ContainerSpec:
     cpu_limit_millis: int | None = None  # resources.limits.cpu
     memory_limit_bytes: int | None = None  # resources.limits.memory
     host_ports: tuple[HostPort, ...] = ()
+    volume_mounts: tuple[VolumeMount, ...] = ()
+    read_only_root_filesystem: bool = False  # securityContext.readOnlyRootFilesystem
 
     @property
     def sidecar(self) -> bool:
@@ -132,6 +167,11 @@ class PodSpec:
     active_deadline_seconds: int | None = None
     subdomain: str | None = None
     sysctls: tuple[tuple[str, str], ...] = ()  # securityContext.sysctls, in order
+    volumes: tuple[Volume, ...] = ()
+    host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (ip, hostnames)
+    dns_policy: str = "ClusterFirst"
+    # dnsConfig: (nameservers, searches, options as "name" or "name:value")
+    dns_config: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] | None = None
     # The manifest as accepted (a plain dict, JSON-able): what `get -o yaml` prints as the
     # spec and what the store persists. Compared to decide "unchanged" on re-apply.
     manifest: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
@@ -146,6 +186,9 @@ class PodSpec:
         """kubelet's rule: spec.hostname, else the pod name cut to 63 characters (a UTS
         hostname's limit) without a trailing '-' or '.'."""
         return self.hostname or self.name[:63].rstrip("-.")
+
+    def volume(self, name: str) -> Volume | None:
+        return next((v for v in self.volumes if v.name == name), None)
 
     def container(self, name: str) -> ContainerSpec:
         for c in self.init_containers + self.containers:

@@ -745,7 +745,45 @@ async def cmd_version(ctx: Context) -> int:
     return 0
 
 
+async def cmd_image(ctx: Context) -> int:
+    """supctl image import NAME[:TAG] PATH | ls | rm NAME..."""
+    a = ctx.args
+    async with await ctx.connect() as client:
+        if a.image_command == "import":
+            path = os.path.abspath(a.path)
+            result = await client.call("image_import", name=a.name, path=path)
+            ctx.print(f"{result['name']} {result['id']} ({len(result['layers'])} layers)")
+        elif a.image_command == "ls":
+            items = (await client.call("image_ls"))["items"]
+            if a.output == "json":
+                ctx.print(json.dumps({"items": items}, indent=2))
+                return 0
+            rows = [("IMAGE", "TAG", "IMAGE ID", "LAYERS", "SIZE")]
+            for i in items:
+                name, _, tag = i["name"].rpartition(":")
+                image_id = i["id"].split(":", 1)[-1][:12]
+                rows.append((name, tag, image_id, str(len(i["layers"])), _size(i["size"])))
+            widths = [max(len(r[k]) for r in rows) for k in range(5)]
+            for r in rows:
+                ctx.print("   ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+        else:
+            for name in a.names:
+                result = await client.call("image_rm", name=name)
+                ctx.print(f"Deleted: {result['name']}")
+    return 0
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000:
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1000
+    return f"{value:.1f}TB"
+
+
 COMMANDS: dict[str, Callable[[Context], Awaitable[int]]] = {
+    "image": cmd_image,
     "apply": cmd_apply,
     "get": cmd_get,
     "describe": cmd_describe,
@@ -848,6 +886,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-i", "--stdin", action="store_true", help="pass stdin to the container")
     s.add_argument("-t", "--tty", action="store_true", help="stdin is a TTY (with -i)")
     s.add_argument("-q", "--quiet", action="store_true", help="only print the command's output")
+
+    s = sub.add_parser("image", parents=[common], help="manage the local image store")
+    isub = s.add_subparsers(dest="image_command", required=True, parser_class=_Parser)
+    i = isub.add_parser(
+        "import", parents=[common], help="import a rootfs, OCI layout or docker archive"
+    )
+    i.add_argument("name", metavar="NAME[:TAG]")
+    i.add_argument("path", metavar="PATH")
+    i = isub.add_parser("ls", parents=[common], help="list images")
+    i.add_argument("-o", "--output", choices=("json",))
+    i = isub.add_parser("rm", parents=[common], help="remove images")
+    i.add_argument("names", nargs="+", metavar="NAME[:TAG]")
 
     sub.add_parser("version", parents=[common], help="print client and server versions")
     return p

@@ -79,11 +79,11 @@ def test_warnings_for_ignored_fields(supd: Supd) -> None:
 
 def test_unsupported_field_is_refused(supd: Supd) -> None:
     manifest = pod_yaml("later", "c=sleep 1").replace(
-        "command:", "volumeMounts: [{name: v, mountPath: /v}]\n    command:"
+        "command:", "volumeDevices: [{name: v, devicePath: /dev/v}]\n    command:"
     )
     res = supd.ctl("apply", "-f", "-", input=manifest.encode(), check=False)
     assert res.returncode == 2
-    assert "spec.containers[0].volumeMounts: Forbidden: not supported yet" in res.stderr
+    assert "spec.containers[0].volumeDevices: Forbidden: not supported yet" in res.stderr
 
 
 def test_socket_is_private_and_garbage_does_not_hurt_supd(supd: Supd) -> None:

@@ -1,6 +1,6 @@
 """The child steps of the security context and the cgroup, through spawn() and through
-infra START frames: capabilities, no_new_privs, /etc/hosts, cgroup placement (v1 procs
-files and v2 CLONE_INTO_CGROUP), the pod's sysctls; and a failure test per step."""
+infra START frames: capabilities, no_new_privs, cgroup placement (v1 procs files and v2
+CLONE_INTO_CGROUP), the pod's sysctls; and a failure test per step."""
 
 from __future__ import annotations
 
@@ -58,32 +58,6 @@ def test_non_root_user_gets_no_capabilities() -> None:
     assert int(got["CapBnd"], 16) == caps
     assert int(got["CapEff"], 16) == int(got["CapPrm"], 16) == 0
     assert got["NoNewPrivs"] == "0"
-
-
-def test_hosts_file_is_bind_mounted_in_the_mount_namespace(tmp_path: Path) -> None:
-    hosts = tmp_path / "etc-hosts"
-    hosts.write_text("10.1.2.3\tpod\n")
-    before = Path("/etc/hosts").read_text()
-    status, out = run(
-        ["cat", "/etc/hosts"],
-        clone_flags=_native.CLONE_NEWNS,
-        hosts_file=str(hosts),
-    )
-    assert (status, out) == (0, "10.1.2.3\tpod\n")
-    assert Path("/etc/hosts").read_text() == before
-    with pytest.raises(ValueError, match="CLONE_NEWNS"):
-        _native.spawn(["true"], hosts_file=str(hosts))
-
-
-def test_failure_mount_hosts(tmp_path: Path) -> None:
-    with pytest.raises(_native.SpawnError) as info:
-        _native.spawn(
-            ["true"], clone_flags=_native.CLONE_NEWNS, hosts_file=str(tmp_path / "missing")
-        )
-    assert info.value.step == "mount hosts"
-    assert str(info.value) == (
-        "bind-mount the pod's hosts file on /etc/hosts: No such file or directory"
-    )
 
 
 def test_failure_cgroup_v1_procs_not_writable() -> None:
@@ -206,21 +180,18 @@ def test_cgroup_v2_clone_into_cgroup(v2_cgroup: tuple[cgroups.CgroupsV2, str]) -
 
 
 def test_infra_start_frame_carries_the_security_context_and_cgroup(
-    infra: Any, tmp_path: Path, v2_cgroup: tuple[cgroups.CgroupsV2, str]
+    infra: Any, v2_cgroup: tuple[cgroups.CgroupsV2, str]
 ) -> None:
     drv, uid = v2_cgroup
-    hosts = tmp_path / "hosts"
-    hosts.write_text("10.9.9.9\tweb\n")
     pod = infra()
     placement = drv.placement(uid, "c")
     try:
         log = pod.start(
             1,
             ["sh", "-c", "grep -E '^(CapBnd|NoNewPrivs)' /proc/self/status; "
-             "cat /etc/hosts; grep ^0:: /proc/self/cgroup"],
+             "grep ^0:: /proc/self/cgroup"],
             caps=DEFAULT & supd_caps(),
             no_new_privs=True,
-            hosts_file=str(hosts),
             cgroup_into=True,
             extra_fds=tuple(placement.fds),
         )  # fmt: skip
@@ -231,8 +202,7 @@ def test_infra_start_frame_carries_the_security_context_and_cgroup(
     lines = [msg for *_, msg in cri_lines(log)]
     assert int(lines[0].split()[1], 16) == DEFAULT & supd_caps()
     assert lines[1] == "NoNewPrivs:\t1"
-    assert lines[2] == "10.9.9.9\tweb"
-    assert lines[3].endswith("/podu/c")
+    assert lines[2].endswith("/podu/c")
     assert pod.shutdown() == 0
 
 

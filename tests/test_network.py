@@ -1,4 +1,4 @@
-"""The pod network: IPAM (plain files), /etc/hosts (pure), and bridge + veth + teardown on
+"""The pod network: IPAM (plain files), and bridge + veth + teardown on
 real namespaces. Every root test makes its own bridge (a random name) with a random
 10.244.X.0/24 and deletes it; traffic goes only between namespaces the test creates."""
 
@@ -28,7 +28,6 @@ from supervisor.network import (
     Network,
     NetworkConfig,
     NetworkError,
-    render_hosts,
     veth_name,
 )
 
@@ -90,14 +89,6 @@ def test_config_is_checked() -> None:
 def test_veth_names_fit_ifnamsiz_and_are_stable() -> None:
     assert veth_name("abc") == veth_name("abc") != veth_name("abd")
     assert len(veth_name("a" * 128)) <= 15
-
-
-def test_hosts_file_is_kubelets() -> None:
-    text = render_hosts("10.1.2.3", "web", "svc", "prod", "cluster.local")
-    assert text.startswith("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n")
-    assert text.endswith("10.1.2.3\tweb.svc.prod.svc.cluster.local\tweb\n")
-    assert render_hosts("10.1.2.3", "web", None, "prod", "c").endswith("10.1.2.3\tweb\n")
-    assert "10." not in render_hosts(None, "web", None, "prod", "c")
 
 
 # -- real namespaces -----------------------------------------------------------------------

@@ -188,6 +188,9 @@ def test_version_negotiation() -> None:
 def test_messages_json_lists_every_op() -> None:
     schema = proto.load_schema()
     assert set(schema.ops) == {
+        "image_import",
+        "image_ls",
+        "image_rm",
         "hello",
         "version",
         "apply",

@@ -50,6 +50,7 @@ cdef extern from "errno.h" nogil:
         EMSGSIZE
         ENOSYS
         ECANCELED
+        EXDEV
 
 
 cdef extern from "unistd.h" nogil:
@@ -61,6 +62,10 @@ cdef extern from "unistd.h" nogil:
     ssize_t read(int fd, void *buf, size_t count)
     ssize_t write(int fd, const void *buf, size_t count)
     int chdir(const char *path)
+    int access(const char *path, int mode)
+    enum:
+        F_OK
+    int symlink(const char *target, const char *linkpath)
     int execve(const char *path, char *const argv[], char *const envp[])
     void _exit(int status)
     pid_t getpid()
@@ -80,6 +85,12 @@ cdef extern from "fcntl.h" nogil:
         O_NONBLOCK
         O_DIRECTORY
         O_APPEND
+        O_PATH
+        O_CREAT
+        O_EXCL
+        O_NOCTTY
+        O_NOFOLLOW
+        AT_FDCWD
         F_GETFD
         F_SETFD
         F_GETFL
@@ -101,6 +112,11 @@ cdef extern from "sys/syscall.h" nogil:
         SYS_pidfd_open
         SYS_capget
         SYS_capset
+        SYS_openat2
+        SYS_mount_setattr
+        SYS_pivot_root
+        SYS_open_tree
+        SYS_move_mount
 
 
 cdef extern from "sched.h" nogil:
@@ -175,16 +191,24 @@ cdef extern from "sys/wait.h" nogil:
     int WTERMSIG(int status)
 
 
+cdef extern from "sys/stat.h" nogil:
+    int mkdir(const char *path, unsigned int mode)
+
+
 cdef extern from "sys/mount.h" nogil:
     enum:
+        MS_RDONLY
+        MS_BIND
+        MS_REMOUNT
+        MNT_DETACH
         MS_REC
         MS_PRIVATE
         MS_NOSUID
         MS_NODEV
         MS_NOEXEC
-        MS_BIND
     int mount(const char *source, const char *target, const char *fstype,
               unsigned long flags, const void *data)
+    int umount2(const char *target, int flags)
 
 
 cdef extern from "sys/prctl.h" nogil:
@@ -332,12 +356,37 @@ cdef extern from * nogil:
     #define SUPD_CAP_VERSION_3 0x20080522
     struct supd_cap_header { uint32_t version; int pid; };
     struct supd_cap_data { uint32_t effective, permitted, inheritable; };
+    /* openat2(2) and mount_setattr(2): linux/openat2.h, linux/mount.h (Linux 5.6, 5.12). */
+    struct supd_open_how { uint64_t flags, mode, resolve; };
+    struct supd_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+    #define SUPD_RESOLVE_NO_MAGICLINKS 0x02
+    #define SUPD_RESOLVE_BENEATH 0x08
+    #define SUPD_AT_RECURSIVE 0x8000
+    #define SUPD_AT_EMPTY_PATH 0x1000
+    #define SUPD_OPEN_TREE_CLONE 1
+    #define SUPD_MOVE_MOUNT_F_EMPTY_PATH 0x4
     """
     void set_errno "supd_set_errno"(int value)
     enum:
         SUPD_P_PIDFD
         WALL "SUPD_WALL"
         SUPD_CLOSE_RANGE_MAX
+    enum:
+        RESOLVE_NO_MAGICLINKS "SUPD_RESOLVE_NO_MAGICLINKS"
+        RESOLVE_BENEATH "SUPD_RESOLVE_BENEATH"
+        AT_RECURSIVE "SUPD_AT_RECURSIVE"
+        AT_EMPTY_PATH "SUPD_AT_EMPTY_PATH"
+        OPEN_TREE_CLONE "SUPD_OPEN_TREE_CLONE"
+        MOVE_MOUNT_F_EMPTY_PATH "SUPD_MOVE_MOUNT_F_EMPTY_PATH"
+    struct supd_open_how:
+        uint64_t flags
+        uint64_t mode
+        uint64_t resolve
+    struct supd_mount_attr:
+        uint64_t attr_set
+        uint64_t attr_clr
+        uint64_t propagation
+        uint64_t userns_fd
     struct supd_clone_args:
         uint64_t flags
         uint64_t pidfd
