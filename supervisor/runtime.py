@@ -33,7 +33,7 @@ from . import _native, handlers, lifecycle, rootfs, security
 from .backoff import BackoffPolicy, next_restart
 from .broadcast import Broadcast
 from .cgroups import Cgroups, Limits, NoCgroups, Usage
-from .errors import InvalidArgument, NotFound, SupervisorError
+from .errors import InvalidArgument, NotFound, PermissionDenied, SupervisorError
 from .events import EventLog
 from .expansion import container_env, expand
 from .handlers import Outcome, Result, Target
@@ -312,6 +312,7 @@ class Runtime:
         hostports: HostPorts | None = None,
         pod_pids_limit: int | None = None,
         cluster_domain: str = "cluster.local",
+        rootless: bool = False,
         clock: Callable[[], float] = time.time,
         images: ImageStore | None = None,
     ) -> None:
@@ -328,6 +329,7 @@ class Runtime:
         self.hostports = hostports or HostPorts()
         self.pod_pids_limit = pod_pids_limit
         self.cluster_domain = cluster_domain
+        self.rootless = rootless  # supd in a user namespace of its own (enter_user_namespace)
         # Capabilities a container can get at most (supd's own bounding set), and the user
         # a container without runAsUser runs as (supd's: there is no image user).
         self.available_caps = own_bounding_set()
@@ -483,6 +485,33 @@ class Runtime:
                     f"pod's {ns} namespace, and the pod uses the host's ({field_}: true)"
                 )
         self.cgroups.check_limits(pod_limits(spec, self.pod_pids_limit), "resources.limits")
+        if self.rootless:
+            self._admit_rootless(spec)
+
+    def _admit_rootless(self, spec: PodSpec) -> None:
+        """What a rootless supd cannot give: the host's network (it has a network namespace
+        of its own, so no hostNetwork and no hostPort), and any id but 0 (the only one its
+        user namespace maps)."""
+        why = "supd runs rootless"
+        if spec.host_network:
+            raise PermissionDenied(
+                f"spec.hostNetwork: Forbidden: {why}, in a network namespace of its own: the "
+                "host's network is out of its reach; leave hostNetwork out"
+            )
+        for c in spec.init_containers + spec.containers:
+            for h in c.host_ports:
+                raise PermissionDenied(
+                    f"{h.field}: Forbidden: {why}, in a network namespace of its own: a host "
+                    "port would not be reachable from the host; leave hostPort out"
+                )
+            sc = c.security
+            ids = [sc.run_as_user, sc.run_as_group, *sc.supplemental_groups]
+            if any(i not in (None, 0) for i in ids):
+                raise PermissionDenied(
+                    f"container {c.name!r}: runAsUser, runAsGroup and supplementalGroups other "
+                    f"than 0 are not available: {why} and its user namespace maps only uid and "
+                    "gid 0 (your own); leave them out or start supd as root"
+                )
 
     def host_ports_of(self, pod: Pod | PodSpec) -> list[PortMapping]:
         """The pod's hostPorts to forward: none for a pod in the host's network namespace,
@@ -1306,6 +1335,23 @@ def privilege_hint(e: OSError) -> str:
         return ""
     needs, avoid = _PRIVILEGE_HINTS[step]
     return f" (supd lacks {needs}; {avoid} avoids it)"
+
+
+def enter_user_namespace() -> tuple[int, int]:
+    """Rootless supd: unshare a user namespace in which the caller's uid and gid are 0 (the
+    only ids mapped, as `unshare --map-root-user` does) and a network namespace of its own:
+    supd then has every capability over the namespaces it creates, none over the host's.
+    The network namespace is needed because supd steps into pods' network namespaces and
+    back (socket_in_netns), and setns(2) back into the host's, owned by the initial user
+    namespace, would be refused. Must run before any thread exists. Returns the (uid, gid)
+    mapped to root; OSError when user namespaces are not available."""
+    uid, gid = os.getuid(), os.getgid()
+    _native.unshare(_native.CLONE_NEWUSER | _native.CLONE_NEWNET)
+    # user_namespaces(7): setgroups must be denied before an unprivileged gid_map write.
+    Path("/proc/self/setgroups").write_text("deny")
+    Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
+    Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
+    return uid, gid
 
 
 def pod_limits(spec: PodSpec, pids: int | None) -> Limits:

@@ -37,7 +37,7 @@ from .init import InitProcess, become_reaper, probe_isolation, take_signals
 from .isolation import Isolation
 from .logs import follow_log
 from .manifest import load_pods, parse_pod
-from .runtime import Pod, Runtime, kill_stale_infra
+from .runtime import Pod, Runtime, enter_user_namespace, kill_stale_infra
 from .signals import SignalPolicy, parse_rewrites, parse_target
 from .spec import PodSpec
 from .states import Phase
@@ -166,6 +166,13 @@ def _common(p: argparse.ArgumentParser) -> None:
         f"supd's own cgroup (default {cgroups.DEFAULT_PARENT}); one per supd",
     )
     g.add_argument(
+        "--rootless",
+        choices=["auto", "off"],
+        default="auto",
+        help="started by a user other than root: run pods in a user namespace where that "
+        "user is root (auto, the default), or not (off: namespaces then need privileges)",
+    )
+    g.add_argument(
         "--pod-pids-limit",
         type=int,
         metavar="N",
@@ -199,12 +206,39 @@ def _signal_policy(p: argparse.ArgumentParser, args: argparse.Namespace) -> Sign
     return SignalPolicy(args.signal_target, rewrite)
 
 
+def _enter_rootless(args: argparse.Namespace) -> bool:
+    """A supd started by another user than root (`--rootless=auto`): into a user namespace
+    of its own where that user is root, and say what it then cannot do."""
+    if os.geteuid() == 0 or args.rootless == "off":
+        return False
+    try:
+        uid, _gid = enter_user_namespace()
+    except OSError as e:
+        log.warning(
+            "rootless: cannot create a user namespace (%s): pods that need namespaces will "
+            "fail; hostNetwork, hostPID and hostIPC pods can run",
+            e.strerror or e,
+        )
+        return False
+    log.info(
+        "rootless: pods run in a user namespace where uid %d is root. Not available: the "
+        "host's network (supd has a network namespace of its own: no hostNetwork, no "
+        "hostPort; --network=bridge only connects pods with each other), ids other than 0 "
+        "(runAsUser, runAsGroup, supplementalGroups), cgroups unless delegated to uid %d "
+        "(no resources.limits otherwise)",
+        uid,
+        uid,
+    )
+    return True
+
+
 class Resources(TypedDict):
     network: network.Network
     cgroups: cgroups.Cgroups
     hostports: HostPorts
     pod_pids_limit: int | None
     cluster_domain: str
+    rootless: bool
 
 
 async def _sandboxing(args: argparse.Namespace, state_dir: str) -> Resources:
@@ -234,6 +268,7 @@ async def _sandboxing(args: argparse.Namespace, state_dir: str) -> Resources:
         "hostports": HostPorts(),
         "pod_pids_limit": args.pod_pids_limit,
         "cluster_domain": args.cluster_domain,
+        "rootless": bool(getattr(args, "rootless_mode", False)),
     }
 
 
@@ -276,6 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     policy = _signal_policy(p, args)
     _setup_logging(args.log_level)
+    args.rootless_mode = _enter_rootless(args)  # unshare needs a single thread: first
     # Before any thread exists (init.take_signals), so that every thread blocks them.
     sigfd = take_signals() if args.init or os.getpid() == 1 else -1
     try:
@@ -397,6 +433,7 @@ def run_main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     policy = _signal_policy(p, args)
     _setup_logging(args.log_level if args.log_level != "info" else "warning")
+    args.rootless_mode = _enter_rootless(args)  # unshare needs a single thread: first
     sigfd = take_signals()  # before any thread exists (init.take_signals)
     specs: list[PodSpec] = []
     try:

@@ -10,17 +10,19 @@ import ipaddress
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Supd, finish_supd, require_root
+from conftest import SUPCTL, Supd, _json_stream, finish_supd, require_root
 
 from supervisor import cgroups
 from supervisor.network import veth_name
@@ -478,3 +480,74 @@ def test_pod_start_waits_for_its_network(bridged: Callable[..., tuple[Supd, str,
     assert obj["status"]["podIP"] + "/" in out
     assert f"default via {net.network_address + 1} dev eth0" in out
     _ = time  # (no sleeps here: every wait is on a watch)
+
+
+# -- rootless ----------------------------------------------------------------------------------
+
+USER = 12345  # any uid without privileges (no passwd entry needed)
+
+
+def test_rootless_supd_runs_pods_in_a_user_namespace_and_says_what_it_cannot() -> None:
+    require_root()  # to become another user; supd itself then has no privilege at all
+    # Not under pytest's tmp_path: its parents are root's, mode 0700.
+    home = Path(tempfile.mkdtemp(prefix="supd-rootless-"))
+    os.chown(home, USER, USER)
+    as_user = ("setpriv", "--reuid", str(USER), "--regid", str(USER), "--clear-groups")
+    d = Supd(socket=home / "supd.sock", state_dir=home / "state")
+
+    def ctl(*args: str, manifest: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*as_user, SUPCTL, "--socket", str(d.socket), *args],
+            input=manifest,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    d.start(prefix=as_user)
+    try:
+        script = "id -u; cat /proc/self/uid_map; grep CapEff /proc/self/status"
+        res = ctl("apply", "-f", "-", manifest=pod("rl", container("c", script), restart="Never"))
+        assert res.returncode == 0, res.stderr
+        watch = subprocess.Popen(
+            [*as_user, SUPCTL, "--socket", str(d.socket), "get", "pod", "rl", "-w", "-o",
+             "json"],
+            stdout=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            assert watch.stdout is not None
+            for obj in _json_stream(watch.stdout.fileno(), time.monotonic() + 30):
+                if obj["status"]["phase"] in ("Succeeded", "Failed"):
+                    break
+            assert obj["status"]["phase"] == "Succeeded", obj["status"]
+        finally:
+            watch.kill()
+            watch.wait()
+        lines = ctl("logs", "rl").stdout.splitlines()
+        assert lines[0] == "0"  # root in the pod: the user outside
+        assert lines[1].split() == ["0", str(USER), "1"]
+        refused = {
+            "memory limit": (
+                container("c", "true", resources={"limits": {"memory": "64Mi"}}),
+                "memory cgroup controller is not available",
+            ),
+            "host port": (
+                container("c", "true", ports=[{"containerPort": 80, "hostPort": free_port()}]),
+                "supd runs rootless, in a network namespace of its own",
+            ),
+            "another uid": (
+                container("c", "true", securityContext={"runAsUser": 1000}),
+                "its user namespace maps only uid and gid 0",
+            ),
+        }
+        for what, (c, message) in refused.items():
+            res = ctl("apply", "-f", "-", manifest=pod("no", c))
+            assert res.returncode != 0 and message in res.stderr, (what, res.stderr)
+        ctl("delete", "pod", "rl")
+        log = (home / "supd.log").read_text()
+        assert "rootless: pods run in a user namespace where uid 12345 is root" in log
+        assert "Traceback" not in log
+    finally:
+        if d.proc is not None:
+            d.stop()
+        shutil.rmtree(home)

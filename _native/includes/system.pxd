@@ -130,6 +130,7 @@ cdef extern from "sched.h" nogil:
         CLONE_NEWCGROUP
         CLONE_PIDFD
     int setns(int fd, int nstype)
+    int unshare(int flags)
 
 
 cdef extern from "signal.h" nogil:
