@@ -2,10 +2,13 @@
 one-container pod, interleaved in one run on one machine against supds that differ only in:
   base      --network none   --cgroups off     (loopback only, no cgroups)
   bridge    --network bridge --cgroups off     (veth on a bridge, an IPAM lease, a route)
-  cgroups   --network none   --cgroups auto    (pod, infra and container cgroups)
+  cgroups   --network none   --cgroups auto    (pod, infra and container cgroups: v1 here)
+  cgroups-v2 --network none  --cgroups v2      (the same on the cgroup2 mount: clone3 puts
+                                              infra and containers into theirs)
   both      --network bridge --cgroups auto
-and prints each one's percentiles and its p50 as a ratio to base's. It makes its own bridge
-(a random name, 10.244.X.0/24) and cgroup parents, and removes them. Run as root:
+and prints each one's percentiles and its p50 as a ratio to base's. Each supd gets its own
+bridge (a random name, a random 10.244.X.0/24) and cgroup parent, all removed at the end.
+Run as root:
 
     .venv/bin/python benchmarks/sandbox_cost.py -n 100
 """
@@ -32,6 +35,7 @@ CONFIGS = {
     "base": ["--network", "none", "--cgroups", "off"],
     "bridge": ["--network", "bridge", "--cgroups", "off"],
     "cgroups": ["--network", "none", "--cgroups", "auto"],
+    "cgroups-v2": ["--network", "none", "--cgroups", "v2"],
     "both": ["--network", "bridge", "--cgroups", "auto"],
 }
 
@@ -122,27 +126,31 @@ def main() -> None:
     p.add_argument("-n", type=int, default=100, help="pods to start with each supd")
     args = p.parse_args()
     tag = secrets.token_hex(3)
-    bridge = f"svb{tag}"
-    common = [
-        "--bridge",
-        bridge,
-        "--pod-cidr",
-        f"10.244.{secrets.randbelow(250) + 1}.0/24",
-        "--cgroup-parent",
-        f"supd-bench-{tag}",
-    ]
+    bridges = []
     procs = []
     with tempfile.TemporaryDirectory(prefix="supd-bench-") as name:
         tmp = Path(name)
         try:
-            for config, extra in CONFIGS.items():
-                procs.append(start_supd(tmp, config, [*extra, *common]))
+            for n, (config, extra) in enumerate(CONFIGS.items()):
+                # Each supd its own bridge, CIDR and cgroup parent: they must never share.
+                bridge = f"svb{tag}{n}"
+                bridges.append(bridge)
+                own = [
+                    "--bridge",
+                    bridge,
+                    "--pod-cidr",
+                    f"10.244.{secrets.randbelow(60) * 4 + n + 1}.0/24",
+                    "--cgroup-parent",
+                    f"supd-bench-{tag}-{n}",
+                ]
+                procs.append(start_supd(tmp, config, [*extra, *own]))
             results = asyncio.run(run(tmp, args.n))
         finally:
             for proc in procs:
                 proc.terminate()
                 proc.wait()
-            subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
+            for bridge in bridges:
+                subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
     base = statistics.median(results["base"])
     print(
         f"{'supd':<10}{'n':>5}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'max ms':>10}{'/ base':>9}"
@@ -150,7 +158,7 @@ def main() -> None:
     for config, xs in results.items():
         q = percentiles(xs)
         print(
-            f"{config:<10}{len(xs):>5}"
+            f"{config:<11}{len(xs):>5}"
             + "".join(f"{q[k] * 1000:>10.3f}" for k in q)
             + f"{q['p50'] / base:>9.2f}"
         )
