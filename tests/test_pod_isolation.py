@@ -407,7 +407,6 @@ def test_run_as_non_root_refuses_a_root_container(supd: Supd) -> None:
     )
     waiting = obj["status"]["containerStatuses"][0]["state"]["waiting"]
     assert waiting["message"].startswith("container has runAsNonRoot and would run as root")
-    assert "CreateContainerConfigError" not in supd.ctl("get", "pods").stdout or True
     events = supd.ctl("events", "--for", "pod/nonroot").stdout
     assert "Error: container has runAsNonRoot" in events
 
@@ -479,7 +478,6 @@ def test_pod_start_waits_for_its_network(bridged: Callable[..., tuple[Supd, str,
     out = d.ctl("logs", "ready").stdout
     assert obj["status"]["podIP"] + "/" in out
     assert f"default via {net.network_address + 1} dev eth0" in out
-    _ = time  # (no sleeps here: every wait is on a watch)
 
 
 # -- rootless ----------------------------------------------------------------------------------
