@@ -27,6 +27,11 @@ STEPS = (
     "signalfd",
     "epoll",
     "ctty",
+    "cgroup",
+    "capbset",
+    "capset",
+    "no_new_privs",
+    "sysctl",
 )
 assert len(STEPS) == STEP_COUNT
 
@@ -40,6 +45,11 @@ _STEP_ACTIONS = {
     "loopback": "bring up lo",
     "devnull": "open /dev/null",
     "ctty": "ioctl TIOCSCTTY",
+    "cgroup": "join the container's cgroup",
+    "capbset": "prctl PR_CAPBSET_DROP",
+    "capset": "capset",
+    "no_new_privs": "prctl PR_SET_NO_NEW_PRIVS",
+    "sysctl": "write the pod's sysctls",
 }
 
 # execve(2) errors that mean "found but cannot be executed": a shell exits 126 for these,

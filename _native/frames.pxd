@@ -3,11 +3,14 @@
 #
 # supd -> infra
 #   START     header, u64 clone_flags, u32 uid, u32 gid, u32 flags, u32 ngroups, u32 argc,
-#             u32 envc, u32 blob_len, u32 groups[ngroups], blob; the blob is argc + envc
-#             (+ 1 when START_HAS_CWD) NUL-terminated strings: argv, env, cwd; with
-#             START_HAS_FS the rest of the frame is an FS section (fs.pyx: the filesystem
-#             operations of the container). Sent with exactly one fd in SCM_RIGHTS: the
-#             log file (O_WRONLY|O_APPEND).
+#             u32 envc, u32 blob_len, u64 caps, u32 groups[ngroups], blob; the blob is
+#             argc + envc (+ 1 when START_HAS_CWD) NUL-terminated strings: argv, env, cwd;
+#             with START_HAS_FS the rest of the frame is an FS section (fs.pyx: the
+#             filesystem operations of the container). Sent with the log file
+#             (O_WRONLY|O_APPEND) as the first fd in SCM_RIGHTS, then the container's
+#             cgroup: with START_CGROUP_INTO one cgroup v2 directory (clone3
+#             CLONE_INTO_CGROUP), else any cgroup v1 cgroup.procs files (the child writes
+#             "0" to each); at most INFRA_CMSG_FDS fds in all.
 #   SIGNAL    header, u32 signo, u32 flags (SIGNAL_GROUP)
 #   SHUTDOWN  header (cid 0)
 #   EXEC      header (in place of the cid: the exec id, eid), u32 cid (the running container
@@ -44,7 +47,7 @@ cdef enum:
     REPORT_EXEC_FAILED = 21
     REPORT_EXEC_EXITED = 22
 
-    START_FIXED_SIZE = 44               # header + the fixed fields before groups
+    START_FIXED_SIZE = 52               # header + the fixed fields before groups
     SIGNAL_SIZE = 16
     SHUTDOWN_SIZE = 8
     STARTED_SIZE = 24
@@ -60,7 +63,10 @@ cdef enum:
     START_SET_GID = 8
     START_SET_GROUPS = 16
     START_HAS_FS = 32                   # an FS section (fs.pyx) follows the blob
-    START_FLAGS_KNOWN = 63
+    START_SET_CAPS = 64                 # bounding, permitted and effective sets to `caps`
+    START_NO_NEW_PRIVS = 128
+    START_CGROUP_INTO = 256             # the second fd is a cgroup v2 directory
+    START_FLAGS_KNOWN = 511
 
     SIGNAL_GROUP = 1                    # SIGNAL and EXEC_SIGNAL flags
 
@@ -79,6 +85,7 @@ ctypedef struct start_request:
     uint32_t ngroups
     uint32_t argc
     uint32_t envc
+    uint64_t caps
     char **argv                 # argc entries + NULL, then envp: envc entries + NULL
     char **envp
     char *cwd                   # NULL when absent

@@ -81,6 +81,7 @@ cdef int decode_start(char *buf, size_t n, start_request *req, char **ptrs,
     req.argc = get_u32(buf + 32)
     req.envc = get_u32(buf + 36)
     blob_len = get_u32(buf + 40)
+    req.caps = get_u64(buf + 44)
     req.cwd = NULL
     req.n_fs = 0
     if req.ngroups > FRAME_MAX_GROUPS:
@@ -167,10 +168,14 @@ cdef uint32_t id_field(long long value, str what) except? 0:
 
 
 def encode_start(uint32_t cid, argv, env, cwd, *, clone_flags, long long uid=-1,
-                 long long gid=-1, groups=(), bint mount_proc=True, fs=None):
+                 long long gid=-1, groups=(), bint mount_proc=True, fs=None, caps=None,
+                 bint no_new_privs=False, bint cgroup_into=False):
     """The START frame for container `cid`. Changing uid or gid, or giving groups, sets the
     supplementary groups to exactly `groups` (none when empty), as Kubernetes does. `fs`:
-    the container's filesystem operations (see encode_fs), run after mount_proc."""
+    the container's filesystem operations (see encode_fs), run after mount_proc. `caps` (a
+    capability bit mask, None: keep) becomes the bounding, permitted and effective sets;
+    `cgroup_into` says the frame's second fd is a cgroup v2 directory for
+    CLONE_INTO_CGROUP."""
     cdef uint64_t flags64 = check_clone_flags(clone_flags)
     cdef list args = [fs_bytes(a, "argv") for a in argv]
     cdef list envs = [fs_bytes(e, "env") for e in env]
@@ -200,6 +205,16 @@ def encode_start(uint32_t cid, argv, env, cwd, *, clone_flags, long long uid=-1,
     if cwd is not None:
         flags |= START_HAS_CWD
         strings.append(fs_bytes(cwd, "cwd"))
+    cdef uint64_t cap_mask = 0
+    if caps is not None:
+        if not 0 <= caps < 2**64:
+            raise ValueError("caps must be a 64-bit capability mask")
+        flags |= START_SET_CAPS
+        cap_mask = <uint64_t>caps
+    if no_new_privs:
+        flags |= START_NO_NEW_PRIVS
+    if cgroup_into:
+        flags |= START_CGROUP_INTO
     if uid != -1:
         flags |= START_SET_UID
     if gid != -1:
@@ -221,6 +236,7 @@ def encode_start(uint32_t cid, argv, env, cwd, *, clone_flags, long long uid=-1,
     put_u32(out + 32, <uint32_t>len(args))
     put_u32(out + 36, <uint32_t>len(envs))
     put_u32(out + 40, <uint32_t>len(blob))
+    put_u64(out + 44, cap_mask)
     for i in range(len(gids)):
         if not 0 <= gids[i] < 0xFFFFFFFF:
             raise ValueError(f"group {gids[i]} out of range")

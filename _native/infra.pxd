@@ -13,6 +13,7 @@ cdef enum:
     INFRA_PATH_BUF = 131072             # PATH candidates of one START
     INFRA_MAX_PATHS = 4096
     INFRA_CMSG_FDS = 8                  # fds kept from one frame (more: closed, malformed)
+    INFRA_SYSCTL_BUF = 8192             # the pod's sysctls: "path\0value\0" pairs
 
     # epoll_data.u64 = kind << 32 | slot index
     EV_CONN = 1
@@ -40,6 +41,9 @@ ctypedef struct container_slot:
     uid_t uid
     gid_t gid
     uint32_t ngroups                    # the groups themselves: SLOT_GROUPS[slot]
+    uint32_t sec_flags                  # START_SET_CAPS | START_NO_NEW_PRIVS | START_CGROUP_INTO
+    uint64_t caps
+    int n_cgroup                        # its cgroup fds while it runs: SLOT_CGROUP_FDS[slot]
 
 
 # An exec'd process: a child of infra in a container's namespaces, stdio supd's fds.
@@ -59,6 +63,9 @@ ctypedef struct infra_cfg:
     uint64_t clone_flags
     size_t hostname_len
     char hostname[65]
+    int cgroup_dir                      # >= 0: cgroup v2 directory, CLONE_INTO_CGROUP
+    int n_sysctls
+    const char *sysctls                 # "path\0value\0" pairs in supd's memory (read in setup)
 
 
 ctypedef struct infra_state:

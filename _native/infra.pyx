@@ -23,6 +23,7 @@ cdef gid_t START_GROUPS[FRAME_MAX_GROUPS]
 cdef fs_op START_FS[FS_MAX_OPS]
 cdef gid_t SLOT_GROUPS[INFRA_MAX_CONTAINERS][FRAME_MAX_GROUPS]  # each container's, for EXEC
 cdef int RECV_FDS[INFRA_CMSG_FDS]
+cdef int SLOT_CGROUP_FDS[INFRA_MAX_CONTAINERS][INFRA_CMSG_FDS]  # each container's cgroup fds
 cdef char PATH_BUF[INFRA_PATH_BUF]
 cdef char *EXEC_PATHS[INFRA_MAX_PATHS]
 cdef system.epoll_event EVENTS[INFRA_MAX_EVENTS]
@@ -380,11 +381,33 @@ cdef void attach(int fd) noexcept nogil:
 # ---------------------------------------------------------------------------------------
 # Frames from supd
 
-cdef void start_container(size_t n, int logfd) noexcept nogil:
-    """START: pipes for stdout/stderr, then the spawn core with the container's namespaces,
-    /proc, ids and PR_SET_PDEATHSIG SIGKILL (containers die with infra). Replies started, or
-    start_failed (and then never exited) for that cid. The slot keeps the container's pidfd,
-    namespaces and ids: what an EXEC into it needs."""
+cdef void start_container(size_t n, const int *fds, int nfds) noexcept nogil:
+    """START with its fds: the log file, then the container's cgroup (kept in the slot for
+    EXEC while the container runs; closed here when it did not start)."""
+    cdef int k
+    if not start_container_with(n, fds[0] if nfds > 0 else -1, fds + 1,
+                                nfds - 1 if nfds > 0 else 0):
+        for k in range(1, nfds):
+            system.close(fds[k])
+
+
+cdef void set_cgroup(spawn_cfg *cfg, uint32_t flags, const int *fds, int n) noexcept nogil:
+    cfg.cgroup_dir = -1
+    if flags & START_CGROUP_INTO:
+        cfg.cgroup_dir = fds[0]
+    else:
+        cfg.cgroup_procs = fds
+        cfg.n_cgroup_procs = n
+
+
+cdef bint start_container_with(size_t n, int logfd, const int *cgroup_fds,
+                               int n_cgroup) noexcept nogil:
+    """START: pipes for stdout/stderr, then the spawn core with the container's cgroup,
+    namespaces, /proc, filesystem, ids, capabilities, no_new_privs and PR_SET_PDEATHSIG
+    SIGKILL (containers die with infra). Replies started, or start_failed (and then never
+    exited) for that cid. The slot keeps the container's pidfd, namespaces, ids, security
+    context and cgroup fds: what an EXEC into it needs. Returns whether it started (and the
+    slot took the cgroup fds)."""
     cdef start_request req
     cdef spawn_cfg cfg
     cdef spawn_result res
@@ -398,34 +421,37 @@ cdef void start_container(size_t n, int logfd) noexcept nogil:
     rc = decode_start(RECV_BUF, n, &req, START_PTRS, START_GROUPS, START_FS)
     if rc != 0:
         report_start_failed(cid, STEP_FRAME, rc, logfd)
-        return
+        return False
     if logfd < 0:
         report_start_failed(cid, STEP_FRAME, system.EBADF, logfd)
-        return
+        return False
+    if (req.flags & START_CGROUP_INTO and n_cgroup != 1) or n_cgroup > INFRA_CMSG_FDS - 1:
+        report_start_failed(cid, STEP_FRAME, system.EINVAL, logfd)
+        return False
     if INFRA.shutting_down:
         report_start_failed(cid, STEP_SLOT, system.ECANCELED, logfd)
-        return
+        return False
     if slot_running(cid) >= 0:
         report_start_failed(cid, STEP_SLOT, system.EEXIST, logfd)
-        return
+        return False
     i = slot_free()
     if i < 0:
         report_start_failed(cid, STEP_SLOT, system.EAGAIN, logfd)
-        return
+        return False
     path = env_path(req.envp)
     if build_exec_paths(req.argv[0], path, PATH_BUF, INFRA_PATH_BUF, EXEC_PATHS,
                         INFRA_MAX_PATHS) < 0:
         report_start_failed(cid, STEP_FRAME, system.E2BIG, logfd)
-        return
+        return False
     if system.pipe2(out, system.O_CLOEXEC) < 0:
         report_start_failed(cid, STEP_PIPE, errno, logfd)
-        return
+        return False
     if system.pipe2(err, system.O_CLOEXEC) < 0:
         rc = errno
         system.close(out[0])
         system.close(out[1])
         report_start_failed(cid, STEP_PIPE, rc, logfd)
-        return
+        return False
     # Only infra's read ends are non-blocking: O_NONBLOCK on pipe2() would also apply to
     # the write ends the container inherits as stdout and stderr.
     system.fcntl(out[0], system.F_SETFL, system.O_NONBLOCK)
@@ -451,6 +477,10 @@ cdef void start_container(size_t n, int logfd) noexcept nogil:
     cfg.ngroups = <int>req.ngroups
     cfg.pdeathsig = system.SIGKILL
     cfg.mount_proc = (req.flags & START_MOUNT_PROC) != 0
+    cfg.set_caps = (req.flags & START_SET_CAPS) != 0
+    cfg.caps = req.caps
+    cfg.no_new_privs = (req.flags & START_NO_NEW_PRIVS) != 0
+    set_cgroup(&cfg, req.flags, cgroup_fds, n_cgroup)
     cfg.fs_ops = START_FS
     cfg.n_fs_ops = req.n_fs
     rc = spawn_process(&cfg, True, &res)
@@ -460,7 +490,7 @@ cdef void start_container(size_t n, int logfd) noexcept nogil:
         system.close(out[0])
         system.close(err[0])
         report_start_failed(cid, res.step, res.err, logfd)
-        return
+        return False
     now = realtime_ns()
     s = &INFRA.slots[i]
     s.state = SLOT_RUNNING
@@ -477,6 +507,10 @@ cdef void start_container(size_t n, int logfd) noexcept nogil:
     s.gid = req.gid
     s.ngroups = req.ngroups
     memcpy(SLOT_GROUPS[i], START_GROUPS, req.ngroups * sizeof(gid_t))
+    s.sec_flags = req.flags & (START_SET_CAPS | START_NO_NEW_PRIVS | START_CGROUP_INTO)
+    s.caps = req.caps
+    s.n_cgroup = n_cgroup
+    memcpy(SLOT_CGROUP_FDS[i], cgroup_fds, n_cgroup * sizeof(int))
     INFRA.running += 1
     # Without a watch the stream cannot be relayed: close it (the writer gets EPIPE).
     if ep_add(out[0], system.EPOLLIN, EV_STDOUT, <uint32_t>i) < 0:
@@ -484,6 +518,7 @@ cdef void start_container(size_t n, int logfd) noexcept nogil:
     if ep_add(err[0], system.EPOLLIN, EV_STDERR, <uint32_t>i) < 0:
         close_stream(i, True)
     queue_report(REPORT_STARTED, cid, res.pid, 0, now)
+    return True
 
 
 cdef void signal_container(size_t n) noexcept nogil:
@@ -565,6 +600,11 @@ cdef void start_exec(size_t n, const int *fds) noexcept nogil:
     cfg.groups = SLOT_GROUPS[c]
     cfg.ngroups = <int>s.ngroups
     cfg.pdeathsig = system.SIGKILL
+    # What the container got, an exec'd process gets too (runc exec does the same).
+    cfg.set_caps = (s.sec_flags & START_SET_CAPS) != 0
+    cfg.caps = s.caps
+    cfg.no_new_privs = (s.sec_flags & START_NO_NEW_PRIVS) != 0
+    set_cgroup(&cfg, s.sec_flags, SLOT_CGROUP_FDS[c], s.n_cgroup)
     rc = spawn_process(&cfg, False, &res)
     if rc < 0:
         report_exec_failed(eid, res.step, res.err)
@@ -674,11 +714,11 @@ cdef void handle_frame(size_t n, int nfds, bint truncated) noexcept nogil:
         if truncated:
             close_recv_fds(nfds)
             report_start_failed(target, STEP_FRAME, system.E2BIG, -1)
-        elif nfds > 1:
+        elif nfds > INFRA_CMSG_FDS:
             close_recv_fds(nfds)
             report_start_failed(target, STEP_FRAME, system.EINVAL, -1)
         else:
-            start_container(n, RECV_FDS[0] if nfds == 1 else -1)
+            start_container(n, RECV_FDS, nfds)
         return
     if kind == FRAME_EXEC:
         if truncated:
@@ -729,6 +769,13 @@ cdef void serve_listen() noexcept nogil:
         attach(fd)
 
 
+cdef void close_cgroup_fds(int i) noexcept nogil:
+    cdef int k
+    for k in range(INFRA.slots[i].n_cgroup):
+        system.close(SLOT_CGROUP_FDS[i][k])
+    INFRA.slots[i].n_cgroup = 0
+
+
 cdef void reap_children() noexcept nogil:
     """waitpid(-1, WNOHANG) until 0 or ECHILD (tini, pause.c): containers, exec'd
     processes and any orphan reparented to infra. A container's exit is reported after its
@@ -757,6 +804,7 @@ cdef void reap_children() noexcept nogil:
         s.pid = 0
         close_if_open(s.pidfd)
         s.pidfd = -1
+        close_cgroup_fds(i)
         INFRA.running -= 1
         # Release what can be released before telling supd: once it hears of the exit, the
         # slot's fds are gone unless a grandchild still holds a pipe.
@@ -802,6 +850,34 @@ cdef int loopback_up() noexcept nogil:
     return rc
 
 
+cdef int write_sysctls(infra_cfg *cfg) noexcept nogil:
+    """The pod's sysctls, written through /proc/sys from inside its namespaces: a sysctl
+    file shows the namespace of the process that opens it (net, ipc). Returns -1 with
+    errno at the first that fails."""
+    cdef const char *p = cfg.sysctls
+    cdef const char *value
+    cdef int i, fd
+    cdef ssize_t wrote
+    for i in range(cfg.n_sysctls):
+        value = p + strlen(p) + 1
+        fd = system.open(p, system.O_WRONLY | system.O_CLOEXEC)
+        if fd < 0:
+            return -1
+        while True:
+            wrote = system.write(fd, value, strlen(value))
+            if wrote < 0 and errno == system.EINTR:
+                continue
+            break
+        if wrote < 0:
+            i = errno
+            system.close(fd)
+            system.set_errno(i)
+            return -1
+        system.close(fd)
+        p = value + strlen(value) + 1
+    return 0
+
+
 cdef int infra_setup(infra_cfg *cfg) noexcept nogil:
     """Everything before the loop, each step one call that succeeds or fails. Returns the
     failed step (errno set), or -1. Signals stay blocked for good: they arrive on the
@@ -828,6 +904,8 @@ cdef int infra_setup(infra_cfg *cfg) noexcept nogil:
         return STEP_SETHOSTNAME
     if cfg.clone_flags & system.CLONE_NEWNET and loopback_up() < 0:
         return STEP_LOOPBACK
+    if write_sysctls(cfg) < 0:
+        return STEP_SYSCTL
     cfg.errfd = move_above_stdio(cfg.errfd)
     cfg.sock = move_above_stdio(cfg.sock)
     cfg.listen = move_above_stdio(cfg.listen)
@@ -869,6 +947,7 @@ cdef int infra_setup(infra_cfg *cfg) noexcept nogil:
         INFRA.slots[i].state = SLOT_FREE
         INFRA.slots[i].out_fd = INFRA.slots[i].err_fd = INFRA.slots[i].log_fd = -1
         INFRA.slots[i].pidfd = -1
+        INFRA.slots[i].n_cgroup = 0
     for i in range(INFRA_MAX_EXECS):
         INFRA.execs[i].state = SLOT_FREE
     INFRA.conn = cfg.sock
@@ -938,14 +1017,14 @@ cdef int start_infra(infra_cfg *cfg, spawn_result *r) noexcept nogil:
     if open_error_pipe(errpipe, r) < 0:
         return -1
     cfg.errfd = errpipe[1]
-    pid = clone_blocked(cfg.clone_flags, &pidfd, cfg.exit_signal)
+    pid = clone_blocked(cfg.clone_flags, &pidfd, cfg.exit_signal, cfg.cgroup_dir)
     if pid == 0:
         infra_main(cfg)
     err = errno
     system.close(errpipe[1])
     if pid < 0:
         system.close(errpipe[0])
-        r.step = STEP_CLONE
+        r.step = STEP_CGROUP if cfg.cgroup_dir >= 0 and err != system.EAGAIN else STEP_CLONE
         r.err = err
         return -1
     if wait_child_ready(pid, errpipe[0], r) < 0:
@@ -957,13 +1036,15 @@ cdef int start_infra(infra_cfg *cfg, spawn_result *r) noexcept nogil:
 
 
 def spawn_infra(int sock, *, clone_flags, hostname, int listen=-1, int pdeathsig=0,
-                int exit_signal=system.SIGCHLD):
+                int exit_signal=system.SIGCHLD, sysctls=(), int cgroup_dir=-1):
     """Clone a pod's infra process (see the module comment); returns (pid, pidfd) once it
-    serves `sock`. The caller keeps its own copies of `sock` and `listen` (close them).
-    PR_SET_PDEATHSIG fires when the calling *thread* exits: call from a long-lived one.
-    exit_signal 0 makes infra a "clone" child: its end sends no SIGCHLD and waitpid(-1)
-    never reaps it, so a process that reaps orphans with waitpid(-1) cannot steal the exit
-    status it learns from the pidfd (waitid_pidfd)."""
+    serves `sock`. `sysctls` are (path under /proc/sys, value) pairs infra writes in the
+    pod's namespaces before it serves; `cgroup_dir`, a cgroup v2 directory, is where clone3
+    puts it (CLONE_INTO_CGROUP). The caller keeps its own copies of `sock` and
+    `listen` (close them). PR_SET_PDEATHSIG fires when the calling *thread* exits: call
+    from a long-lived one. exit_signal 0 makes infra a "clone" child: its end sends no
+    SIGCHLD and waitpid(-1) never reaps it, so a process that reaps orphans with
+    waitpid(-1) cannot steal the exit status it learns from the pidfd (waitid_pidfd)."""
     cdef infra_cfg cfg
     cdef spawn_result result
     cdef int rc
@@ -987,6 +1068,15 @@ def spawn_infra(int sock, *, clone_flags, hostname, int listen=-1, int pdeathsig
     cfg.clone_flags = flags
     cfg.hostname_len = len(name)
     memcpy(cfg.hostname, <const char *>name, len(name))
+    cdef bytes packed = b"".join(
+        fs_bytes(path, "sysctl path") + b"\0" + fs_bytes(value, "sysctl value") + b"\0"
+        for path, value in sysctls
+    )
+    if len(packed) > INFRA_SYSCTL_BUF:
+        raise ValueError(f"sysctls take more than {INFRA_SYSCTL_BUF} bytes")
+    cfg.sysctls = <const char *>packed
+    cfg.n_sysctls = <int>len(sysctls)
+    cfg.cgroup_dir = cgroup_dir if cgroup_dir >= 0 else -1
     with nogil:
         rc = start_infra(&cfg, &result)
     if rc < 0:

@@ -10,6 +10,14 @@ from libc.stdlib cimport abort
 cdef int _host_netns = -1
 
 
+def unshare(int flags):
+    """unshare(2) for the calling process (CLONE_NEWUSER needs it to be single-threaded)."""
+    if flags & ~(<int>CLONE_NEW_MASK):
+        raise ValueError(f"unshare flags {flags:#x}: only CLONE_NEW* flags are allowed")
+    if system.unshare(flags) < 0:
+        raise_errno(errno)
+
+
 def socket_in_netns(int nsfd, int family, int type_, int proto=0):
     """A non-blocking, close-on-exec socket created in the network namespace that `nsfd`
     (a pidfd or an open /proc/PID/ns/net) refers to. Returns the fd."""

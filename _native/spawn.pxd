@@ -28,7 +28,12 @@ cdef enum spawn_step:
     STEP_SIGNALFD = 19
     STEP_EPOLL = 20
     STEP_CTTY = 21
-    STEP_COUNT = 22
+    STEP_CGROUP = 22
+    STEP_CAPBSET = 23
+    STEP_CAPSET = 24
+    STEP_NO_NEW_PRIVS = 25
+    STEP_SYSCTL = 26
+    STEP_COUNT = 27
 
 
 # Everything the child needs, as C data prepared by the parent: the child may not allocate.
@@ -57,6 +62,12 @@ ctypedef struct spawn_cfg:
     uid_t uid
     int pdeathsig               # 0: none
     int mount_proc
+    int cgroup_dir              # >= 0: a cgroup v2 directory, clone3 CLONE_INTO_CGROUP
+    const int *cgroup_procs     # cgroup v1: cgroup.procs fds the child writes "0" to
+    int n_cgroup_procs
+    int set_caps                # the bounding set and permitted/effective to `caps`
+    uint64_t caps               # capability bit mask (bit N: capability N)
+    int no_new_privs            # PR_SET_NO_NEW_PRIVS before execve
     const fs_op *fs_ops         # after mount_proc: the container's filesystem (fs.pyx)
     int n_fs_ops
 

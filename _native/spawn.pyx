@@ -39,24 +39,32 @@ cdef int move_above_stdio(int fd) noexcept nogil:
     return moved
 
 
-cdef pid_t clone_fork(uint64_t flags, int *pidfd, int exit_signal) noexcept nogil:
+cdef pid_t clone_fork(uint64_t flags, int *pidfd, int exit_signal, int cgroup_dir) noexcept nogil:
     """clone3(2) used like fork(2): no CLONE_VM, stack 0 (the child runs on a copy of the
     caller's stack); CLONE_PIDFD when `pidfd` is given. With exit_signal SIGCHLD the child
     is an ordinary one; with 0 it is a "clone" child (wait(2), __WCLONE) that sends no
-    signal when it ends and that waitpid(-1) without __WALL never reports. The raw syscall
+    signal when it ends and that waitpid(-1) without __WALL never reports. CLONE_INTO_CGROUP
+    when `cgroup_dir` >= 0 (a cgroup v2 directory: the child starts life there, so nothing
+    it does is accounted elsewhere). The raw syscall
     skips glibc's fork handlers: the child must not use glibc state that belongs to other
     threads (locks, malloc, the thread list)."""
     cdef system.supd_clone_args args
+    cdef size_t size = system.SUPD_CLONE_ARGS_SIZE_VER0
     memset(&args, 0, sizeof(args))
     args.flags = flags
     if pidfd != NULL:
         args.flags |= system.CLONE_PIDFD
         args.pidfd = <uint64_t><uintptr_t>pidfd
+    if cgroup_dir >= 0:
+        args.flags |= system.SUPD_CLONE_INTO_CGROUP
+        args.cgroup = <uint64_t>cgroup_dir
+        size = system.SUPD_CLONE_ARGS_SIZE_VER2
     args.exit_signal = <uint64_t>exit_signal
-    return <pid_t>system.syscall(system.SYS_clone3, &args, sizeof(args))
+    return <pid_t>system.syscall(system.SYS_clone3, &args, size)
 
 
-cdef pid_t clone_blocked(uint64_t flags, int *pidfd, int exit_signal) noexcept nogil:
+cdef pid_t clone_blocked(uint64_t flags, int *pidfd, int exit_signal,
+                         int cgroup_dir) noexcept nogil:
     """clone_fork() with every signal blocked across the clone, so that no handler of the
     parent (Python's, which writes to the wakeup fd it shares with the child) runs in the
     child before it resets them. The parent gets its mask back; the child keeps all signals
@@ -66,7 +74,7 @@ cdef pid_t clone_blocked(uint64_t flags, int *pidfd, int exit_signal) noexcept n
     cdef int err
     system.sigfillset(&all_signals)
     system.pthread_sigmask(system.SIG_SETMASK, &all_signals, &saved)
-    pid = clone_fork(flags, pidfd, exit_signal)
+    pid = clone_fork(flags, pidfd, exit_signal, cgroup_dir)
     if pid != 0:
         err = errno
         system.pthread_sigmask(system.SIG_SETMASK, &saved, NULL)
@@ -288,6 +296,57 @@ cdef int child_set_ids(const spawn_cfg *c) noexcept nogil:
     return -1
 
 
+cdef int child_join_cgroups(const spawn_cfg *c) noexcept nogil:
+    """cgroup v1: write "0" (the writer itself, cgroup-v1.rst) to each hierarchy's
+    cgroup.procs, before anything the container does is accounted elsewhere."""
+    cdef int i
+    for i in range(c.n_cgroup_procs):
+        while system.write(c.cgroup_procs[i], b"0", 1) < 0:
+            if errno != system.EINTR:
+                return -1
+    return 0
+
+
+cdef int child_drop_bounding(uint64_t caps) noexcept nogil:
+    """Drop from the bounding set every capability not in `caps` (PR_CAPBSET_DROP needs
+    CAP_SETPCAP, so this comes before the uid change). PR_CAPBSET_READ fails with EINVAL
+    past the kernel's last capability: that ends the walk, as libcap's does."""
+    cdef int cap, have
+    for cap in range(64):
+        have = system.prctl(system.PR_CAPBSET_READ, <unsigned long>cap, 0, 0, 0)
+        if have < 0:
+            break
+        if have == 1 and not (caps >> cap) & 1:
+            if system.prctl(system.PR_CAPBSET_DROP, <unsigned long>cap, 0, 0, 0) < 0:
+                return -1
+    return 0
+
+
+cdef int child_set_caps(uint64_t caps) noexcept nogil:
+    """Permitted and effective become what is left of `caps` after the uid change (a
+    non-root uid has none left, as runc without ambient capabilities), inheritable none
+    (CVE-2022-24769), ambient none. execve then gives a root process its bounding set and
+    a non-root one nothing (capabilities(7)), which is what Kubernetes users get from
+    containerd and CRI-O."""
+    cdef system.supd_cap_header header
+    cdef system.supd_cap_data data[2]
+    cdef uint64_t permitted
+    memset(&header, 0, sizeof(header))
+    memset(data, 0, sizeof(data))
+    header.version = system.SUPD_CAP_VERSION_3
+    if system.syscall(system.SYS_capget, &header, data) < 0:
+        return -1
+    permitted = (<uint64_t>data[0].permitted | (<uint64_t>data[1].permitted << 32)) & caps
+    data[0].permitted = data[0].effective = <uint32_t>permitted
+    data[1].permitted = data[1].effective = <uint32_t>(permitted >> 32)
+    data[0].inheritable = data[1].inheritable = 0
+    if system.syscall(system.SYS_capset, &header, data) < 0:
+        return -1
+    # Linux < 4.3 has no ambient set (EINVAL): nothing to clear then.
+    system.prctl(system.PR_CAP_AMBIENT, system.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    return 0
+
+
 cdef int child_exec(const spawn_cfg *c) noexcept nogil:
     """execve() each candidate with execvp(3)'s errno rules (glibc posix/execvpe.c): EACCES
     is remembered and the search goes on; "not here" errors (ENOENT, ENOTDIR, ESTALE,
@@ -317,6 +376,8 @@ cdef int child_steps(const spawn_cfg *c, int errfd) noexcept nogil:
     interrupt is done, then dispositions are reset before the mask is cleared."""
     cdef int i, step
     cdef int keep[1]
+    if child_join_cgroups(c) < 0:
+        return STEP_CGROUP
     for i in range(c.n_ns):
         if system.setns(c.ns_fds[i], c.ns_types[i]) < 0:
             return STEP_SETNS
@@ -343,9 +404,15 @@ cdef int child_steps(const spawn_cfg *c, int errfd) noexcept nogil:
     # tty_ioctl(4): a session leader without a controlling terminal acquires fd 0's.
     if c.ctty and system.ioctl(0, system.TIOCSCTTY, 0) < 0:
         return STEP_CTTY
+    if c.set_caps and child_drop_bounding(c.caps) < 0:
+        return STEP_CAPBSET
     step = child_set_ids(c)
     if step >= 0:
         return step
+    if c.set_caps and child_set_caps(c.caps) < 0:
+        return STEP_CAPSET
+    if c.no_new_privs and system.prctl(system.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0:
+        return STEP_NO_NEW_PRIVS
     # prctl(2): credential changes clear the parent-death signal, so it comes after them.
     if c.pdeathsig and system.prctl(system.PR_SET_PDEATHSIG, <unsigned long>c.pdeathsig,
                                     0, 0, 0) < 0:
@@ -440,7 +507,8 @@ cdef int spawn_process(const spawn_cfg *c, bint want_pidfd, spawn_result *r) noe
             system.close(errpipe[0])
             system.close(errpipe[1])
             return -1
-    pid = clone_blocked(c.clone_flags, &pidfd if want_pidfd else NULL, system.SIGCHLD)
+    pid = clone_blocked(c.clone_flags, &pidfd if want_pidfd else NULL, system.SIGCHLD,
+                        c.cgroup_dir)
     if pid == 0:
         spawn_child(c, errpipe[1])
     err = errno
@@ -450,7 +518,9 @@ cdef int spawn_process(const spawn_cfg *c, bint want_pidfd, spawn_result *r) noe
     system.close(errpipe[1])
     if pid < 0:
         system.close(errpipe[0])
-        r.step = STEP_CLONE
+        # clone3(2) with CLONE_INTO_CGROUP: EBADF (not a cgroup2 directory), EBUSY (the
+        # cgroup has children with controllers), EOPNOTSUPP (a domain-invalid cgroup).
+        r.step = STEP_CGROUP if c.cgroup_dir >= 0 and err != system.EAGAIN else STEP_CLONE
         r.err = err
         return -1
     if wait_child_ready(pid, errpipe[0], r) < 0:
@@ -492,6 +562,7 @@ cdef class SpawnArgs:
     cdef int *ns_fds
     cdef int *ns_types
     cdef gid_t *groups
+    cdef int *cgroup_procs
     cdef fs_op *fs
 
     def __cinit__(self):
@@ -501,6 +572,8 @@ cdef class SpawnArgs:
         self.path_buf = NULL
         self.ns_fds = self.ns_types = NULL
         self.groups = NULL
+        self.cgroup_procs = NULL
+        self.cfg.cgroup_dir = -1
         self.fs = NULL
 
     def __dealloc__(self):
@@ -512,6 +585,7 @@ cdef class SpawnArgs:
         PyMem_Free(self.ns_fds)
         PyMem_Free(self.ns_types)
         PyMem_Free(self.groups)
+        PyMem_Free(self.cgroup_procs)
 
     cdef char **string_array(self, object items, str what) except NULL:
         cdef list encoded = [fs_bytes(item, what) for item in items]
@@ -628,11 +702,35 @@ cdef class SpawnArgs:
             self.cfg.ngroups = <int>len(values)
         return 0
 
+    cdef int set_security(self, object caps, bint no_new_privs, int cgroup_dir,
+                          object cgroup_procs) except -1:
+        """Capabilities (a bit mask; None keeps them), no_new_privs, and the container's
+        cgroup (a v2 directory fd for CLONE_INTO_CGROUP, or v1 cgroup.procs fds)."""
+        cdef list procs = [int(fd) for fd in cgroup_procs]
+        cdef Py_ssize_t i
+        if caps is not None:
+            if not 0 <= caps < 2**64:
+                raise ValueError("caps must be a 64-bit capability mask")
+            self.cfg.set_caps = True
+            self.cfg.caps = <uint64_t>caps
+        self.cfg.no_new_privs = no_new_privs
+        self.cfg.cgroup_dir = cgroup_dir if cgroup_dir >= 0 else -1
+        if procs:
+            self.cgroup_procs = <int *>PyMem_Malloc(len(procs) * sizeof(int))
+            if self.cgroup_procs == NULL:
+                raise MemoryError()
+            for i in range(len(procs)):
+                self.cgroup_procs[i] = procs[i]
+            self.cfg.cgroup_procs = self.cgroup_procs
+            self.cfg.n_cgroup_procs = <int>len(procs)
+        return 0
+
 
 def spawn(argv, *, env=None, cwd=None, clone_flags=0, setns=(), hostname=None,
           int stdin=-1, int stdout=-1, int stderr=-1, bint setsid=False,
           long long uid=-1, long long gid=-1, groups=None, int pdeathsig=0,
-          bint mount_proc=False, fs=None):
+          bint mount_proc=False, fs=None, caps=None, bint no_new_privs=False,
+          int cgroup_dir=-1, cgroup_procs=()):
     """Clone and exec one process; returns (pid, pidfd). The GIL is released from clone
     to the end of the exec-status read. Raises SpawnError for any failure in the child,
     of clone itself, or of the error pipe."""
@@ -644,6 +742,7 @@ def spawn(argv, *, env=None, cwd=None, clone_flags=0, setns=(), hostname=None,
     if fs:
         args.set_fs(fs)
     args.set_identity(uid, gid, groups)
+    args.set_security(caps, no_new_privs, cgroup_dir, cgroup_procs)
     args.cfg.cwd = args.keep_string(cwd, "cwd")
     args.cfg.stdio[0] = stdin
     args.cfg.stdio[1] = stdout

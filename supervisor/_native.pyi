@@ -54,11 +54,17 @@ def spawn(
     pdeathsig: int = 0,
     mount_proc: bool = False,
     fs: Sequence[FsOp] | None = None,
+    caps: int | None = None,
+    no_new_privs: bool = False,
+    cgroup_dir: int = -1,
+    cgroup_procs: Sequence[int] = (),
 ) -> tuple[int, int]: ...
 
 # Clone a pod's infra process with clone_flags (CLONE_NEWNET|CLONE_NEWIPC|CLONE_NEWUTS
 # [|CLONE_NEWPID]); it serves the SOCK_SEQPACKET fd `sock` and, when `listen` >= 0, accepts
-# a replacement supd connection on that listening SOCK_SEQPACKET socket. Returns (pid, pidfd).
+# a replacement supd connection on that listening SOCK_SEQPACKET socket. `sysctls` are
+# (/proc/sys path, value) pairs it writes inside the pod's namespaces first (a failure is
+# a SpawnError at step "sysctl"). Returns (pid, pidfd).
 def spawn_infra(
     sock: int,
     *,
@@ -66,11 +72,16 @@ def spawn_infra(
     hostname: str | bytes,
     listen: int = -1,
     pdeathsig: int = 0,
+    sysctls: Sequence[tuple[str | bytes, str | bytes]] = (),
+    cgroup_dir: int = -1,  # a cgroup v2 directory to clone infra into (CLONE_INTO_CGROUP)
     exit_signal: int = ...,  # SIGCHLD; 0: a "clone" child, invisible to waitpid(-1)
 ) -> tuple[int, int]: ...
 
-# supd -> infra frames. A start frame is sent with exactly one fd in SCM_RIGHTS: the
-# container's log file, opened O_WRONLY|O_APPEND, where infra writes CRI log lines.
+# supd -> infra frames. A start frame is sent with the container's log file (opened
+# O_WRONLY|O_APPEND, where infra writes CRI log lines) as the first fd in SCM_RIGHTS, then
+# its cgroup: one cgroup v2 directory with `cgroup_into`, else cgroup v1 cgroup.procs
+# files (at most 7). `caps` (a capability bit mask; None keeps supd's) becomes the
+# bounding, permitted and effective sets.
 def encode_start(
     cid: int,
     argv: Sequence[str | bytes],
@@ -83,6 +94,9 @@ def encode_start(
     groups: Sequence[int] = (),
     mount_proc: bool = True,
     fs: Sequence[FsOp] | None = None,
+    caps: int | None = None,
+    no_new_privs: bool = False,
+    cgroup_into: bool = False,
 ) -> bytes: ...
 def encode_signal(cid: int, signo: int, group: bool = False) -> bytes: ...
 def encode_shutdown() -> bytes: ...
@@ -126,6 +140,9 @@ def pidfd_send_signal(pidfd: int, signo: int) -> None: ...
 def kill_group(pgid: int, signo: int) -> None: ...
 def signalfd(signals: Iterable[int]) -> int: ...
 def read_signalfd(fd: int) -> list[int]: ...
+
+# unshare(2) of CLONE_NEW* flags for the calling process (single-threaded for CLONE_NEWUSER).
+def unshare(flags: int) -> None: ...
 
 # A non-blocking, close-on-exec socket created inside the network namespace that `nsfd`
 # (a pidfd or /proc/PID/ns/net fd) refers to; the calling thread steps in and back out.

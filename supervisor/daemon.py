@@ -10,6 +10,7 @@ import os
 from typing import Any, Protocol
 
 from . import __version__
+from .cgroups import Usage
 from .errors import (
     AlreadyExists,
     Conflict,
@@ -18,6 +19,7 @@ from .errors import (
     ManifestError,
     NotFound,
     PermissionDenied,
+    Unavailable,
 )
 from .events import matches
 from .execs import ExecSession
@@ -137,7 +139,13 @@ class Api:
         return "created"
 
     def _create(self, spec: PodSpec) -> Pod:
-        directory = self.store.save(spec)  # durable before the request is acknowledged
+        # Host ports are bound first: one that is taken is an error now, and nothing is kept.
+        self.runtime.reserve_ports(spec)
+        try:
+            directory = self.store.save(spec)  # durable before the request is acknowledged
+        except BaseException:
+            self.runtime.hostports.release(spec.key)
+            raise
         return self.runtime.create(spec, directory)
 
     # -- reading ----------------------------------------------------------------------------
@@ -220,6 +228,40 @@ class Api:
             path, done=done, changed=lambda: pod.changed, tail=tail, timestamps=timestamps
         ):
             await call.send({"data": chunk})
+
+    # -- top --------------------------------------------------------------------------------
+
+    async def op_top(self, args: dict[str, Any], call: Call) -> dict[str, Any]:
+        """kubectl top from the cgroups: CPU as the rate between two samples `window`
+        seconds apart (supd keeps no history: it never polls), memory as the working set."""
+        if self.runtime.cgroups.version == 0:
+            raise Unavailable(
+                f"Metrics API not available: supd runs without cgroups "
+                f"({self.runtime.cgroups.describe()})"
+            )
+        pods = self._select(args.get("namespace"), args.get("name"))
+        loop = asyncio.get_running_loop()
+        before = {p.key: self.runtime.usage(p) for p in pods}
+        t0 = loop.time()
+        await asyncio.sleep(min(float(args["window"]), 10.0))
+        elapsed = loop.time() - t0
+        items = []
+        for pod in pods:
+            if pod.key not in self.runtime.pods:
+                continue
+            (pod_then, containers_then), (pod_now, containers_now) = (
+                before[pod.key],
+                self.runtime.usage(pod),
+            )
+            item = _top_row(pod_then, pod_now, elapsed)
+            item.update(namespace=pod.spec.namespace, name=pod.spec.name)
+            item["containers"] = [
+                {"name": name, **_top_row(containers_then.get(name), now, elapsed)}
+                for name, now in containers_now.items()
+                if now is not None
+            ]
+            items.append(item)
+        return {"items": items}
 
     # -- exec -------------------------------------------------------------------------------
 
@@ -342,3 +384,10 @@ class Api:
             if pod.gone.done():
                 raise DeadlineExceeded(f"pods/{name} was deleted while waiting")
             await asyncio.shield(pod.changed)
+
+
+def _top_row(then: Usage | None, now: Usage | None, elapsed: float) -> dict[str, Any]:
+    cpu = None
+    if then is not None and now is not None and elapsed > 0:
+        cpu = max(0, round((now.cpu_ns - then.cpu_ns) / (elapsed * 1e9) * 1000))
+    return {"cpu_millis": cpu, "memory_bytes": now.memory_bytes if now is not None else None}

@@ -98,6 +98,7 @@ class PodStatus:
     stopping: bool = False  # the termination sequence has begun: nothing restarts
     reason: str = ""
     message: str = ""
+    pod_ip: str | None = None  # status.podIP: set once the sandbox has its network
 
     def container(self, name: str) -> ContainerStatus:
         for c in self.init_containers + self.containers:
@@ -212,8 +213,10 @@ def _regular_done(status: PodStatus) -> bool:
 
 
 def _start_or_wait(st: ContainerStatus, now: float) -> list[Action]:
-    if st.reason == Reason.ERR_IMAGE_NEVER_PULL:
-        return []  # nothing to start until the image is there
+    if st.reason in (Reason.ERR_IMAGE_NEVER_PULL, Reason.CREATE_CONTAINER_CONFIG_ERROR):
+        # Nothing to start until the image is there; a spec that cannot be run as given
+        # (runAsNonRoot for a root user) never changes: pod specs are immutable.
+        return []
     if st.instance == 0:
         return [StartContainer(st.name, st.init)]
     if st.restart_at is None:
@@ -379,9 +382,15 @@ def container_exited(
     signal: int,
     now: float,
     policy: BackoffPolicy,
+    *,
+    oom_killed: bool = False,
 ) -> list[PodEvent]:
+    """An instance exited; `oom_killed` when the kernel's OOM killer ended it (its cgroup
+    counted an OOM kill), which kubelet reports as reason OOMKilled."""
     st = status.container(name)
     reason = Reason.COMPLETED if exit_code == 0 else Reason.ERROR
+    if oom_killed:
+        reason = Reason.OOM_KILLED
     started = st.started_at if st.started_at is not None else now
     return _terminate(spec, status, st, exit_code, signal, reason, "", started, now, policy)
 

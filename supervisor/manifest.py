@@ -11,7 +11,7 @@ Three kinds of field besides the ones we implement:
   * anything else: `Unknown field`, with a suggestion when a known name is close.
 
 Pure: no I/O, no clock (the only randomness is uid and generateName, as the API server does).
-Imports only `errors` and `spec` from the package.
+Imports only leaves from the package: `errors`, `spec`, `quantity` and `security`.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from typing import Any
 import yaml
 
 from .errors import ManifestError
+from .quantity import cpu_millis, memory_bytes
+from .security import capability_name, normalize_sysctl, sysctl_namespace
 from .spec import (
     DEFAULT_GRACE_SECONDS,
     DEFAULT_NAMESPACE,
@@ -38,8 +40,10 @@ from .spec import (
     HOST_PATH_TYPES,
     ContainerSpec,
     Handler,
+    HostPort,
     PodSpec,
     Probe,
+    SecurityContext,
     Volume,
     VolumeMount,
 )
@@ -202,9 +206,9 @@ _POD_SPEC_FIELDS: dict[str, _FieldKind] = {
     # Later features.
     "volumes": _V,
     "ephemeralContainers": _UNSUPPORTED,
-    "securityContext": _UNSUPPORTED,
+    "securityContext": _V,
     "hostUsers": _UNSUPPORTED,
-    "subdomain": _UNSUPPORTED,
+    "subdomain": _V,
     "hostAliases": _V,
     "hostnameOverride": _UNSUPPORTED,
     "setHostnameAsFQDN": _Unsupported((False,)),
@@ -227,7 +231,7 @@ _CONTAINER_FIELDS: dict[str, _FieldKind] = {
     "ports": _V,
     "resources": _V,
     "imagePullPolicy": _Ignored("images come from the local image store"),
-    "resizePolicy": _Ignored("resource limits are not supported yet"),
+    "resizePolicy": _Ignored("resources cannot be changed in place on a single host"),
     "envFrom": _UNSUPPORTED,
     "livenessProbe": _V,
     "readinessProbe": _V,
@@ -300,18 +304,66 @@ _PORT_FIELDS: dict[str, _FieldKind] = {
     "name": _V,
     "containerPort": _V,
     "protocol": _V,
-    "hostIP": _Ignored("hostPort is not supported yet"),
-    "hostPort": _Unsupported((0,)),
+    "hostIP": _V,
+    "hostPort": _V,
 }
 
 _RESOURCES_FIELDS: dict[str, _FieldKind] = {
     "requests": _Ignored("no scheduler on a single host"),
+    "limits": _V,
+    "claims": _UNSUPPORTED,
+}
+# Pod-level resources (KEP-2837) are a later feature.
+_POD_RESOURCES_FIELDS: dict[str, _FieldKind] = {
+    "requests": _Ignored("no scheduler on a single host"),
     "limits": _UNSUPPORTED,
     "claims": _UNSUPPORTED,
 }
+LIMIT_RESOURCES = ("cpu", "memory")
 
-# Filesystem isolation (issue 4). Only the volume sources and the securityContext field this
-# work implements; the others stay "not supported yet".
+_NO_SELINUX = "no SELinux labelling on this host"
+_LINUX_ONLY = "Windows options on a Linux host"
+_POD_SECURITY_FIELDS: dict[str, _FieldKind] = {
+    "runAsUser": _V,
+    "runAsGroup": _V,
+    "runAsNonRoot": _V,
+    "supplementalGroups": _V,
+    "supplementalGroupsPolicy": _V,
+    "fsGroup": _V,
+    "fsGroupChangePolicy": _Ignored("no volumes whose ownership could change"),
+    "sysctls": _V,
+    "seccompProfile": _V,
+    "appArmorProfile": _V,
+    "seLinuxOptions": _Ignored(_NO_SELINUX),
+    "seLinuxChangePolicy": _Ignored(_NO_SELINUX),
+    "windowsOptions": _Ignored(_LINUX_ONLY),
+}
+_CONTAINER_SECURITY_FIELDS: dict[str, _FieldKind] = {
+    "runAsUser": _V,
+    "runAsGroup": _V,
+    "runAsNonRoot": _V,
+    "capabilities": _V,
+    "privileged": _V,
+    "allowPrivilegeEscalation": _V,
+    "procMount": _V,
+    "seccompProfile": _V,
+    "appArmorProfile": _V,
+    "readOnlyRootFilesystem": _V,
+    "seLinuxOptions": _Ignored(_NO_SELINUX),
+    "windowsOptions": _Ignored(_LINUX_ONLY),
+}
+_CAPABILITIES_FIELDS: dict[str, _FieldKind] = {"add": _V, "drop": _V}
+_SYSCTL_FIELDS: dict[str, _FieldKind] = {"name": _V, "value": _V}
+_PROFILE_FIELDS: dict[str, _FieldKind] = {"type": _V, "localhostProfile": _V}
+PROFILE_TYPES = ("RuntimeDefault", "Unconfined", "Localhost")
+PROC_MOUNT_TYPES = ("Default", "Unmasked")
+SUPPLEMENTAL_GROUPS_POLICIES = ("Merge", "Strict")
+MAX_ID = 2147483647  # runAsUser, runAsGroup, groups: 0..MaxInt32 (validation.go)
+# apimachinery validation: SysctlSegmentFmt joined by '.' or '/'.
+_SYSCTL_SEGMENT = "[a-z0-9]([-_a-z0-9]*[a-z0-9])?"
+_SYSCTL_RE = re.compile(f"({_SYSCTL_SEGMENT}[\\./])*{_SYSCTL_SEGMENT}")
+
+# Filesystem isolation (issue 4): the volume sources it implements.
 _VOLUME_FIELDS: dict[str, _FieldKind] = {"name": _V, "emptyDir": _V, "hostPath": _V}
 _VOLUME_SOURCES = ("emptyDir", "hostPath")
 _EMPTY_DIR_FIELDS: dict[str, _FieldKind] = {"medium": _V, "sizeLimit": _V}
@@ -328,20 +380,6 @@ _VOLUME_MOUNT_FIELDS: dict[str, _FieldKind] = {
 _HOST_ALIAS_FIELDS: dict[str, _FieldKind] = {"ip": _V, "hostnames": _V}
 _DNS_CONFIG_FIELDS: dict[str, _FieldKind] = {"nameservers": _V, "searches": _V, "options": _V}
 _DNS_OPTION_FIELDS: dict[str, _FieldKind] = {"name": _V, "value": _V}
-_CONTAINER_SECURITY_FIELDS: dict[str, _FieldKind] = {
-    "readOnlyRootFilesystem": _V,
-    "runAsUser": _UNSUPPORTED,
-    "runAsGroup": _UNSUPPORTED,
-    "runAsNonRoot": _UNSUPPORTED,
-    "privileged": _Unsupported((False,)),
-    "allowPrivilegeEscalation": _UNSUPPORTED,
-    "capabilities": _UNSUPPORTED,
-    "procMount": _Unsupported(("Default",)),
-    "seccompProfile": _UNSUPPORTED,
-    "seLinuxOptions": _UNSUPPORTED,
-    "appArmorProfile": _UNSUPPORTED,
-    "windowsOptions": _UNSUPPORTED,
-}
 # resource.Quantity suffixes (apimachinery), for emptyDir.sizeLimit.
 _QUANTITY_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$")
 _QUANTITY_FACTORS = {
@@ -484,6 +522,10 @@ class _Validator:
         self.causes: list[tuple[str, str]] = []
         self.warnings: list[str] = []
         self.suggestions_left = _MAX_SUGGESTIONS
+        # The pod's securityContext (validated fields), and what containers inherit of it.
+        self.pod_security: dict[str, Any] | None = None
+        self.pod_context = SecurityContext()
+        self.host_ports: dict[tuple[str, int, str], str] = {}  # (ip, port, proto) -> path
 
     # Error constructors, worded as apimachinery's field.Error types.
     def required(self, path: str, detail: str = "") -> None:
@@ -721,6 +763,13 @@ class _Validator:
         spec = self.fields(top["spec"], "spec", _POD_SPEC_FIELDS)
         if spec is None:
             return None
+        if "securityContext" in spec:
+            self.pod_security = self.fields(
+                spec["securityContext"], "spec.securityContext", _POD_SECURITY_FIELDS
+            )
+            self.pod_context = self.pod_security_context(
+                self.pod_security or {}, "spec.securityContext"
+            )
         init_containers, containers = self.containers(spec)
 
         restart_policy = "Always"
@@ -786,7 +835,15 @@ class _Validator:
         if "hostAliases" in spec:
             aliases = self.host_aliases(spec["hostAliases"], "spec.hostAliases")
         if "resources" in spec:
-            self.fields(spec["resources"], "spec.resources", _RESOURCES_FIELDS)
+            self.fields(spec["resources"], "spec.resources", _POD_RESOURCES_FIELDS)
+        subdomain = None
+        if "subdomain" in spec:
+            subdomain = self.string(spec["subdomain"], "spec.subdomain") or None
+            if subdomain:
+                self.dns_label(subdomain, "spec.subdomain")
+        sysctls: tuple[tuple[str, str], ...] = ()
+        if self.pod_security is not None and "sysctls" in self.pod_security:
+            sysctls = self.sysctls(self.pod_security["sysctls"], "spec.securityContext.sysctls")
 
         return PodSpec(
             name=name,
@@ -804,6 +861,8 @@ class _Validator:
             host_pid=host["hostPID"],
             host_ipc=host["hostIPC"],
             active_deadline_seconds=deadline,
+            subdomain=subdomain,
+            sysctls=sysctls,
             volumes=volumes,
             host_aliases=aliases,
             dns_policy=dns_policy,
@@ -1086,9 +1145,17 @@ class _Validator:
                 self.invalid(f"{path}.workingDir", wd, "must be an absolute path")
             working_dir = wd or None
         env = self.env(f["env"], f"{path}.env") if "env" in f else ()
-        ports = self.ports(f["ports"], f"{path}.ports") if "ports" in f else ()
+        ports, host_ports = self.ports(f["ports"], f"{path}.ports") if "ports" in f else ((), ())
+        cpu_limit = memory_limit = None
         if "resources" in f:
-            self.fields(f["resources"], f"{path}.resources", _RESOURCES_FIELDS)
+            res = self.fields(f["resources"], f"{path}.resources", _RESOURCES_FIELDS)
+            if res and "limits" in res:
+                cpu_limit, memory_limit = self.limits(res["limits"], f"{path}.resources.limits")
+        security, read_only_root = self.pod_context, False
+        if "securityContext" in f:
+            security, read_only_root = self.container_security(
+                f["securityContext"], f"{path}.securityContext"
+            )
         restart_policy = None
         if "restartPolicy" in f:
             rp = self.string(f["restartPolicy"], f"{path}.restartPolicy")
@@ -1142,13 +1209,6 @@ class _Validator:
             if "volumeMounts" in f
             else ()
         )
-        read_only_root = False
-        if "securityContext" in f:
-            spath = f"{path}.securityContext"
-            sc = self.fields(f["securityContext"], spath, _CONTAINER_SECURITY_FIELDS) or {}
-            if "readOnlyRootFilesystem" in sc:
-                ro = self.boolean(sc["readOnlyRootFilesystem"], f"{spath}.readOnlyRootFilesystem")
-                read_only_root = bool(ro)
         return ContainerSpec(
             name=name,
             image=image,
@@ -1167,6 +1227,10 @@ class _Validator:
             restart_policy=restart_policy,
             termination_message_path=message_path,
             termination_message_policy=message_policy,
+            security=security,
+            cpu_limit_millis=cpu_limit,
+            memory_limit_bytes=memory_limit,
+            host_ports=host_ports,
         )
 
     # Probes and hooks (pkg/apis/core/validation: validateProbe, validateHandler).
@@ -1358,12 +1422,16 @@ class _Validator:
             out[name] = v
         return tuple(out.items())
 
-    def ports(self, value: object, path: str) -> tuple[tuple[str, int], ...]:
-        """Validate the ports; return (name, containerPort) of the named ones."""
+    def ports(
+        self, value: object, path: str
+    ) -> tuple[tuple[tuple[str, int], ...], tuple[HostPort, ...]]:
+        """Validate the ports; return (name, containerPort) of the named ones, and the
+        host ports."""
         named: list[tuple[str, int]] = []
+        host: list[HostPort] = []
         if not isinstance(value, list):
             self.invalid(path, value, "must be a list")
-            return ()
+            return (), ()
         names: set[str] = set()
         for i, item in enumerate(value):
             ipath = f"{path}[{i}]"
@@ -1382,13 +1450,268 @@ class _Validator:
                 1 <= n <= 65535
             ):
                 self.invalid(f"{ipath}.containerPort", n, "must be between 1 and 65535, inclusive")
+            proto = "TCP"
             if "protocol" in f:
-                proto = self.string(f["protocol"], f"{ipath}.protocol")
-                if proto is not None and proto not in PORT_PROTOCOLS:
-                    self.unsupported(f"{ipath}.protocol", proto, PORT_PROTOCOLS)
-            if isinstance(f.get("name"), str) and type(port) is int and 1 <= port <= 65535:
-                named.append((f["name"], port))
-        return tuple(named)
+                p = self.string(f["protocol"], f"{ipath}.protocol")
+                if p is not None and p not in PORT_PROTOCOLS:
+                    self.unsupported(f"{ipath}.protocol", p, PORT_PROTOCOLS)
+                elif p:
+                    proto = p
+            cport: int | None = port if type(port) is int and 1 <= port <= 65535 else None
+            if isinstance(f.get("name"), str) and cport is not None:
+                named.append((f["name"], cport))
+            hp = self.host_port(f, ipath, proto)
+            if hp is not None and cport is not None:
+                host.append(HostPort(hp[0], cport, proto, hp[1], f"{ipath}.hostPort"))
+        return tuple(named), tuple(host)
+
+    def host_port(self, f: dict[str, Any], path: str, proto: str) -> tuple[int, str] | None:
+        """hostPort and hostIP of one port; unique per (hostIP, hostPort, protocol) in the
+        pod (validation.go AccumulateUniqueHostPorts)."""
+        host_ip = "0.0.0.0"
+        if "hostIP" in f:
+            given = self.string(f["hostIP"], f"{path}.hostIP")
+            if given:
+                try:
+                    host_ip = str(ipaddress.ip_address(given))
+                except ValueError:
+                    self.invalid(f"{path}.hostIP", given, "must be a valid IP address")
+        if "hostPort" not in f or (type(f["hostPort"]) is int and f["hostPort"] == 0):
+            return None
+        n = self.integer(f["hostPort"], f"{path}.hostPort")
+        if n is None:
+            return None
+        if not 1 <= n <= 65535:
+            self.invalid(f"{path}.hostPort", n, "must be between 1 and 65535, inclusive")
+            return None
+        if proto == "SCTP":
+            self.forbidden(f"{path}.hostPort", "SCTP host ports are not supported")
+            return None
+        key = (host_ip, n, proto)
+        if key in self.host_ports:
+            self.duplicate(f"{path}.hostPort", f"{n}/{proto}")
+            return None
+        self.host_ports[key] = f"{path}.hostPort"
+        return n, host_ip
+
+    def limits(self, value: object, path: str) -> tuple[int | None, int | None]:
+        """resources.limits: cpu (millicores) and memory (bytes); 0 means no limit."""
+        cpu = memory = None
+        if not isinstance(value, dict):
+            self.invalid(path, value, "must be an object")
+            return None, None
+        for key, raw in value.items():
+            kpath = f"{path}[{_path_key(str(key))}]"
+            if key not in LIMIT_RESOURCES:
+                self.forbidden(kpath, f"{_NOT_SUPPORTED}: only cpu and memory limits are")
+                continue
+            text = str(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else raw
+            if not isinstance(text, str):
+                self.invalid(kpath, raw, "must be a quantity")
+                continue
+            n = cpu_millis(text) if key == "cpu" else memory_bytes(text)
+            if n is None:
+                self.invalid(
+                    kpath,
+                    raw,
+                    "must match the regular expression "
+                    "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+                )
+            elif n < 0:
+                self.invalid(kpath, raw, "must be greater than or equal to 0")
+            elif key == "cpu":
+                cpu = n or None
+            else:
+                memory = n or None
+        return cpu, memory
+
+    # securityContext (validation.go ValidatePodSecurityContext, ValidateSecurityContext).
+    def user_id(self, f: dict[str, Any], key: str, path: str) -> int | None:
+        if key not in f:
+            return None
+        n = self.integer(f[key], f"{path}.{key}")
+        if n is not None and not 0 <= n <= MAX_ID:
+            self.invalid(f"{path}.{key}", n, f"must be between 0 and {MAX_ID}, inclusive")
+            return None
+        return n
+
+    def profiles(self, f: dict[str, Any], path: str) -> None:
+        """seccompProfile and appArmorProfile: only Unconfined, what supd applies."""
+        for key in ("seccompProfile", "appArmorProfile"):
+            if key not in f:
+                continue
+            prof = self.fields(f[key], f"{path}.{key}", _PROFILE_FIELDS)
+            if prof is None:
+                continue
+            kind = self.string(prof.get("type"), f"{path}.{key}.type") if "type" in prof else None
+            if kind is None:
+                if "type" not in prof:
+                    self.required(f"{path}.{key}.type")
+            elif kind not in PROFILE_TYPES:
+                self.unsupported(f"{path}.{key}.type", kind, PROFILE_TYPES)
+            elif kind != "Unconfined":
+                self.forbidden(
+                    f"{path}.{key}.type",
+                    f'"{kind}": {_NOT_SUPPORTED}: supd applies no '
+                    f"{'seccomp filter' if key == 'seccompProfile' else 'AppArmor profile'}; "
+                    "use type: Unconfined",
+                )
+
+    def pod_security_context(self, f: dict[str, Any], path: str) -> SecurityContext:
+        groups: list[int] = []
+        if "supplementalGroups" in f:
+            gpath = f"{path}.supplementalGroups"
+            items = f["supplementalGroups"]
+            if not isinstance(items, list):
+                self.invalid(gpath, items, "must be a list")
+            else:
+                for i, g in enumerate(items):
+                    n = self.integer(g, f"{gpath}[{i}]")
+                    if n is not None and not 0 <= n <= MAX_ID:
+                        self.invalid(
+                            f"{gpath}[{i}]", n, f"must be between 0 and {MAX_ID}, inclusive"
+                        )
+                    elif n is not None:
+                        groups.append(n)
+        fs_group = self.user_id(f, "fsGroup", path)
+        if fs_group is not None and fs_group not in groups:
+            groups.append(fs_group)  # kubelet adds fsGroup to every container's groups
+        strict = False
+        if "supplementalGroupsPolicy" in f:
+            ppath = f"{path}.supplementalGroupsPolicy"
+            pol = self.string(f["supplementalGroupsPolicy"], ppath)
+            if pol and pol not in SUPPLEMENTAL_GROUPS_POLICIES:
+                self.unsupported(ppath, pol, SUPPLEMENTAL_GROUPS_POLICIES)
+            strict = pol == "Strict"
+        non_root = False
+        if "runAsNonRoot" in f:
+            non_root = bool(self.boolean(f["runAsNonRoot"], f"{path}.runAsNonRoot"))
+        self.profiles(f, path)
+        return SecurityContext(
+            run_as_user=self.user_id(f, "runAsUser", path),
+            run_as_group=self.user_id(f, "runAsGroup", path),
+            run_as_non_root=non_root,
+            supplemental_groups=tuple(groups),
+            supplemental_groups_strict=strict,
+        )
+
+    def container_security(self, value: object, path: str) -> tuple[SecurityContext, bool]:
+        """The container's effective context (its fields over the pod's), and its
+        readOnlyRootFilesystem."""
+        base = self.pod_context
+        f = self.fields(value, path, _CONTAINER_SECURITY_FIELDS)
+        if f is None:
+            return base, False
+        read_only_root = False
+        if "readOnlyRootFilesystem" in f:
+            ro = self.boolean(f["readOnlyRootFilesystem"], f"{path}.readOnlyRootFilesystem")
+            read_only_root = bool(ro)
+        changes: dict[str, Any] = {}
+        for key, attr in (("runAsUser", "run_as_user"), ("runAsGroup", "run_as_group")):
+            n = self.user_id(f, key, path)
+            if n is not None:
+                changes[attr] = n
+        for key, attr in (
+            ("runAsNonRoot", "run_as_non_root"),
+            ("privileged", "privileged"),
+            ("allowPrivilegeEscalation", "allow_privilege_escalation"),
+        ):
+            if key in f and (b := self.boolean(f[key], f"{path}.{key}")) is not None:
+                changes[attr] = b
+        if "capabilities" in f:
+            caps = self.fields(f["capabilities"], f"{path}.capabilities", _CAPABILITIES_FIELDS)
+            for key in ("add", "drop"):
+                if caps and key in caps:
+                    changes[f"capabilities_{key}"] = self.capabilities(
+                        caps[key], f"{path}.capabilities.{key}"
+                    )
+        if "procMount" in f:
+            pm = self.string(f["procMount"], f"{path}.procMount")
+            if pm and pm not in PROC_MOUNT_TYPES:
+                self.unsupported(f"{path}.procMount", pm, PROC_MOUNT_TYPES)
+            elif pm == "Unmasked":
+                self.forbidden(
+                    f"{path}.procMount", f'"Unmasked": {_NOT_SUPPORTED} (it needs hostUsers: false)'
+                )
+        self.profiles(f, path)
+        sc = dataclasses.replace(base, **changes)
+        if sc.allow_privilege_escalation is False:
+            if sc.privileged:
+                self.invalid(
+                    path,
+                    value,
+                    "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+                )
+            if "CAP_SYS_ADMIN" in sc.capabilities_add:
+                self.invalid(
+                    path,
+                    value,
+                    "cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` "
+                    "CAP_SYS_ADMIN",
+                )
+        return sc, read_only_root
+
+    def capabilities(self, value: object, path: str) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            self.invalid(path, value, "must be a list")
+            return ()
+        out: list[str] = []
+        for i, item in enumerate(value):
+            name = self.string(item, f"{path}[{i}]")
+            if name is None:
+                continue
+            full = capability_name(name)
+            if full is None:
+                self.invalid(f"{path}[{i}]", name, "not a Linux capability (capabilities(7))")
+            elif full not in out:
+                out.append(full)
+        return tuple(out)
+
+    def sysctls(self, value: object, path: str) -> tuple[tuple[str, str], ...]:
+        """Namespaced sysctls only: they are set in the pod's namespaces; any other would
+        change the host (kubelet refuses those too, as SysctlForbidden)."""
+        if not isinstance(value, list):
+            self.invalid(path, value, "must be a list")
+            return ()
+        out: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for i, item in enumerate(value):
+            ipath = f"{path}[{i}]"
+            f = self.fields(item, ipath, _SYSCTL_FIELDS)
+            if f is None:
+                continue
+            if "name" not in f or f["name"] == "":
+                self.required(f"{ipath}.name")
+                continue
+            name = self.string(f["name"], f"{ipath}.name")
+            if name is None:
+                continue
+            if len(name) > 253 or not _SYSCTL_RE.fullmatch(name):
+                self.invalid(
+                    f"{ipath}.name",
+                    name,
+                    f"must have at most 253 characters and match regex {_SYSCTL_RE.pattern}",
+                )
+                continue
+            key = normalize_sysctl(name)
+            if key in seen:
+                self.duplicate(f"{ipath}.name", name)
+                continue
+            seen.add(key)
+            if sysctl_namespace(name) is None:
+                self.forbidden(
+                    f"{ipath}.name",
+                    f"{_quote(name)} is not a namespaced sysctl: setting it would change the "
+                    "host (only kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.* and net.* are)",
+                )
+                continue
+            if "value" not in f:
+                self.required(f"{ipath}.value")
+                continue
+            v = self.string(f["value"], f"{ipath}.value", exec_safe=True)
+            if v is not None:
+                out.append((name, v))
+        return tuple(out)
 
 
 # --- shape guard and normalization ------------------------------------------------------------

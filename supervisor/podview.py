@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from .lifecycle import ContainerStatus, PodStatus, Terminated, container_id
+from .quantity import cpu_millis, memory_bytes
 from .spec import PodSpec
 from .states import ConditionType, ContainerState
 
@@ -44,8 +45,11 @@ def render_pod(
         ],
         "hostIP": "127.0.0.1",
         "startTime": rfc3339(status.start_time),
-        "qosClass": "BestEffort",
+        "qosClass": qos_class(spec),
     }
+    if status.pod_ip:
+        out["podIP"] = status.pod_ip
+        out["podIPs"] = [{"ip": status.pod_ip}]
     if status.reason:
         out["reason"] = status.reason
     if status.message:
@@ -59,6 +63,36 @@ def render_pod(
     ]
     obj["status"] = out
     return obj
+
+
+def qos_class(spec: PodSpec) -> str:
+    """kubelet's GetPodQOS, from limits (requests default to them) and the requests the
+    manifest gives: Guaranteed when every container limits both cpu and memory and asks
+    for nothing else or less, BestEffort when none asks for anything, else Burstable."""
+    requested = False
+    guaranteed = True
+    pairs = zip(spec.init_containers + spec.containers, _manifest_containers(spec), strict=False)
+    for c, raw in pairs:
+        requests = ((raw.get("resources") or {}).get("requests") or {}) if raw else {}
+        limits = {"cpu": c.cpu_limit_millis, "memory": c.memory_limit_bytes}
+        asked = {
+            "cpu": cpu_millis(str(requests["cpu"])) if "cpu" in requests else limits["cpu"],
+            "memory": (
+                memory_bytes(str(requests["memory"])) if "memory" in requests else limits["memory"]
+            ),
+        }
+        if requests or any(v is not None for v in limits.values()):
+            requested = True
+        if None in limits.values() or set(requests) - set(limits) or asked != limits:
+            guaranteed = False
+    if not requested:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+def _manifest_containers(spec: PodSpec) -> list[dict[str, Any]]:
+    s = spec.manifest.get("spec") or {}
+    return list(s.get("initContainers") or []) + list(s.get("containers") or [])
 
 
 def _condition(status: PodStatus, kind: str) -> dict[str, Any]:

@@ -351,6 +351,41 @@ def pod_table(
     return table.format(pod_row(p, now, wide=wide, all_namespaces=all_namespaces) for p in pods)
 
 
+# -- top -------------------------------------------------------------------------------
+
+
+def cpu_cores(millis: Any) -> str:
+    """kubectl top's CPU(cores) column: millicores, "<unknown>" without a sample."""
+    return f"{int(millis)}m" if isinstance(millis, int | float) else "<unknown>"
+
+
+def memory_mib(nbytes: Any) -> str:
+    """kubectl top's MEMORY(bytes) column: whole MiB."""
+    return f"{int(nbytes) // (1024 * 1024)}Mi" if isinstance(nbytes, int | float) else "<unknown>"
+
+
+def top_table(items: Iterable[Mapping[str, Any]], *, containers: bool, all_namespaces: bool) -> str:
+    """`kubectl top pod` (NAME CPU MEMORY) or `--containers` (POD NAME CPU MEMORY)."""
+    cols = ["CPU(cores)", "MEMORY(bytes)"]
+    head = (["NAMESPACE"] if all_namespaces else []) + (["POD", "NAME"] if containers else ["NAME"])
+    rows: list[list[str]] = []
+    for item in items:
+        ns = [str(item.get("namespace"))] if all_namespaces else []
+        if not containers:
+            rows.append(
+                [*ns, str(item.get("name")), cpu_cores(item.get("cpu_millis")),
+                 memory_mib(item.get("memory_bytes"))]
+            )  # fmt: skip
+            continue
+        for c in as_list(item.get("containers")):
+            c = as_map(c)
+            rows.append(
+                [*ns, str(item.get("name")), str(c.get("name")), cpu_cores(c.get("cpu_millis")),
+                 memory_mib(c.get("memory_bytes"))]
+            )  # fmt: skip
+    return TablePrinter(head + cols).format(rows)
+
+
 # -- events ------------------------------------------------------------------------------
 
 

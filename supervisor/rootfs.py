@@ -94,10 +94,16 @@ def volume_path(pod_dir: Path, volume: Volume) -> Path:
     return pod_dir / "volumes" / volume.name
 
 
-def hosts_file(spec: PodSpec, hostname: str, pod_ip: str | None) -> str:
+def hosts_file(
+    spec: PodSpec, hostname: str, pod_ip: str | None, cluster_domain: str = "cluster.local"
+) -> str:
     """kubelet's managed /etc/hosts (pkg/kubelet/kubelet_pods.go managedHostsFileContent):
-    the pod's IP and hostname line, then `hostAliases` under their comment. Without a pod IP
-    (no pod network yet) the hostname goes on 127.0.1.1, as Debian's installer does."""
+    the pod's IP and hostname line (with a subdomain, its FQDN HOSTNAME.SUBDOMAIN.NAMESPACE
+    .svc.CLUSTER_DOMAIN first), then `hostAliases` under their comment. Without a pod IP
+    (no pod network) the hostname goes on 127.0.1.1, as Debian's installer does."""
+    names = hostname
+    if spec.subdomain:
+        names = f"{hostname}.{spec.subdomain}.{spec.namespace}.svc.{cluster_domain}\t{hostname}"
     lines = [
         "# Kubernetes-managed hosts file.",
         "127.0.0.1\tlocalhost",
@@ -106,7 +112,7 @@ def hosts_file(spec: PodSpec, hostname: str, pod_ip: str | None) -> str:
         "fe00::0\tip6-mcastprefix",
         "fe00::1\tip6-allnodes",
         "fe00::2\tip6-allrouters",
-        f"{pod_ip or '127.0.1.1'}\t{hostname}",
+        f"{pod_ip or '127.0.1.1'}\t{names}",
     ]
     if spec.host_aliases:
         lines += ["", "# Entries added by HostAliases."]
@@ -152,12 +158,13 @@ def prepare_pod(
     hostname: str,
     mount_tmpfs: Callable[[str, str], None],
     pod_ip: str | None = None,
+    cluster_domain: str = "cluster.local",
 ) -> None:
     """The pod's host side, once per sandbox: emptyDir directories (tmpfs for medium
     Memory, sized by sizeLimit), hostPath checks and creation by type, the etc files."""
     etc = pod_dir / "etc"
     etc.mkdir(exist_ok=True, mode=0o755)
-    (etc / "hosts").write_text(hosts_file(spec, hostname, pod_ip))
+    (etc / "hosts").write_text(hosts_file(spec, hostname, pod_ip, cluster_domain))
     (etc / "hostname").write_text(hostname + "\n")
     try:
         host_resolv = Path("/etc/resolv.conf").read_text()

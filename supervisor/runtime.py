@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import array
 import asyncio
+import contextlib
 import errno
 import logging
 import math
 import os
+import pwd
 import select
 import shutil
 import signal
@@ -27,13 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _native, handlers, lifecycle, rootfs
+from . import _native, handlers, lifecycle, rootfs, security
 from .backoff import BackoffPolicy, next_restart
 from .broadcast import Broadcast
-from .errors import NotFound
+from .cgroups import Cgroups, Limits, NoCgroups, Usage
+from .errors import InvalidArgument, NotFound, PermissionDenied, SupervisorError
 from .events import EventLog
 from .expansion import container_env, expand
 from .handlers import Outcome, Result, Target
+from .hostports import HostPorts, PortMapping
 from .images import Image, ImageError, ImageStore, parse_user, resolve_argv
 from .isolation import Isolation, Namespaces, plan_namespaces
 from .lifecycle import (
@@ -45,10 +49,11 @@ from .lifecycle import (
     StopSandbox,
 )
 from .logs import read_log
+from .network import Network, NetworkConfig, PodAddress
 from .podview import render_pod
 from .probes import ProbeWorker, first_delay
 from .signals import SignalPolicy, pod_policy
-from .spec import PodSpec
+from .spec import ContainerSpec, PodSpec
 from .states import EventType, Reason
 from .store import Store
 
@@ -60,6 +65,7 @@ ExecListener = Callable[[Report], None]
 MAX_GRACE_SECONDS = 366 * 24 * 3600
 # kubelet's minimumGracePeriodInSeconds: what is left for the stop signal after preStop.
 MIN_GRACE_AFTER_PRESTOP = 2.0
+NETLINK_ROUTE = 0
 # isolation.Namespaces names to clone(2) flags.
 NAMESPACE_FLAGS = {
     "net": _native.CLONE_NEWNET,
@@ -271,6 +277,13 @@ class Pod:
     probes: dict[str, list[ProbeWorker]] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     namespaces: Namespaces = field(default_factory=Namespaces)
+    # Network, cgroups, host ports: the sandbox's resources outside its namespaces.
+    address: PodAddress | None = None
+    network_task: asyncio.Task[None] | None = None
+    sandbox_failure: str | None = None  # the infra is being stopped because of this
+    cgroups_made: set[str] = field(default_factory=set)
+    oom_base: dict[str, int] = field(default_factory=dict)
+    finishing: bool = False
     # Filesystem isolation: the pod's volumes and etc files are ready (once per pod), and
     # what each instance's filesystem operations were, to name the one that failed.
     fs_ready: bool = False
@@ -294,6 +307,12 @@ class Runtime:
         pods_die_with_supd: bool = False,
         isolation: Isolation = Isolation.FULL,
         isolation_why: str = "",
+        network: Network | None = None,
+        cgroups: Cgroups | None = None,
+        hostports: HostPorts | None = None,
+        pod_pids_limit: int | None = None,
+        cluster_domain: str = "cluster.local",
+        rootless: bool = False,
         clock: Callable[[], float] = time.time,
         images: ImageStore | None = None,
     ) -> None:
@@ -305,6 +324,18 @@ class Runtime:
         self.pods_die_with_supd = pods_die_with_supd
         self.isolation = isolation
         self.isolation_why = isolation_why  # why namespaces are unavailable, for messages
+        self.network = network or Network(NetworkConfig(mode="none"))
+        self.cgroups = cgroups or NoCgroups("cgroups disabled")
+        self.hostports = hostports or HostPorts()
+        self.pod_pids_limit = pod_pids_limit
+        self.cluster_domain = cluster_domain
+        self.rootless = rootless  # supd in a user namespace of its own (enter_user_namespace)
+        # Capabilities a container can get at most (supd's own bounding set), and the user
+        # a container without runAsUser runs as (supd's: there is no image user).
+        self.available_caps = own_bounding_set()
+        self.default_uid = os.geteuid()
+        self._teardowns: set[asyncio.Task[None]] = set()
+        self.leftover_cgroups: list[str] = []
         self.clock = clock
         self.images = images if images is not None else ImageStore(store.root)
         self.overlay, self.overlay_why = (
@@ -342,7 +373,9 @@ class Runtime:
         PermissionDenied naming the privilege it lacks; InvalidArgument for a bad
         signal-forwarding annotation."""
         pod_policy(dict(spec.annotations), SignalPolicy())
-        return plan_namespaces(spec, self.isolation, self.isolation_why)
+        namespaces = plan_namespaces(spec, self.isolation, self.isolation_why)
+        self._admit_resources(spec, namespaces)
+        return namespaces
 
     def create(self, spec: PodSpec, directory: Path) -> Pod:
         """Start a pod whose spec is already persisted in `directory` (and admitted)."""
@@ -382,6 +415,16 @@ class Runtime:
         if pod.status.stopping:
             return
         spec = pod.spec
+        try:
+            self._prepare_sandbox(pod)
+        except SupervisorError as e:
+            self._sandbox_failed(pod, f"create pod sandbox: {e}")
+            return
+        try:
+            into = self.cgroups.infra_placement(spec.uid)
+        except SupervisorError as e:
+            self._sandbox_failed(pod, f"create pod sandbox: {e}")
+            return
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             # exit_signal 0: infra's exit reaches supd only through its pidfd, so the orphan
@@ -392,13 +435,17 @@ class Runtime:
                 hostname=spec.pod_hostname if "uts" in pod.namespaces.pod else "",
                 pdeathsig=signal.SIGKILL if self.pods_die_with_supd else 0,
                 exit_signal=0,
+                sysctls=[(security.sysctl_path(n), v) for n, v in spec.sysctls],
+                cgroup_dir=into.fds[0] if into is not None else -1,
             )
         except OSError as e:
             ours.close()
-            self._sandbox_failed(pod, f"create pod sandbox: {e}")
+            self._sandbox_failed(pod, f"create pod sandbox: {e}{privilege_hint(e)}")
             return
         finally:
             theirs.close()
+            if into is not None:
+                into.close()
         ours.setblocking(False)
         pod.infra = Infra(
             self.loop,
@@ -409,8 +456,7 @@ class Runtime:
             lambda status: self._on_infra_exit(pod, status),
         )
         _write_infra_record(pod.directory, pid)
-        now = self.clock()
-        self._apply(pod, lifecycle.sandbox_created(spec, pod.status, now), now)
+        self._sandbox_started(pod, pod.infra)
 
     def _sandbox_failed(self, pod: Pod, message: str) -> None:
         """kubelet's FailedCreatePodSandBox: the pod stays Pending and creation is retried
@@ -423,6 +469,212 @@ class Runtime:
         self._event(pod, PodEvent(EventType.WARNING, "FailedCreatePodSandBox", message), now)
         self._schedule(pod, "", now + delay, lambda: self._start_sandbox(pod))
         self._publish(pod, "MODIFIED")
+
+    # -- network, host ports, cgroups and the security context ---------------------------------
+
+    def _admit_resources(self, spec: PodSpec, namespaces: Namespaces) -> None:
+        """What the pod asks of the kernel that this supd cannot give, as an error at apply
+        time: limits without their cgroup controller, sysctls of a namespace the pod shares
+        with the host."""
+        for i, (name, _value) in enumerate(spec.sysctls):
+            ns = security.sysctl_namespace(name)
+            if ns is not None and ns not in namespaces.pod:
+                field_ = "spec.hostNetwork" if ns == "net" else "spec.hostIPC"
+                raise InvalidArgument(
+                    f"spec.securityContext.sysctls[{i}].name: Forbidden: {name!r} is set in the "
+                    f"pod's {ns} namespace, and the pod uses the host's ({field_}: true)"
+                )
+        self.cgroups.check_limits(pod_limits(spec, self.pod_pids_limit), "resources.limits")
+        if self.rootless:
+            self._admit_rootless(spec)
+
+    def _admit_rootless(self, spec: PodSpec) -> None:
+        """What a rootless supd cannot give: the host's network (it has a network namespace
+        of its own, so no hostNetwork and no hostPort), and any id but 0 (the only one its
+        user namespace maps)."""
+        why = "supd runs rootless"
+        if spec.host_network:
+            raise PermissionDenied(
+                f"spec.hostNetwork: Forbidden: {why}, in a network namespace of its own: the "
+                "host's network is out of its reach; leave hostNetwork out"
+            )
+        for c in spec.init_containers + spec.containers:
+            for h in c.host_ports:
+                raise PermissionDenied(
+                    f"{h.field}: Forbidden: {why}, in a network namespace of its own: a host "
+                    "port would not be reachable from the host; leave hostPort out"
+                )
+            sc = c.security
+            ids = [sc.run_as_user, sc.run_as_group, *sc.supplemental_groups]
+            if any(i not in (None, 0) for i in ids):
+                raise PermissionDenied(
+                    f"container {c.name!r}: runAsUser, runAsGroup and supplementalGroups other "
+                    f"than 0 are not available: {why} and its user namespace maps only uid and "
+                    "gid 0 (your own); leave them out or start supd as root"
+                )
+
+    def host_ports_of(self, pod: Pod | PodSpec) -> list[PortMapping]:
+        """The pod's hostPorts to forward: none for a pod in the host's network namespace,
+        where a container binds its host port itself."""
+        spec = pod.spec if isinstance(pod, Pod) else pod
+        if "net" not in (pod.namespaces if isinstance(pod, Pod) else self.admit(spec)).pod:
+            return []
+        return [
+            PortMapping(h.host_port, h.container_port, h.protocol, h.host_ip, h.field)
+            for c in spec.init_containers + spec.containers
+            for h in c.host_ports
+        ]
+
+    def reserve_ports(self, spec: PodSpec) -> None:
+        """Bind the pod's host ports now (apply time): Conflict when one is taken."""
+        self.hostports.reserve(spec.key, self.host_ports_of(spec))
+
+    def _prepare_sandbox(self, pod: Pod) -> None:
+        """Before infra: the host ports (kept across sandboxes) and the pod's cgroup."""
+        self.hostports.reserve(pod.key, self.host_ports_of(pod))  # done at apply, or now
+        self._spawn(pod, self.hostports.start(pod.key))
+        self.cgroups.create_pod(pod.spec.uid, pod_limits(pod.spec, self.pod_pids_limit))
+
+    def _sandbox_started(self, pod: Pod, infra: Infra) -> None:
+        """infra runs: put it into the pod's cgroup, give it its network, and only then let
+        containers start (kubelet: the sandbox is ready once its network is)."""
+        try:
+            if self.cgroups.version == 1:  # v2 cloned it there already
+                self.cgroups.add_infra(pod.spec.uid, infra.pid)
+        except SupervisorError as e:
+            self._abandon_sandbox(pod, f"create pod sandbox: {e}")
+            return
+        if self.network.mode == "bridge" and "net" in pod.namespaces.pod:
+            task = self.loop.create_task(self._attach_network(pod, infra))
+            pod.tasks.add(task)
+            task.add_done_callback(self._task_done(pod))
+            pod.network_task = task
+            return
+        self._sandbox_ready(pod, None)
+
+    async def _attach_network(self, pod: Pod, infra: Infra) -> None:
+        def open_netlink() -> socket.socket:
+            fd = _native.socket_in_netns(infra.pidfd, socket.AF_NETLINK, socket.SOCK_DGRAM,
+                                         NETLINK_ROUTE)  # fmt: skip
+            return socket.socket(fileno=fd)
+
+        try:
+            address = await self.network.attach(pod.spec.uid, infra.pid, open_netlink)
+        except SupervisorError as e:
+            if pod.infra is infra:
+                self._abandon_sandbox(pod, f"create pod sandbox: {e}")
+            return
+        if pod.infra is infra and not infra.closed:
+            self._sandbox_ready(pod, address)
+
+    def _abandon_sandbox(self, pod: Pod, message: str) -> None:
+        """Stop an infra whose sandbox could not be completed; its exit schedules a retry."""
+        if pod.infra is None:
+            return
+        pod.sandbox_failure = message
+        pod.infra.shutdown()
+
+    def _sandbox_ready(self, pod: Pod, address: PodAddress | None) -> None:
+        spec = pod.spec
+        pod.address = address
+        own_net = "net" in pod.namespaces.pod
+        pod.status.pod_ip = address.ip if address else (None if own_net else "127.0.0.1")
+        if own_net:
+            self.hostports.set_target(pod.key, self._port_target(pod, address))
+        now = self.clock()
+        self._apply(pod, lifecycle.sandbox_created(spec, pod.status, now), now)
+
+    def _port_target(self, pod: Pod, address: PodAddress | None) -> Any:
+        """Where host ports reach the pod: its IP on the bridge, else its loopback, through
+        a socket made inside its network namespace."""
+        if address is not None:
+            return (lambda kind: socket.socket(socket.AF_INET, kind), address.ip)
+
+        def inside(kind: int) -> socket.socket:
+            if pod.infra is None:
+                raise OSError(errno.ESRCH, "the pod's sandbox is gone")
+            return socket.socket(
+                fileno=_native.socket_in_netns(pod.infra.pidfd, socket.AF_INET, kind)
+            )
+
+        return (inside, "127.0.0.1")
+
+    async def _cancel_network_task(self, pod: Pod) -> None:
+        task, pod.network_task = pod.network_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _container_identity(
+        self, pod: Pod, c: ContainerSpec, uid: int, gid: int, image: bool, now: float
+    ) -> dict[str, Any] | None:
+        """The START frame's ids and security context, or None after reporting why the
+        container cannot be created (kubelet's CreateContainerConfigError). `uid` and `gid`
+        are the image's user (-1: none; the container then runs as supd's own user):
+        runAsUser and runAsGroup override them."""
+        sc = c.security
+        why = security.non_root_violation(sc, uid if uid >= 0 else self.default_uid)
+        if why is not None:
+            st = pod.status.container(c.name)
+            spec = pod.spec
+            st.reason = Reason.CREATE_CONTAINER_CONFIG_ERROR
+            st.message = (
+                f'{why} (pod: "{spec.name}_{spec.namespace}({spec.uid})", container: {c.name})'
+            )
+            event = PodEvent(EventType.WARNING, "Failed", f"Error: {st.message}", c.name)
+            self._event(pod, event, now)
+            return None
+        ids: dict[str, Any] = {
+            "caps": security.capability_mask(sc, self.available_caps),
+            "no_new_privs": security.no_new_privs(sc),
+            "uid": uid,
+            "gid": gid,
+        }
+        if sc.run_as_user is None and sc.run_as_group is None and not sc.supplemental_groups:
+            return ids  # the image's user, or supd's own user and groups
+        if sc.run_as_user is not None:
+            uid = sc.run_as_user
+            gid = -1  # the image's group of its own user does not carry over
+        elif uid < 0:
+            uid = self.default_uid
+        if sc.run_as_group is not None:
+            gid = sc.run_as_group
+        elif gid < 0:
+            gid = 0 if image else _primary_gid(uid)
+        groups = list(sc.supplemental_groups)
+        if not sc.supplemental_groups_strict and not image:
+            # Merge: also the user's groups in /etc/group (the host's: no image).
+            user_groups = _user_groups(uid, gid)
+            groups = user_groups + [g for g in groups if g not in user_groups]
+        ids.update(uid=uid, gid=gid, groups=[g for g in dict.fromkeys(groups) if g != gid])
+        return ids
+
+    def _container_cgroup(self, pod: Pod, c: ContainerSpec) -> Any:
+        """The container's cgroup (made once, kept across restarts) and the fds that place
+        a process in it; the OOM-kill count so far, to tell this instance's own."""
+        uid = pod.spec.uid
+        if c.name not in pod.cgroups_made:
+            limits = Limits(c.cpu_limit_millis, c.memory_limit_bytes)
+            self.cgroups.create_container(uid, c.name, limits)
+            pod.cgroups_made.add(c.name)
+        pod.oom_base[c.name] = self.cgroups.oom_kills(uid, c.name)
+        return self.cgroups.placement(uid, c.name)
+
+    def _oom_killed(self, pod: Pod, name: str) -> bool:
+        return self.cgroups.oom_kills(pod.spec.uid, name) > pod.oom_base.get(name, 0)
+
+    async def remove_leftover_cgroups(self) -> None:
+        """The cgroups deleted pods left busy (init mode, once init stopped the rest)."""
+        uids, self.leftover_cgroups = self.leftover_cgroups, []
+        for uid in uids:
+            await self.cgroups.remove_pod(uid)
+
+    def usage(self, pod: Pod) -> tuple[Usage | None, dict[str, Usage | None]]:
+        """CPU and memory of the pod and of each container, from their cgroups."""
+        uid = pod.spec.uid
+        names = [c.name for c in pod.spec.init_containers + pod.spec.containers]
+        return self.cgroups.usage(uid), {n: self.cgroups.usage(uid, n) for n in names}
 
     # -- the sync loop ----------------------------------------------------------------------
 
@@ -494,6 +746,9 @@ class Runtime:
                 self._event(pod, event, now)
             self.loop.call_soon(self._apply, pod, [], now)
             return
+        ids = self._container_identity(pod, c, fs.uid, fs.gid, image is not None, now)
+        if ids is None:
+            return  # CreateContainerConfigError: reported
         number = st.restart_count + (1 if st.terminated is not None else 0)
         path = pod.directory / name / f"{number}.log"
         try:
@@ -510,6 +765,18 @@ class Runtime:
             self.loop.call_soon(self._apply, pod, [], now)
             return
         try:
+            placement = self._container_cgroup(pod, c)
+        except SupervisorError as e:
+            os.close(log_fd)
+            lifecycle.container_starting(st, instance)
+            events = lifecycle.container_start_failed(
+                spec, pod.status, name, str(e), 128, now, self.backoff
+            )
+            for event in events:
+                self._event(pod, event, now)
+            self.loop.call_soon(self._apply, pod, [], now)
+            return
+        try:
             frame = _native.encode_start(
                 instance,
                 fs.argv,
@@ -517,13 +784,15 @@ class Runtime:
                 fs.cwd,
                 clone_flags=clone_flags(pod.namespaces.container),
                 mount_proc="mnt" in pod.namespaces.container and image is None,
-                uid=fs.uid,
-                gid=fs.gid,
                 fs=fs.plan.ops if fs.plan is not None else None,
+                cgroup_into=placement is not None and placement.clone_into,
+                **ids,
             )
-            pod.infra.send(frame, (log_fd,))
+            pod.infra.send(frame, (log_fd, *(placement.fds if placement else ())))
         finally:
             os.close(log_fd)
+            if placement is not None:
+                placement.close()
         if fs.plan is not None:
             pod.fs_descriptions[instance] = fs.plan.descriptions
         pod.instances[instance] = name
@@ -564,7 +833,14 @@ class Runtime:
                 raise rootfs.FsError("images and volumes need a mount namespace (--isolation)")
             return ContainerFs(argv, env, cwd, uid, gid, None)
         if not pod.fs_ready:
-            rootfs.prepare_pod(spec, pod.directory, hostname, _native.mount_tmpfs)
+            rootfs.prepare_pod(
+                spec,
+                pod.directory,
+                hostname,
+                _native.mount_tmpfs,
+                pod.status.pod_ip if "net" in pod.namespaces.pod else None,
+                self.cluster_domain,
+            )
             pod.fs_ready = True
         for v in spec.volumes:
             if v.kind == "hostPath":
@@ -634,15 +910,17 @@ class Runtime:
                 )
             else:
                 events = lifecycle.container_start_failed(
-                    spec, pod.status, name, str(err), err.exit_code, t, self.backoff
-                )
+                    spec, pod.status, name, f"{err}{privilege_hint(err)}", err.exit_code, t,
+                    self.backoff,
+                )  # fmt: skip
             self._container_gone(pod, name, instance)
         elif kind == "exited":
             status, t = report[3], report[4] / 1e9
             signo = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
             code = _native.exit_code(status)
+            oom = signo == signal.SIGKILL and self._oom_killed(pod, name)
             events = lifecycle.container_exited(
-                spec, pod.status, name, code, signo, t, self.backoff
+                spec, pod.status, name, code, signo, t, self.backoff, oom_killed=oom
             )
             message = rootfs.read_termination_message(pod.directory, name)
             if message and st.terminated is not None:
@@ -814,6 +1092,17 @@ class Runtime:
         if pod.deleted_at is not None:
             self._finish_delete(pod)
             return
+        # Its veth went with its network namespace; the lease, the host ports and the
+        # cgroups stay for the next sandbox. An attach still under way is called off.
+        self.hostports.set_target(pod.key, None)
+        if pod.network_task is not None:
+            pod.network_task.cancel()
+            pod.network_task = None
+        if pod.sandbox_failure is not None:
+            # Stopped because its network or cgroup could not be set up: retried later.
+            message, pod.sandbox_failure = pod.sandbox_failure, None
+            self._sandbox_failed(pod, message)
+            return
         lost = [st for st in pod.status.all() if st.alive]
         events: list[PodEvent] = []
         if lost or not pod.status.phase.terminal:
@@ -938,13 +1227,35 @@ class Runtime:
             await exited
 
     def _finish_delete(self, pod: Pod) -> None:
-        if self.pods.get(pod.key) is not pod:
+        """The pod's processes are gone: release its network, host ports and cgroups, then
+        forget it (the deletion completes once nothing of it is left on the host)."""
+        if self.pods.get(pod.key) is not pod or pod.finishing:
             return
+        pod.finishing = True
         for timer in pod.timers.values():
             timer.cancel()
         self._stop_probes(pod, None)
         for task in list(pod.tasks):
             task.cancel()
+        task = self.loop.create_task(self._release_pod(pod))
+        self._teardowns.add(task)
+        task.add_done_callback(self._teardowns.discard)
+
+    async def _release_pod(self, pod: Pod) -> None:
+        try:
+            await self._cancel_network_task(pod)
+            await self.network.detach(pod.spec.uid, release=True)
+            self.hostports.release(pod.key)
+            # In init mode what a pod left running (a hostPID pod's orphans) is stopped by
+            # init politely, SIGTERM first, after every pod: its cgroups go after that.
+            if not await self.cgroups.remove_pod(pod.spec.uid, kill=not self.pods_die_with_supd):
+                self.leftover_cgroups.append(pod.spec.uid)
+        except Exception as e:  # what is left is found again by prune at the next start
+            log.error("pod %s: release its resources: %s", pod.key, e, exc_info=e)
+        finally:
+            self._forget(pod)
+
+    def _forget(self, pod: Pod) -> None:
         del self.pods[pod.key]
         rootfs.release_pod(pod.spec, pod.directory, _native.umount)
         unmount_under(pod.directory)
@@ -998,6 +1309,102 @@ class Runtime:
         pod.changed = self.loop.create_future()
         if len(self.feed):
             self.feed.publish((kind, self.view(pod)))
+
+
+# A child step that fails with EPERM or EACCES because supd lacks a privilege: which one,
+# and what in the spec avoids the step (capabilities(7), namespaces(7), cgroups(7)).
+_PRIVILEGE_HINTS = {
+    "clone": ("CAP_SYS_ADMIN", "spec.hostNetwork, spec.hostPID and spec.hostIPC: true"),
+    "loopback": ("CAP_NET_ADMIN", "spec.hostNetwork: true"),
+    "sethostname": ("CAP_SYS_ADMIN", "spec.hostNetwork: true (no UTS namespace)"),
+    "sysctl": ("CAP_NET_ADMIN or CAP_SYS_ADMIN", "removing spec.securityContext.sysctls"),
+    "mount private": ("CAP_SYS_ADMIN", "running supd with --isolation=none"),
+    "mount proc": ("CAP_SYS_ADMIN", "running supd with --isolation=none"),
+    "cgroup": ("write access to the pod's cgroup", "supd's --cgroups=off"),
+    "capbset": ("CAP_SETPCAP", "securityContext.privileged: true (no capability is dropped)"),
+    "setgroups": ("CAP_SETGID", "leaving out runAsGroup and supplementalGroups"),
+    "setgid": ("CAP_SETGID", "leaving out runAsGroup"),
+    "setuid": ("CAP_SETUID", "leaving out runAsUser"),
+}
+
+
+def privilege_hint(e: OSError) -> str:
+    """ " (needs CAP_X; Y avoids it)" for a spawn step that failed for want of a privilege."""
+    step = getattr(e, "step", None)
+    if e.errno not in (errno.EPERM, errno.EACCES) or step not in _PRIVILEGE_HINTS:
+        return ""
+    needs, avoid = _PRIVILEGE_HINTS[step]
+    return f" (supd lacks {needs}; {avoid} avoids it)"
+
+
+def enter_user_namespace() -> tuple[int, int]:
+    """Rootless supd: unshare a user namespace in which the caller's uid and gid are 0 (the
+    only ids mapped, as `unshare --map-root-user` does) and a network namespace of its own:
+    supd then has every capability over the namespaces it creates, none over the host's.
+    The network namespace is needed because supd steps into pods' network namespaces and
+    back (socket_in_netns), and setns(2) back into the host's, owned by the initial user
+    namespace, would be refused. Must run before any thread exists. Returns the (uid, gid)
+    mapped to root; OSError when user namespaces are not available."""
+    uid, gid = os.getuid(), os.getgid()
+    _native.unshare(_native.CLONE_NEWUSER | _native.CLONE_NEWNET)
+    # user_namespaces(7): setgroups must be denied before an unprivileged gid_map write.
+    Path("/proc/self/setgroups").write_text("deny")
+    Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
+    Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
+    return uid, gid
+
+
+def pod_limits(spec: PodSpec, pids: int | None) -> Limits:
+    """The pod cgroup's limits (kubelet's ResourceConfigForPod): cpu and memory when every
+    container has one, the larger of the app containers' sum and the largest init
+    container's; the pids limit supd was given."""
+
+    def total(values: list[int | None]) -> int | None:
+        return None if None in values else sum(v for v in values if v is not None)
+
+    def biggest(values: list[int | None]) -> int | None:
+        return None if None in values else max((v for v in values if v is not None), default=0)
+
+    apps, inits = list(spec.containers), list(spec.init_containers)
+    sidecars = [c for c in inits if c.sidecar]
+    cpu = [c.cpu_limit_millis for c in apps + sidecars]
+    mem = [c.memory_limit_bytes for c in apps + sidecars]
+    init_cpu = [c.cpu_limit_millis for c in inits]
+    init_mem = [c.memory_limit_bytes for c in inits]
+    cpu_all, mem_all = total(cpu), total(mem)
+    if cpu_all is not None and inits:
+        cpu_all = None if biggest(init_cpu) is None else max(cpu_all, biggest(init_cpu) or 0)
+    if mem_all is not None and inits:
+        mem_all = None if biggest(init_mem) is None else max(mem_all, biggest(init_mem) or 0)
+    return Limits(cpu_all or None, mem_all or None, pids)
+
+
+def own_bounding_set() -> int:
+    """supd's capability bounding set (proc(5) CapBnd): more no container can get."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapBnd:"):
+                return int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return (1 << len(security.CAPABILITIES)) - 1
+
+
+def _primary_gid(uid: int) -> int:
+    """The passwd entry's group of `uid` (containerd: the image's /etc/passwd; here the
+    host's), else the uid itself."""
+    try:
+        return pwd.getpwuid(uid).pw_gid
+    except KeyError:
+        return uid
+
+
+def _user_groups(uid: int, gid: int) -> list[int]:
+    """supplementalGroupsPolicy Merge: the groups /etc/group gives the user."""
+    try:
+        return os.getgrouplist(pwd.getpwuid(uid).pw_name, gid)
+    except (KeyError, OSError):
+        return []
 
 
 @dataclass

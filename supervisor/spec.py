@@ -79,6 +79,35 @@ class VolumeMount:
 
 
 @dataclass(frozen=True)
+class SecurityContext:
+    """A container's effective security context: its own securityContext over the pod's
+    (kubelet's DetermineEffectiveSecurityContext). Capability names are "CAP_X" or "ALL"."""
+
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    run_as_non_root: bool = False
+    supplemental_groups: tuple[int, ...] = ()  # the pod's, with its fsGroup
+    # supplementalGroupsPolicy Strict: exactly those; Merge (default): also the groups
+    # the user has in /etc/group (the host's, since containers run on the host's files).
+    supplemental_groups_strict: bool = False
+    capabilities_add: tuple[str, ...] = ()
+    capabilities_drop: tuple[str, ...] = ()
+    privileged: bool = False
+    allow_privilege_escalation: bool | None = None  # None: true (Kubernetes' default)
+
+
+@dataclass(frozen=True)
+class HostPort:
+    """ports[].hostPort: HOST_IP:HOST_PORT/PROTOCOL forwarded to CONTAINER_PORT."""
+
+    host_port: int
+    container_port: int
+    protocol: str = "TCP"
+    host_ip: str = "0.0.0.0"
+    field: str = ""  # its path in the manifest, for messages
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     name: str
     image: str | None = None
@@ -95,6 +124,10 @@ class ContainerSpec:
     restart_policy: str | None = None  # "Always" on an init container: a native sidecar
     termination_message_path: str = DEFAULT_TERMINATION_MESSAGE_PATH
     termination_message_policy: str = "File"  # or FallbackToLogsOnError
+    security: SecurityContext = SecurityContext()
+    cpu_limit_millis: int | None = None  # resources.limits.cpu
+    memory_limit_bytes: int | None = None  # resources.limits.memory
+    host_ports: tuple[HostPort, ...] = ()
     volume_mounts: tuple[VolumeMount, ...] = ()
     read_only_root_filesystem: bool = False  # securityContext.readOnlyRootFilesystem
 
@@ -132,6 +165,8 @@ class PodSpec:
     host_pid: bool = False  # the host's PID namespace, for infra and every container
     host_ipc: bool = False  # the host's IPC namespace
     active_deadline_seconds: int | None = None
+    subdomain: str | None = None
+    sysctls: tuple[tuple[str, str], ...] = ()  # securityContext.sysctls, in order
     volumes: tuple[Volume, ...] = ()
     host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (ip, hostnames)
     dns_policy: str = "ClusterFirst"

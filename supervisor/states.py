@@ -39,6 +39,8 @@ class Reason:
     CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
     RUN_CONTAINER_ERROR = "RunContainerError"
     ERR_IMAGE_NEVER_PULL = "ErrImageNeverPull"
+    CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
+    OOM_KILLED = "OOMKilled"
     CREATE_CONTAINER_ERROR = "CreateContainerError"
     COMPLETED = "Completed"
     ERROR = "Error"

@@ -3,8 +3,9 @@
     supctl apply -f pod.yaml          supctl get pods [-o wide|json|yaml|name] [-w]
     supctl describe pod NAME          supctl logs POD [-c C] [-f] [--previous] [--tail N]
     supctl delete pod NAME            supctl wait pod/NAME --for=condition=Ready
-    supctl events [-w]                supctl version
+    supctl events [-w]                supctl top pods|containers [NAME]
     supctl exec POD [-c C] [-i] [-t] -- COMMAND [ARG...]
+    supctl version
 
 Output follows kubectl; the printing rules live in printers.py (pure, tested with a fixed
 clock).
@@ -52,6 +53,7 @@ from supervisor.printers import (
     pod_header,
     pod_row,
     pod_table,
+    top_table,
 )
 
 POD_TYPES = frozenset({"pod", "pods", "po"})
@@ -522,6 +524,34 @@ async def cmd_events(ctx: Context) -> int:
     return 0
 
 
+async def cmd_top(ctx: Context) -> int:
+    """`top pods [NAME...]` and `top containers [POD...]` (kubectl top pod [--containers]):
+    CPU and memory from the pods' cgroups."""
+    a = ctx.args
+    if a.resource not in ("pod", "pods", "po", "container", "containers"):
+        raise UsageError(f'unknown resource "{a.resource}": use pods or containers')
+    containers = a.containers or a.resource.startswith("container")
+    if a.all_namespaces and a.names:
+        raise UsageError("a resource cannot be retrieved by name across all namespaces")
+    namespace = None if a.all_namespaces else ctx.namespace
+    items: list[dict[str, Any]] = []
+    code = 0
+    async with await ctx.connect() as client:
+        for name in a.names or [None]:
+            try:
+                result = await client.call("top", namespace=namespace, name=name)
+            except NotFound:
+                code = _not_found(ctx, name or "")
+                continue
+            items += [as_map(i) for i in as_list(result.get("items"))]
+    if items:
+        ctx.out.write(top_table(items, containers=containers, all_namespaces=a.all_namespaces))
+    elif not a.names:
+        where = "" if namespace is None else f" in {namespace} namespace"
+        ctx.warn(f"No resources found{where}.")
+    return code
+
+
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 
 
@@ -761,6 +791,7 @@ COMMANDS: dict[str, Callable[[Context], Awaitable[int]]] = {
     "delete": cmd_delete,
     "wait": cmd_wait,
     "events": cmd_events,
+    "top": cmd_top,
     "exec": cmd_exec,
     "version": cmd_version,
 }
@@ -836,6 +867,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-w", "--watch", action="store_true")
     s.add_argument("-A", "--all-namespaces", action="store_true")
     s.add_argument("--for", dest="for_", metavar="pod/NAME")
+
+    s = sub.add_parser("top", parents=[common], help="CPU and memory of pods or containers")
+    s.add_argument("resource", metavar="pods|containers")
+    s.add_argument("names", nargs="*")
+    s.add_argument("-A", "--all-namespaces", action="store_true")
+    s.add_argument("--containers", action="store_true", help="one row per container")
 
     s = sub.add_parser(
         "exec",

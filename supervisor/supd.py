@@ -22,21 +22,22 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, TypedDict, TypeVar
 
 import uvloop
 
-from . import __version__
+from . import __version__, cgroups, network
 from .backoff import BackoffPolicy
 from .daemon import Api
-from .errors import ManifestError, SupervisorError
+from .errors import InvalidArgument, ManifestError, SupervisorError
 from .events import EventLog
 from .exitcodes import parse_remap, pick_exit_code
+from .hostports import HostPorts
 from .init import InitProcess, become_reaper, probe_isolation, take_signals
 from .isolation import Isolation
 from .logs import follow_log
 from .manifest import load_pods, parse_pod
-from .runtime import Pod, Runtime, kill_stale_infra
+from .runtime import Pod, Runtime, enter_user_namespace, kill_stale_infra
 from .signals import SignalPolicy, parse_rewrites, parse_target
 from .spec import PodSpec
 from .states import Phase
@@ -131,6 +132,52 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="before exiting, processes left outside every pod get SIGTERM, then SIGKILL "
         "after this long (default 5)",
     )
+    g = p.add_argument_group("pod network, cgroups")
+    g.add_argument(
+        "--network",
+        choices=network.MODES,
+        default="none",
+        help="pods' network: their own namespace with loopback only (none, the default), or "
+        "a veth on a host bridge with an address from --pod-cidr (bridge); hostNetwork pods "
+        "use the host's either way",
+    )
+    g.add_argument("--bridge", default=network.DEFAULT_BRIDGE, help="the bridge's name")
+    g.add_argument(
+        "--pod-cidr",
+        default=network.DEFAULT_CIDR,
+        metavar="CIDR",
+        help=f"pod addresses; the first is the bridge's (default {network.DEFAULT_CIDR})",
+    )
+    g.add_argument(
+        "--cluster-domain",
+        default="cluster.local",
+        help="the domain of pods' names in /etc/hosts with a subdomain (cluster.local)",
+    )
+    g.add_argument(
+        "--cgroups",
+        choices=cgroups.DRIVERS,
+        default="auto",
+        help="cgroup driver: v2 when /sys/fs/cgroup is cgroup2, else v1 (auto); off: none",
+    )
+    g.add_argument(
+        "--cgroup-parent",
+        default=cgroups.DEFAULT_PARENT,
+        help="where pod cgroups go: absolute from each hierarchy's root, or relative to "
+        f"supd's own cgroup (default {cgroups.DEFAULT_PARENT}); one per supd",
+    )
+    g.add_argument(
+        "--rootless",
+        choices=["auto", "off"],
+        default="auto",
+        help="started by a user other than root: run pods in a user namespace where that "
+        "user is root (auto, the default), or not (off: namespaces then need privileges)",
+    )
+    g.add_argument(
+        "--pod-pids-limit",
+        type=int,
+        metavar="N",
+        help="the most processes (pids.max) one pod may have (kubelet's podPidsLimit)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 
@@ -157,6 +204,72 @@ def _signal_policy(p: argparse.ArgumentParser, args: argparse.Namespace) -> Sign
     except ValueError as e:
         p.error(f"argument --rewrite-signal: {e}")
     return SignalPolicy(args.signal_target, rewrite)
+
+
+def _enter_rootless(args: argparse.Namespace) -> bool:
+    """A supd started by another user than root (`--rootless=auto`): into a user namespace
+    of its own where that user is root, and say what it then cannot do."""
+    if os.geteuid() == 0 or args.rootless == "off":
+        return False
+    try:
+        uid, _gid = enter_user_namespace()
+    except OSError as e:
+        log.warning(
+            "rootless: cannot create a user namespace (%s): pods that need namespaces will "
+            "fail; hostNetwork, hostPID and hostIPC pods can run",
+            e.strerror or e,
+        )
+        return False
+    log.info(
+        "rootless: pods run in a user namespace where uid %d is root. Not available: the "
+        "host's network (supd has a network namespace of its own: no hostNetwork, no "
+        "hostPort; --network=bridge only connects pods with each other), ids other than 0 "
+        "(runAsUser, runAsGroup, supplementalGroups), cgroups unless delegated to uid %d "
+        "(no resources.limits otherwise)",
+        uid,
+        uid,
+    )
+    return True
+
+
+class Resources(TypedDict):
+    network: network.Network
+    cgroups: cgroups.Cgroups
+    hostports: HostPorts
+    pod_pids_limit: int | None
+    cluster_domain: str
+    rootless: bool
+
+
+async def _sandboxing(args: argparse.Namespace, state_dir: str) -> Resources:
+    """The Runtime's network, cgroups and host ports. A privilege supd lacks (the bridge,
+    a cgroup it cannot write) is not fatal: pods that need it fail with the reason."""
+    net = network.Network(
+        network.NetworkConfig(
+            mode=args.network,
+            bridge=args.bridge,
+            cidr=args.pod_cidr,
+            state_dir=Path(state_dir) / "network",
+        )
+    )
+    await net.start()
+    groups = cgroups.select(args.cgroups, args.cgroup_parent)
+    try:
+        groups.setup()
+    except SupervisorError as e:
+        log.warning("running without cgroups: %s", e)
+        groups = cgroups.NoCgroups(str(e))
+    log.info("cgroups: %s; network: %s", groups.describe(), args.network)
+    if args.pod_pids_limit is not None and args.pod_pids_limit < 1:
+        raise InvalidArgument("--pod-pids-limit: must be at least 1")
+    return {
+        "network": net,
+        "cgroups": groups,
+        "hostports": HostPorts(),
+        "pod_pids_limit": args.pod_pids_limit,
+        "cluster_domain": args.cluster_domain,
+        "rootless": bool(getattr(args, "rootless_mode", False)),
+    }
 
 
 def _isolation(choice: str) -> tuple[Isolation, str]:
@@ -198,6 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     policy = _signal_policy(p, args)
     _setup_logging(args.log_level)
+    args.rootless_mode = _enter_rootless(args)  # unshare needs a single thread: first
     # Before any thread exists (init.take_signals), so that every thread blocks them.
     sigfd = take_signals() if args.init or os.getpid() == 1 else -1
     try:
@@ -222,6 +336,7 @@ async def serve(
         pods_die_with_supd=init_mode,
         isolation=isolation[0],
         isolation_why=isolation[1],
+        **await _sandboxing(args, args.state_dir),
     )
     init = InitProcess(runtime, sigfd, become_reaper(), policy) if init_mode else None
     api = Api(runtime, store)
@@ -245,6 +360,8 @@ async def serve(
     log.info("shutting down; pods keep running")
     await server.close()
     runtime.detach()
+    runtime.cgroups.remove_parent()
+    runtime.network.close()
     return 0
 
 
@@ -259,13 +376,18 @@ async def finish(
     n = await init.stop_descendants(args.orphan_grace)
     if n:
         log.info("stopped %d process(es) left outside the pods", n)
+    await runtime.remove_leftover_cgroups()
+    runtime.cgroups.remove_parent()
+    runtime.network.close()
     init.close()
     return code
 
 
 async def restore(runtime: Runtime, store: Store) -> None:
     """Bring back every pod the state dir holds: those being deleted are finished off,
-    the others start again (their old infra, if still running, is stopped first)."""
+    the others start again (their old infra, if still running, is stopped first). What a
+    crashed supd left of the others (veths, address leases, cgroups) is removed first."""
+    restored: list[tuple[PodSpec, Path]] = []
     for stored in store.load_all():
         await kill_stale_infra(stored.directory)
         if (stored.directory / "deleting").exists():
@@ -277,8 +399,14 @@ async def restore(runtime: Runtime, store: Store) -> None:
         except SupervisorError as e:
             log.error("cannot restore %s: %s", stored.directory, e)
             continue
+        restored.append((spec, stored.directory))
+    live = [spec.uid for spec, _ in restored]
+    gone = await runtime.network.prune(live) + await runtime.cgroups.prune(live)
+    if gone:
+        log.info("removed what earlier pods left behind: %s", ", ".join(gone))
+    for spec, directory in restored:
         log.info("restoring pod %s", spec.key)
-        runtime.create(spec, stored.directory)
+        runtime.create(spec, directory)
 
 
 async def apply_dir(api: Api, directory: Path) -> None:
@@ -305,6 +433,7 @@ def run_main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     policy = _signal_policy(p, args)
     _setup_logging(args.log_level if args.log_level != "info" else "warning")
+    args.rootless_mode = _enter_rootless(args)  # unshare needs a single thread: first
     sigfd = take_signals()  # before any thread exists (init.take_signals)
     specs: list[PodSpec] = []
     try:
@@ -344,6 +473,7 @@ async def run_pods(
         pods_die_with_supd=True,
         isolation=isolation[0],
         isolation_why=isolation[1],
+        **await _sandboxing(args, state_dir),
     )
     try:
         for spec in specs:

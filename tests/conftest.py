@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import select
 import signal
 import subprocess
@@ -97,6 +98,21 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def remove_cgroup_parent(parent: str) -> None:
+    """Remove a test supd's (empty) cgroup parent from every hierarchy it used."""
+    from supervisor import cgroups
+
+    drv = cgroups.select("auto", parent)
+    dirs = drv._hierarchies() if isinstance(drv, cgroups.CgroupsV1) else []
+    if isinstance(drv, cgroups.CgroupsV2):
+        dirs = [drv.parent]
+    for path in dirs:
+        if path.is_dir():
+            for sub in sorted((p for p in path.rglob("*") if p.is_dir()), reverse=True):
+                sub.rmdir()
+            path.rmdir()
+
+
 @dataclass
 class Supd:
     """One real supd daemon, and a supctl that talks to it."""
@@ -105,11 +121,16 @@ class Supd:
     state_dir: Path
     proc: subprocess.Popen[bytes] | None = None
     infra_pids: set[tuple[int, int]] = field(default_factory=set)  # (pid, start time)
+    # Its own cgroup parent (under the test's own cgroup): a supd removes the pod cgroups
+    # of pods it does not know, so two must never share one.
+    cgroup_parent: str = field(default_factory=lambda: "supd-test-" + secrets.token_hex(4))
 
-    def start(self, *extra: str) -> None:
+    def start(self, *extra: str, prefix: tuple[str, ...] = ()) -> None:
+        """Start supd (`prefix`: a command that runs it, such as setpriv)."""
         r, w = os.pipe()
         self.proc = subprocess.Popen(
             [
+                *prefix,
                 SUPD,
                 "--socket",
                 str(self.socket),
@@ -121,6 +142,8 @@ class Supd:
                 "1",
                 "--notify-fd",
                 str(w),
+                "--cgroup-parent",
+                self.cgroup_parent,
                 *extra,
             ],
             pass_fds=(w,),
@@ -216,30 +239,42 @@ def supd(tmp_path: Path) -> Iterator[Supd]:
     try:
         yield d
     finally:
-        if d.proc is not None:
+        finish_supd(d, tmp_path)
+
+
+def finish_supd(d: Supd, tmp_path: Path) -> None:
+    """Delete every pod a test supd still has, stop it, remove its cgroup parent, kill any
+    infra it left, and fail on a traceback in its log."""
+    if d.proc is not None:
+        try:
+            pods = json.loads(
+                d.ctl("get", "pods", "-A", "-o", "json", check=False).stdout or '{"items": []}'
+            )["items"]
+            for p in pods:
+                meta = p["metadata"]
+                d.ctl(
+                    "delete",
+                    "pod",
+                    meta["name"],
+                    "-n",
+                    meta["namespace"],
+                    "--grace-period",
+                    "0",
+                    check=False,
+                )
+        finally:
+            d.stop()
+    for pid, start in d.infra_pids:
+        # Only the very process recorded: a pid number alone may have been reused.
+        if alive(pid) and start_time(pid) == start:
+            pidfd = os.pidfd_open(pid)
             try:
-                pods = json.loads(
-                    d.ctl("get", "pods", "-A", "-o", "json", check=False).stdout or '{"items": []}'
-                )["items"]
-                for p in pods:
-                    meta = p["metadata"]
-                    d.ctl(
-                        "delete",
-                        "pod",
-                        meta["name"],
-                        "-n",
-                        meta["namespace"],
-                        "--grace-period",
-                        "0",
-                        check=False,
-                    )
-            finally:
-                d.stop()
-        for pid, start in d.infra_pids:
-            # Only the very process recorded: a pid number alone may have been reused.
-            if alive(pid) and start_time(pid) == start:
                 os.kill(pid, signal.SIGKILL)
-        log = tmp_path / "supd.log"
-        if log.exists():
-            text = log.read_text()
-            assert "Traceback" not in text, text
+                select.select([pidfd], [], [], 10)  # gone from its cgroup once it exits
+            finally:
+                os.close(pidfd)
+    remove_cgroup_parent(d.cgroup_parent)
+    log = tmp_path / "supd.log"
+    if log.exists():
+        text = log.read_text()
+        assert "Traceback" not in text, text

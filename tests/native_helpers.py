@@ -144,6 +144,7 @@ class Infra:
         env: list[str] | None = None,
         cwd: str | None = "/",
         clone_flags: int = CONTAINER_FLAGS,
+        extra_fds: tuple[int, ...] = (),
         **kwargs: Any,
     ) -> Path:
         log = log or self.tmp / f"c{cid}.log"
@@ -152,7 +153,7 @@ class Infra:
             frame = _native.encode_start(
                 cid, argv, ENV if env is None else env, cwd, clone_flags=clone_flags, **kwargs
             )
-            socket.send_fds(self.sock, [frame], [fd])
+            socket.send_fds(self.sock, [frame], [fd, *extra_fds])
         finally:
             os.close(fd)
         return log
@@ -206,6 +207,7 @@ def infra(tmp_path: Path, no_leaks: None) -> Iterator[Any]:
         listen_path: str | None = None,
         pdeathsig: int = 0,
         exit_signal: int = signal.SIGCHLD,
+        sysctls: tuple[tuple[str, str], ...] = (),
     ) -> Infra:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         listener = None
@@ -221,6 +223,7 @@ def infra(tmp_path: Path, no_leaks: None) -> Iterator[Any]:
                 listen=listener.fileno() if listener else -1,
                 pdeathsig=pdeathsig,
                 exit_signal=exit_signal,
+                sysctls=sysctls,
             )
         except BaseException:
             ours.close()

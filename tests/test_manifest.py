@@ -229,9 +229,8 @@ def test_ports_informational() -> None:
         {"containerPort": 9, "protocol": "SCTP", "hostIP": "127.0.0.1"},
     ]
     pod, warnings = parse_pod(container(ports=ports))
-    assert warnings == [
-        "spec.containers[0].ports[2].hostIP: ignored (hostPort is not supported yet)"
-    ]
+    assert warnings == []
+    assert pod.containers[0].host_ports == ()
     assert pod.manifest["spec"]["containers"][0]["ports"] == ports
 
 
@@ -564,14 +563,118 @@ ERRORS: list[tuple[str, dict[str, Any], tuple[str, str]]] = [
         ("spec.containers[0].ports[1].name", 'Duplicate value: "web"'),
     ),
     (
-        "hostPort",
-        container(ports=[{"containerPort": 80, "hostPort": 8080}]),
-        ("spec.containers[0].ports[0].hostPort", "Forbidden: not supported yet"),
+        "hostPort out of range",
+        container(ports=[{"containerPort": 80, "hostPort": 70000}]),
+        (
+            "spec.containers[0].ports[0].hostPort",
+            "Invalid value: 70000: must be between 1 and 65535, inclusive",
+        ),
     ),
     (
-        "resources limits",
-        container(resources={"limits": {"cpu": "1"}}),
-        ("spec.containers[0].resources.limits", "Forbidden: not supported yet"),
+        "hostPort SCTP",
+        container(ports=[{"containerPort": 80, "hostPort": 80, "protocol": "SCTP"}]),
+        ("spec.containers[0].ports[0].hostPort", "Forbidden: SCTP host ports are not supported"),
+    ),
+    (
+        "hostIP",
+        container(ports=[{"containerPort": 80, "hostPort": 80, "hostIP": "host"}]),
+        ("spec.containers[0].ports[0].hostIP", 'Invalid value: "host": must be a valid IP address'),
+    ),
+    (
+        "resources limits other",
+        container(resources={"limits": {"nvidia.com/gpu": "1"}}),
+        (
+            "spec.containers[0].resources.limits[nvidia.com/gpu]",
+            "Forbidden: not supported yet: only cpu and memory limits are",
+        ),
+    ),
+    (
+        "resources limits negative",
+        container(resources={"limits": {"memory": "-1Mi"}}),
+        (
+            "spec.containers[0].resources.limits[memory]",
+            'Invalid value: "-1Mi": must be greater than or equal to 0',
+        ),
+    ),
+    (
+        "resources limits not a quantity",
+        container(resources={"limits": {"cpu": "lots"}}),
+        (
+            "spec.containers[0].resources.limits[cpu]",
+            'Invalid value: "lots": must match the regular expression '
+            "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+        ),
+    ),
+    (
+        "runAsUser negative",
+        with_("spec.securityContext", {"runAsUser": -1}),
+        (
+            "spec.securityContext.runAsUser",
+            "Invalid value: -1: must be between 0 and 2147483647, inclusive",
+        ),
+    ),
+    (
+        "capability unknown",
+        container(securityContext={"capabilities": {"add": ["NET_ADMIN", "FLY"]}}),
+        (
+            "spec.containers[0].securityContext.capabilities.add[1]",
+            'Invalid value: "FLY": not a Linux capability (capabilities(7))',
+        ),
+    ),
+    (
+        "privileged without escalation",
+        container(securityContext={"privileged": True, "allowPrivilegeEscalation": False}),
+        (
+            "spec.containers[0].securityContext",
+            'Invalid value: {"privileged": true, "allowPrivilegeEscalation": false}: cannot set '
+            "`allowPrivilegeEscalation` to false and `privileged` to true",
+        ),
+    ),
+    (
+        "procMount Unmasked",
+        container(securityContext={"procMount": "Unmasked"}),
+        (
+            "spec.containers[0].securityContext.procMount",
+            'Forbidden: "Unmasked": not supported yet (it needs hostUsers: false)',
+        ),
+    ),
+    (
+        "seccomp RuntimeDefault",
+        with_("spec.securityContext", {"seccompProfile": {"type": "RuntimeDefault"}}),
+        (
+            "spec.securityContext.seccompProfile.type",
+            'Forbidden: "RuntimeDefault": not supported yet: supd applies no seccomp filter; '
+            "use type: Unconfined",
+        ),
+    ),
+    (
+        "sysctl of the host",
+        with_("spec.securityContext", {"sysctls": [{"name": "kernel.panic", "value": "1"}]}),
+        (
+            "spec.securityContext.sysctls[0].name",
+            'Forbidden: "kernel.panic" is not a namespaced sysctl: setting it would change the '
+            "host (only kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.* and net.* are)",
+        ),
+    ),
+    (
+        "sysctl name",
+        with_("spec.securityContext", {"sysctls": [{"name": "net..x", "value": "1"}]}),
+        (
+            "spec.securityContext.sysctls[0].name",
+            'Invalid value: "net..x": must have at most 253 characters and match regex '
+            "([a-z0-9]([-_a-z0-9]*[a-z0-9])?[\\./])*[a-z0-9]([-_a-z0-9]*[a-z0-9])?",
+        ),
+    ),
+    (
+        "subdomain",
+        with_("spec.subdomain", "Not_A_Label"),
+        (
+            "spec.subdomain",
+            'Invalid value: "Not_A_Label": a lowercase RFC 1123 label must consist of lower '
+            "case alphanumeric characters or '-', and must start and end with an alphanumeric "
+            "character (e.g. 'my-name',  or '123-abc', regex used for validation is "
+            "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+        ),
     ),
     (
         "restartPolicy",
@@ -744,9 +847,7 @@ def test_all_causes_reported() -> None:
 
 POD_UNSUPPORTED = {
     "ephemeralContainers": [{"name": "e"}],
-    "securityContext": {"runAsUser": 1000},
     "hostUsers": False,
-    "subdomain": "sub",
     "hostnameOverride": "h",
     "setHostnameAsFQDN": True,
     "readinessGates": [{"conditionType": "x"}],
@@ -859,7 +960,7 @@ IGNORED = [
     (
         "spec.containers.0.resizePolicy",
         [{"resourceName": "cpu"}],
-        "resource limits are not supported yet",
+        "resources cannot be changed in place on a single host",
     ),
 ]
 
@@ -1389,3 +1490,125 @@ def test_active_deadline_and_termination_message() -> None:
     )
     obj["spec"]["activeDeadlineSeconds"] = 0
     assert ("spec.activeDeadlineSeconds", "Invalid value: 0: must be greater than 0") in causes(obj)
+
+
+# --- securityContext, resources.limits, hostPort, subdomain, sysctls ------------------------
+
+
+def test_effective_security_context_is_the_containers_over_the_pods() -> None:
+    obj = base()
+    obj["spec"]["securityContext"] = {
+        "runAsUser": 1000,
+        "runAsGroup": 2000,
+        "runAsNonRoot": True,
+        "supplementalGroups": [3000, 3001],
+        "fsGroup": 4000,
+        "supplementalGroupsPolicy": "Strict",
+        "seccompProfile": {"type": "Unconfined"},
+        "seLinuxOptions": {"level": "s0"},
+    }
+    obj["spec"]["containers"] = [
+        {"name": "a", "command": ["true"]},
+        {
+            "name": "b",
+            "command": ["true"],
+            "securityContext": {
+                "runAsUser": 0,
+                "runAsNonRoot": False,
+                "capabilities": {"add": ["net_admin", "CAP_SYS_TIME"], "drop": ["ALL"]},
+                "allowPrivilegeEscalation": False,
+                "procMount": "Default",
+                "readOnlyRootFilesystem": False,
+            },
+        },
+    ]
+    pod, warnings = parse_pod(obj)
+    assert warnings == ["spec.securityContext.seLinuxOptions: ignored (no SELinux labelling on "
+                        "this host)"]  # fmt: skip
+    a, b = (c.security for c in pod.containers)
+    assert (a.run_as_user, a.run_as_group, a.run_as_non_root) == (1000, 2000, True)
+    assert a.supplemental_groups == (3000, 3001, 4000) and a.supplemental_groups_strict
+    assert (b.run_as_user, b.run_as_group, b.run_as_non_root) == (0, 2000, False)
+    assert b.capabilities_add == ("CAP_NET_ADMIN", "CAP_SYS_TIME")
+    assert b.capabilities_drop == ("ALL",)
+    assert b.allow_privilege_escalation is False and not b.privileged
+
+
+def test_escalation_false_with_sys_admin_added_is_refused() -> None:
+    got = causes(
+        container(
+            securityContext={
+                "allowPrivilegeEscalation": False,
+                "capabilities": {"add": ["SYS_ADMIN"]},
+            }
+        )
+    )
+    assert got[0][0] == "spec.containers[0].securityContext"
+    assert got[0][1].endswith("`capabilities.Add` CAP_SYS_ADMIN")
+
+
+def test_limits_and_host_ports_and_subdomain() -> None:
+    obj = base()
+    obj["spec"]["subdomain"] = "svc"
+    obj["spec"]["initContainers"] = [
+        {"name": "i", "command": ["true"], "ports": [{"containerPort": 53, "hostPort": 5353,
+                                                      "protocol": "UDP"}]},
+    ]  # fmt: skip
+    obj["spec"]["containers"] = [
+        {
+            "name": "c",
+            "command": ["true"],
+            "resources": {"limits": {"cpu": "250m", "memory": "64Mi"}, "requests": {"cpu": 1}},
+            "ports": [
+                {"containerPort": 80, "hostPort": 8080},
+                {"containerPort": 80, "hostPort": 8080, "hostIP": "127.0.0.1", "protocol": "UDP"},
+            ],
+        },
+        {"name": "d", "command": ["true"], "resources": {"limits": {"cpu": 2, "memory": 0}}},
+    ]
+    pod, _ = parse_pod(obj)
+    c, d = pod.containers
+    assert (c.cpu_limit_millis, c.memory_limit_bytes) == (250, 64 << 20)
+    assert (d.cpu_limit_millis, d.memory_limit_bytes) == (2000, None)  # 0: no limit
+    assert [(h.host_port, h.container_port, h.protocol, h.host_ip) for h in c.host_ports] == [
+        (8080, 80, "TCP", "0.0.0.0"),
+        (8080, 80, "UDP", "127.0.0.1"),
+    ]
+    assert c.host_ports[0].field == "spec.containers[0].ports[0].hostPort"
+    assert pod.init_containers[0].host_ports[0].protocol == "UDP"
+    assert pod.subdomain == "svc"
+
+
+def test_host_port_is_unique_in_the_pod() -> None:
+    obj = base()
+    obj["spec"]["containers"] = [
+        {"name": "a", "command": ["true"], "ports": [{"containerPort": 1, "hostPort": 9000}]},
+        {"name": "b", "command": ["true"], "ports": [{"containerPort": 2, "hostPort": 9000}]},
+    ]
+    assert causes(obj) == [("spec.containers[1].ports[0].hostPort", 'Duplicate value: "9000/TCP"')]
+
+
+def test_sysctls_namespaced_only_and_unique() -> None:
+    obj = with_(
+        "spec.securityContext",
+        {
+            "sysctls": [
+                {"name": "net.core.somaxconn", "value": "1024"},
+                {"name": "kernel.shm_rmid_forced", "value": "1"},
+                {"name": "net/ipv4/conf/eth0.100/forwarding", "value": "1"},
+                {"name": "fs.mqueue.msg_max", "value": "20"},
+            ]
+        },
+    )
+    pod, _ = parse_pod(obj)
+    assert [n for n, _ in pod.sysctls] == [
+        "net.core.somaxconn",
+        "kernel.shm_rmid_forced",
+        "net/ipv4/conf/eth0.100/forwarding",
+        "fs.mqueue.msg_max",
+    ]
+    dup = with_(
+        "spec.securityContext",
+        {"sysctls": [{"name": "net.a.b", "value": "1"}, {"name": "net/a/b", "value": "2"}]},
+    )
+    assert causes(dup) == [("spec.securityContext.sysctls[1].name", 'Duplicate value: "net/a/b"')]

@@ -309,7 +309,11 @@ def test_malformed_frames_are_rejected_without_harm(infra: Any) -> None:
         assert pod.expect("start_failed", 5)[2:] == (FRAME, errno.EINVAL)
         pod.send(good)  # no log fd
         assert pod.expect("start_failed", 5)[2:] == (FRAME, errno.EBADF)
-        socket.send_fds(pod.sock, [good], [null, null])  # two fds
+        socket.send_fds(pod.sock, [good], [null] * 9)  # more fds than a start takes
+        assert pod.expect("start_failed", 5)[2:] == (FRAME, errno.EINVAL)
+        into = _native.encode_start(5, ["true"], [], "/", clone_flags=CONTAINER_FLAGS,
+                                    cgroup_into=True)  # fmt: skip
+        socket.send_fds(pod.sock, [into], [null, null, null])  # into: exactly one cgroup
         assert pod.expect("start_failed", 5)[2:] == (FRAME, errno.EINVAL)
         socket.send_fds(pod.sock, [good + b"\0" * 70000], [null])  # over FRAME_MAX
         assert pod.expect("start_failed", 5)[2:] == (FRAME, errno.E2BIG)

@@ -203,6 +203,7 @@ def test_messages_json_lists_every_op() -> None:
         "exec",
         "exec_input",
         "exec_resize",
+        "top",
         "cancel",
     }
     streams = {name for name, op in schema.ops.items() if op.stream}

@@ -110,6 +110,8 @@ cdef extern from "sys/syscall.h" nogil:
         SYS_getdents64
         SYS_pidfd_send_signal
         SYS_pidfd_open
+        SYS_capget
+        SYS_capset
         SYS_openat2
         SYS_mount_setattr
         SYS_pivot_root
@@ -128,6 +130,7 @@ cdef extern from "sched.h" nogil:
         CLONE_NEWCGROUP
         CLONE_PIDFD
     int setns(int fd, int nstype)
+    int unshare(int flags)
 
 
 cdef extern from "signal.h" nogil:
@@ -214,6 +217,11 @@ cdef extern from "sys/prctl.h" nogil:
         PR_SET_PDEATHSIG
         PR_SET_NAME
         PR_SET_CHILD_SUBREAPER
+        PR_CAPBSET_READ
+        PR_CAPBSET_DROP
+        PR_SET_NO_NEW_PRIVS
+        PR_CAP_AMBIENT
+        PR_CAP_AMBIENT_CLEAR_ALL
     int prctl(int option, ...)
 
 
@@ -336,10 +344,19 @@ cdef extern from * nogil:
     /* Cython reads an assigned name as a local: errno is written through this. */
     static inline void supd_set_errno(int value) { errno = value; }
     #define SUPD_CLOSE_RANGE_MAX 0xFFFFFFFFu
-    /* clone3(2): struct clone_args, CLONE_ARGS_SIZE_VER0 fields are enough for us. */
+    /* clone3(2): struct clone_args up to CLONE_ARGS_SIZE_VER2 (cgroup, Linux 5.7). The
+       size passed is VER0's unless CLONE_INTO_CGROUP is asked for. */
     struct supd_clone_args {
         uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+        uint64_t set_tid, set_tid_size, cgroup;
     };
+    #define SUPD_CLONE_ARGS_SIZE_VER0 64
+    #define SUPD_CLONE_ARGS_SIZE_VER2 88
+    #define SUPD_CLONE_INTO_CGROUP 0x200000000ULL
+    /* capget(2)/capset(2), linux/capability.h: version 3 holds 64 bits in two halves. */
+    #define SUPD_CAP_VERSION_3 0x20080522
+    struct supd_cap_header { uint32_t version; int pid; };
+    struct supd_cap_data { uint32_t effective, permitted, inheritable; };
     /* openat2(2) and mount_setattr(2): linux/openat2.h, linux/mount.h (Linux 5.6, 5.12). */
     struct supd_open_how { uint64_t flags, mode, resolve; };
     struct supd_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
@@ -380,3 +397,18 @@ cdef extern from * nogil:
         uint64_t stack
         uint64_t stack_size
         uint64_t tls
+        uint64_t set_tid
+        uint64_t set_tid_size
+        uint64_t cgroup
+    enum:
+        SUPD_CLONE_ARGS_SIZE_VER0
+        SUPD_CLONE_ARGS_SIZE_VER2
+        SUPD_CAP_VERSION_3
+    const uint64_t SUPD_CLONE_INTO_CGROUP
+    struct supd_cap_header:
+        uint32_t version
+        int pid
+    struct supd_cap_data:
+        uint32_t effective
+        uint32_t permitted
+        uint32_t inheritable

@@ -1,0 +1,257 @@
+"""cgroups: discovery and quantities (pure), then the v1 driver on this machine's v1
+hierarchies and the v2 driver on a cgroup2 mount. Every real test uses a parent cgroup of
+its own (a random name) and removes it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvloop
+from conftest import require_root
+
+from supervisor import cgroups
+from supervisor.cgroups import (
+    CgroupsV1,
+    CgroupsV2,
+    Limits,
+    NoCgroups,
+)
+from supervisor.errors import InvalidArgument, PermissionDenied
+from supervisor.quantity import cpu_millis, memory_bytes, parse_quantity
+
+MOUNTINFO = """\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate
+"""
+
+
+def test_mounts_and_own_cgroups_are_parsed() -> None:
+    found = {str(m.path): m for m in cgroups.mounts(MOUNTINFO)}
+    assert found["/sys/fs/cgroup/cpu,cpuacct"].controllers == {"cpu", "cpuacct"}
+    assert found["/sys/fs/cgroup/systemd"].controllers == frozenset()
+    assert found["/sys/fs/cgroup/unified"].version == 2
+    own = cgroups.own_cgroups("4:memory:/a/b\n1:cpu,cpuacct:/\n0::/init.scope\n")
+    assert own == {"memory": "/a/b", "cpu": "/", "cpuacct": "/", "": "/init.scope"}
+    v1 = CgroupsV1.discover(list(found.values()), own, "sup")
+    # cpu and cpuacct share a hierarchy: one directory, under supd's own cgroup there.
+    assert v1.dirs["cpu"] == v1.dirs["cpuacct"] == Path("/sys/fs/cgroup/cpu,cpuacct/sup")
+    assert v1.dirs["memory"] == Path("/sys/fs/cgroup/memory/a/b/sup")
+    assert "pids" not in v1.controllers
+    absolute = CgroupsV1.discover(list(found.values()), own, "/top/sup")
+    assert absolute.dirs["memory"] == Path("/sys/fs/cgroup/memory/top/sup")
+    with pytest.raises(InvalidArgument, match="--cgroup-parent"):
+        CgroupsV1.discover(list(found.values()), own, "../escape")
+
+
+@pytest.mark.parametrize(
+    ("text", "millis", "nbytes"),
+    [
+        ("500m", 500, 1),
+        ("1", 1000, 1),
+        ("0.5", 500, 1),
+        ("2.5", 2500, 3),
+        ("1Mi", 1048576000, 1048576),
+        ("128M", 128_000_000_000, 128_000_000),
+        ("1e3", 1_000_000, 1000),
+        ("1.5Gi", 1610612736000, 1610612736),
+        ("100k", 100_000_000, 100_000),
+        ("1n", 1, 1),
+    ],
+)
+def test_quantities_round_up_like_kubernetes(text: str, millis: int, nbytes: int) -> None:
+    assert cpu_millis(text) == millis
+    assert memory_bytes(text) == nbytes
+
+
+@pytest.mark.parametrize("text", ["", "m", "1.2.3", "1Qi", "abc", "1e99", "."])
+def test_bad_quantities(text: str) -> None:
+    assert parse_quantity(text) is None
+
+
+def test_cpu_quota_is_kubelets() -> None:
+    assert Limits(cpu_millis=500).cpu_quota_us() == 50_000
+    assert Limits(cpu_millis=1).cpu_quota_us() == 1_000  # at least 1 ms
+    assert Limits().cpu_quota_us() is None
+    assert not Limits() and Limits(pids=10)
+
+
+def test_no_cgroups_refuses_limits_with_the_reason() -> None:
+    none = NoCgroups("cgroups disabled with --cgroups=off")
+    none.create_pod("u", Limits())
+    with pytest.raises(PermissionDenied, match=r"memory cgroup controller is not available"):
+        none.create_pod("u", Limits(memory_bytes=1 << 20))
+
+
+# -- real cgroups ---------------------------------------------------------------------------
+
+
+def run(coro: object) -> object:
+    return uvloop.run(coro)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def v1() -> Iterator[CgroupsV1]:
+    require_root()
+    found = cgroups.mounts()
+    if not any(m.version == 1 and "memory" in m.controllers for m in found):
+        pytest.skip("no cgroup v1 memory hierarchy on this machine")
+    drv = CgroupsV1.discover(found, cgroups.own_cgroups(), "supd-test-" + secrets.token_hex(4))
+    drv.setup()
+    try:
+        yield drv
+    finally:
+        for uid in drv.pod_uids():
+            run(drv.remove_pod(uid))
+        for path in drv._hierarchies():
+            with contextlib.suppress(FileNotFoundError):
+                path.rmdir()
+
+
+@contextlib.contextmanager
+def process_in(procs_files: list[Path], *argv: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A process that puts itself into the given cgroups ("0" is the writer) and then
+    execs argv; yielded once it is in."""
+    writes = "".join(f"echo 0 > {p} && " for p in procs_files)
+    proc = subprocess.Popen(
+        ["sh", "-c", f'{writes}echo in; exec "$@"', "sh", *argv], stdout=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"in\n"
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def test_v1_limits_usage_oom_and_removal(v1: CgroupsV1) -> None:
+    uid = "uid-" + secrets.token_hex(3)
+    v1.create_pod(uid, Limits(cpu_millis=500, memory_bytes=64 << 20, pids=100))
+    v1.create_container(uid, "hog", Limits(cpu_millis=250, memory_bytes=32 << 20))
+    mem = v1.dirs["memory"] / f"pod{uid}"
+    assert (mem / "memory.limit_in_bytes").read_text().strip() == str(64 << 20)
+    assert (mem / "hog" / "memory.limit_in_bytes").read_text().strip() == str(32 << 20)
+    cpu = v1.dirs["cpu"] / f"pod{uid}" / "hog"
+    assert (cpu / "cpu.cfs_quota_us").read_text().strip() == "25000"
+    assert (v1.dirs["pids"] / f"pod{uid}" / "pids.max").read_text().strip() == "100"
+    assert (v1.dirs["pids"] / f"pod{uid}" / "_infra").is_dir()
+    placement = v1.placement(uid, "hog")
+    assert not placement.clone_into and len(placement.fds) == len(v1._hierarchies())
+    placement.close()
+    files = [p / "cgroup.procs" for p in v1._paths(uid, "hog")]
+    before = v1.oom_kills(uid, "hog")
+    # Over its limit (no swap: memsw is held to the limit), the kernel OOM-kills it.
+    with process_in(files, sys.executable, "-c", "b = b'x' * (200 << 20)") as proc:
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    assert v1.oom_kills(uid, "hog") == before + 1
+    usage = v1.usage(uid, "hog")
+    assert usage is not None and usage.cpu_ns > 0 and usage.memory_bytes is not None
+    pod_usage = v1.usage(uid)
+    assert pod_usage is not None and pod_usage.cpu_ns >= usage.cpu_ns
+    # A process still inside is killed on removal.
+    with process_in(files, "sleep", "1000") as proc:
+        assert run(v1.remove_pod(uid)) is True
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    assert not mem.exists() and v1.pod_uids() == []
+
+
+def test_v1_prune_removes_pods_that_are_gone(v1: CgroupsV1) -> None:
+    v1.create_pod("live", Limits())
+    v1.create_pod("dead", Limits())
+    v1.create_container("dead", "c", Limits(pids=5))
+    assert run(v1.prune(["live"])) == ["dead"]
+    assert v1.pod_uids() == ["live"]
+
+
+def test_v1_infra_is_moved_into_its_leaf(v1: CgroupsV1) -> None:
+    v1.create_pod("p", Limits())
+    proc = subprocess.Popen(["sleep", "1000"])
+    try:
+        v1.add_infra("p", proc.pid)
+        for path in v1._paths("p", "_infra"):
+            assert (path / "cgroup.procs").read_text().split() == [str(proc.pid)]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def v2() -> Iterator[CgroupsV2]:
+    """The v2 driver on this machine's cgroup2 mount (with whatever controllers it has)."""
+    require_root()
+    unified = next((m for m in cgroups.mounts() if m.version == 2), None)
+    if unified is None:
+        pytest.skip("no cgroup2 mount")
+    own = cgroups.own_cgroups().get("", "/")
+    drv = CgroupsV2(unified.path, own, "/supd-test-" + secrets.token_hex(4))
+    try:
+        drv.setup()
+    except cgroups.CgroupError as e:
+        pytest.skip(f"cgroup2 mount not usable here: {e}")
+    try:
+        yield drv
+    finally:
+        for uid in drv.pod_uids():
+            run(drv.remove_pod(uid))
+        with contextlib.suppress(FileNotFoundError):
+            drv.parent.rmdir()
+
+
+def test_v2_pods_usage_and_removal_with_cgroup_kill(v2: CgroupsV2) -> None:
+    v2.create_pod("p", Limits())
+    v2.create_container("p", "c", Limits())
+    placement = v2.placement("p", "c")
+    assert placement.clone_into and len(placement.fds) == 1
+    placement.close()
+    with process_in([v2.parent / "podp" / "c" / "cgroup.procs"], "sleep", "1000") as proc:
+        assert (v2.parent / "podp" / "c" / "cgroup.procs").read_text().split() == [str(proc.pid)]
+        usage = v2.usage("p", "c")
+        assert usage is not None and usage.cpu_ns >= 0
+        if "memory" not in v2.controllers:
+            assert usage.memory_bytes is None
+        assert run(v2.remove_pod("p")) is True
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    assert v2.pod_uids() == []
+
+
+def test_v2_limits_need_their_controllers(v2: CgroupsV2) -> None:
+    limits = Limits(cpu_millis=100, memory_bytes=1 << 20, pids=4)
+    missing = {"cpu", "memory", "pids"} - v2.controllers
+    if not missing:
+        v2.create_pod("l", limits)
+        assert (v2.parent / "podl" / "pids.max").read_text().strip() == "4"
+        return
+    with pytest.raises(PermissionDenied, match="cgroup controller") as info:
+        v2.create_pod("l", limits)
+    for c in missing:
+        assert c in str(info.value)
+
+
+def test_select_picks_a_driver_for_this_machine() -> None:
+    drv = cgroups.select("auto", "/x")
+    if Path("/sys/fs/cgroup/memory").is_dir():
+        assert drv.version == 1
+    assert cgroups.select("off").version == 0
+    with pytest.raises(InvalidArgument):
+        cgroups.select("v3")
+
+
+def test_remove_gives_up_on_a_process_that_will_not_leave(tmp_path: Path) -> None:
+    # Not a cgroup at all: rmdir of a non-empty directory fails with ENOTEMPTY, which is
+    # reported as "not removed" without waiting.
+    (tmp_path / "podx" / "c").mkdir(parents=True)
+    (tmp_path / "podx" / "c" / "file").write_text("")
+    assert asyncio.run(cgroups._rmtree(tmp_path / "podx", use_kill_file=True)) is False
+    assert os.path.isdir(tmp_path / "podx")
