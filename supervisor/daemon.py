@@ -142,7 +142,7 @@ class Api:
         # Host ports are bound first: one that is taken is an error now, and nothing is kept.
         self.runtime.reserve_ports(spec)
         try:
-            directory = self.store.save(spec)  # durable before the request is acknowledged
+            directory = self.store.save(spec)  # in place before the request is acknowledged
         except BaseException:
             self.runtime.hostports.release(spec.key)
             raise
