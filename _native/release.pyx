@@ -139,11 +139,20 @@ cdef void release_mapping(const mapping *m, kept_image *images, const uintptr_t 
                 images[i].end = elf_image_end(m.start, page)
                 if images[i].end == 0:
                     images[i].end = <uintptr_t>-1  # unsure: keep all that follows
-    if not m.rw_private or kept_file:
+    if kept_file:
         return
     for i in range(nkeep):
         if m.start <= keep[i] < m.end:
             return
+    if m.inode != 0:
+        # Any mapping of a file that is not a kept image, whatever its permissions: the
+        # libraries infra never calls (libpython, libcrypto, other extension modules), whose
+        # relocated read-only data (RELRO) are private copies as well as their .data, and
+        # supd's io_uring rings (anon_inode, shared: infra has closed their fd).
+        system.munmap(<void *>m.start, m.end - m.start)
+        return
+    if not m.rw_private:
+        return
     if m.anonymous:
         # A kept image's .bss may share one mapping with memory mmap()ed right after it.
         for i in range(KEPT_IMAGES):
@@ -151,10 +160,6 @@ cdef void release_mapping(const mapping *m, kept_image *images, const uintptr_t 
                 low = images[i].end if images[i].end > low else low
         if low < m.end:
             system.munmap(<void *>low, m.end - low)
-    elif m.inode != 0:
-        # Private (copy-on-write) data of a library infra never calls: libpython's, other
-        # extension modules'.
-        system.munmap(<void *>m.start, m.end - m.start)
 
 
 cdef void release_inherited_memory() noexcept nogil:
@@ -164,7 +169,8 @@ cdef void release_inherited_memory() noexcept nogil:
     other threads' stacks, libpython's data). Infra runs on its own stack and TLS, the
     static tables of this module and the globals of libc and ld.so; those images (and the
     executable's, which may hold copy-relocated libc data) and every mapping holding one of
-    the `keep` addresses stay, everything else private and writable goes. Best effort:
+    the `keep` addresses stay; every other file mapping goes, and so does every other
+    private writable anonymous one. Best effort:
     without /proc infra keeps the memory."""
     cdef kept_image images[KEPT_IMAGES]
     cdef uintptr_t keep[3]
