@@ -77,6 +77,20 @@ def spawn_infra(
     exit_signal: int = ...,  # SIGCHLD; 0: a "clone" child, invisible to waitpid(-1)
 ) -> tuple[int, int]: ...
 
+# The infra factory (zygote): clone it early, while the caller is small; it clones each
+# infra on a SPAWN frame sent with SCM_RIGHTS [infra socket, error pipe write end
+# (, listening socket)], and replies ("spawned", rid, pid, errno) with the pidfd in
+# SCM_RIGHTS (pid -1: clone failed), and ("exited", pid, wait_status) for infras it reaped.
+def start_zygote(sock: int) -> tuple[int, int]: ...
+def encode_zygote_spawn(
+    rid: int, clone_flags: int, hostname: str | bytes, pdeathsig: int = 0
+) -> bytes: ...
+def decode_zygote_reply(frame: bytes) -> tuple: ...  # ValueError when malformed
+
+# sethostname(2) in the UTS namespace of the process behind `pidfd` (setns there and back,
+# in the calling thread only): names an infra that was made before its pod.
+def set_hostname(pidfd: int, hostname: str | bytes) -> None: ...
+
 # supd -> infra frames. A start frame is sent with the container's log file (opened
 # O_WRONLY|O_APPEND, where infra writes CRI log lines) as the first fd in SCM_RIGHTS, then
 # its cgroup: one cgroup v2 directory with `cgroup_into`, else cgroup v1 cgroup.procs

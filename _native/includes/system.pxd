@@ -278,6 +278,7 @@ cdef extern from "sys/socket.h" nogil:
     int socket(int domain, int type, int protocol)
     ssize_t send(int fd, const void *buf, size_t n, int flags)
     ssize_t recvmsg(int fd, msghdr *msg, int flags)
+    ssize_t sendmsg(int fd, const msghdr *msg, int flags)
     int accept4(int fd, void *addr, socklen_t *addrlen, int flags)
     cmsghdr *CMSG_FIRSTHDR(msghdr *msg)
     cmsghdr *CMSG_NXTHDR(msghdr *msg, cmsghdr *cmsg)
