@@ -14,6 +14,7 @@ import array
 import asyncio
 import contextlib
 import errno
+import functools
 import logging
 import math
 import os
@@ -22,6 +23,7 @@ import select
 import shutil
 import signal
 import socket
+import struct
 import tempfile
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -61,6 +63,10 @@ log = logging.getLogger("supervisor.runtime")
 
 Report = tuple[Any, ...]
 ExecListener = Callable[[Report], None]
+# The sandbox of a pod that does not share its PID namespace: the infras a pool holds.
+POOL_FLAGS = _native.CLONE_NEWNET | _native.CLONE_NEWIPC | _native.CLONE_NEWUTS
+POOL_REFILL_DELAY = 0.05  # seconds after a pooled infra is taken, at the latest
+ZYGOTE_EXIT_WAIT = 2.0  # seconds for the zygote to end once supd hangs up
 # Manifests accept any int64 grace period; timers take at most about a year.
 MAX_GRACE_SECONDS = 366 * 24 * 3600
 # kubelet's minimumGracePeriodInSeconds: what is left for the stop signal after preStop.
@@ -94,6 +100,7 @@ class Infra:
         sock: socket.socket,
         on_report: Callable[[Report], None],
         on_exit: Callable[[int], None],
+        reaped: Callable[[int], int] | None = None,
     ) -> None:
         self.loop = loop
         self.pid = pid
@@ -101,6 +108,7 @@ class Infra:
         self.sock = sock
         self._on_report = on_report
         self._on_exit = on_exit
+        self._reaped = reaped
         self._outbox: list[tuple[bytes, list[int]]] = []
         self.closed = False
         self.shutting_down = False
@@ -231,7 +239,10 @@ class Infra:
         return reports
 
     def _exited(self) -> None:
-        status = _native.waitid_pidfd(self.pidfd)
+        try:
+            status = _native.waitid_pidfd(self.pidfd)
+        except ChildProcessError:  # not ours to reap: the zygote's child, which reaps it
+            status = self._reaped(self.pid) if self._reaped is not None else -1
         if status is None:
             return
         for report in self.drain():
@@ -251,6 +262,113 @@ class Infra:
         os.close(self.pidfd)
         for eid in list(self._execs):
             self._lose_exec(eid)
+
+
+class InfraFactory:
+    """supd's end of the zygote (_native/zygote.pyx), the small process that clones every
+    infra so that supd never copies its own page tables for one: a SPAWN frame goes out with
+    the infra's socket and the write end of its error pipe, and the SPAWNED reply (pid and
+    pidfd) comes back as a loop event. Replies come in request order."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.pid, self.pidfd = _native.start_zygote(theirs.fileno())
+        except OSError:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        self.sock = ours
+        self.closed = False
+        self._next_rid = 0
+        self._waiting: dict[int, Callable[[int, int, int], None]] = {}
+        self._statuses: dict[int, int] = {}
+        loop.add_reader(ours.fileno(), self._readable)
+
+    def spawn(
+        self,
+        sock: int,
+        errfd: int,
+        clone_flags: int,
+        hostname: str,
+        pdeathsig: int,
+        done: Callable[[int, int, int], None],
+    ) -> None:
+        """Ask for an infra on `sock` reporting its set-up on `errfd` (the caller closes its
+        copies); `done(pid, pidfd, errno)` is called from the loop, pid -1 when it failed."""
+        self._next_rid = (self._next_rid + 1) & 0xFFFFFFFF
+        rid = self._next_rid
+        frame = _native.encode_zygote_spawn(rid, clone_flags, hostname, pdeathsig)
+        if self.closed:
+            raise OSError(errno.EPIPE, "the infra factory is gone")
+        self.sock.sendmsg(
+            [frame], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [sock, errfd]))]
+        )
+        self._waiting[rid] = done
+
+    def reaped(self, pid: int) -> int:
+        """The wait status of an infra the zygote reaped (-1 when it has not said yet)."""
+        return self._statuses.pop(pid, -1)
+
+    def _readable(self) -> None:
+        while not self.closed:
+            try:
+                frame, ancdata, _flags, _addr = self.sock.recvmsg(
+                    64, socket.CMSG_SPACE(4 * array.array("i").itemsize)
+                )
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                frame, ancdata = b"", []
+            fds = array.array("i")
+            for level, kind, data in ancdata:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+            if not frame:
+                log.warning("infra factory %d exited; starting another", self.pid)
+                self.close()
+                return
+            try:
+                reply = _native.decode_zygote_reply(frame)
+            except ValueError as e:
+                log.warning("infra factory: bad frame: %s", e)
+                for fd in fds:
+                    os.close(fd)
+                continue
+            if reply[0] == "exited":
+                if len(self._statuses) > 4096:  # infras nobody asked about (detached pods)
+                    self._statuses.clear()
+                self._statuses[reply[1]] = reply[2]
+                continue
+            _kind, rid, pid, err = reply
+            done = self._waiting.pop(rid, None)
+            pidfd = fds[0] if pid > 0 and fds else -1
+            for fd in fds[1:] if pidfd >= 0 else fds:
+                os.close(fd)
+            if done is None:
+                if pidfd >= 0:
+                    os.close(pidfd)
+                continue
+            done(pid if pidfd >= 0 else -1, pidfd, err if pidfd < 0 and err else 0)
+
+    def close(self) -> None:
+        """Let the zygote go (it exits when its socket hangs up) and reap it; pending
+        spawns fail. The wait is bounded: the zygote ends as soon as it reads the EOF."""
+        if self.closed:
+            return
+        self.closed = True
+        self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+        with contextlib.suppress(OSError):
+            select.select([self.pidfd], [], [], ZYGOTE_EXIT_WAIT)
+            _native.waitid_pidfd(self.pidfd)
+        os.close(self.pidfd)
+        waiting, self._waiting = self._waiting, {}
+        for done in waiting.values():
+            done(-1, -1, errno.EPIPE)
 
 
 @dataclass
@@ -288,6 +406,7 @@ class Pod:
     # what each instance's filesystem operations were, to name the one that failed.
     fs_ready: bool = False
     fs_descriptions: dict[int, list[str]] = field(default_factory=dict)
+    sandbox_pending: bool = False  # the zygote is making its infra
 
     @property
     def key(self) -> str:
@@ -315,6 +434,8 @@ class Runtime:
         rootless: bool = False,
         clock: Callable[[], float] = time.time,
         images: ImageStore | None = None,
+        pool_size: int = 2,
+        infra_factory: bool = True,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.store = store
@@ -354,6 +475,29 @@ class Runtime:
         self.feed: Broadcast[tuple[str, dict[str, Any]]] = Broadcast()
         # Called with (pod, container name, log path) when an instance is asked to start.
         self.on_container_start: list[Callable[[Pod, str, Path], None]] = []
+        # Started now, while supd is small: every infra is a copy of the zygote's image.
+        # Not for `supd run` and PID 1 mode (infra_factory False): their pods start once,
+        # and a container's init should hold no process that no pod asked for.
+        self.use_factory = infra_factory
+        self._factory: InfraFactory | None = None
+        self._factory_or_none()
+        # Infras made ahead of their pods, recorded in STATE/pool so that the next supd
+        # stops them if this one dies without doing so.
+        # Only the common sandbox comes from the pool: new net, ipc and uts namespaces, no
+        # cgroup v2 directory to clone into, and not rootless (naming a pooled infra steps
+        # into its UTS namespace and back, which a user namespace's owner cannot do).
+        full = isolation is Isolation.FULL and self.cgroups.version != 2
+        self.pool_size = pool_size if full and infra_factory and not rootless else 0
+        self._pool: list[Infra] = []
+        self._pool_pending = 0
+        self._pool_closed = False
+        self._refills: dict[str, tuple[int, asyncio.TimerHandle]] = {}
+        # supd's ends of infras asked of the zygote and not yet serving (pods' and pooled).
+        self._pending_socks: set[socket.socket] = set()
+        self._pool_dir = store.root / "pool"
+        self._pool_dir.mkdir(exist_ok=True, mode=0o700)
+        kill_stale_pool(self._pool_dir)
+        self._fill_pool()
 
     # -- pods -----------------------------------------------------------------------------
 
@@ -411,52 +555,274 @@ class Runtime:
         now = self.clock()
         self._apply(pod, lifecycle.deadline_exceeded(pod.spec, pod.status, now), now)
 
+    def _pdeathsig(self) -> int:
+        return signal.SIGKILL if self.pods_die_with_supd else 0
+
+    def _factory_or_none(self) -> InfraFactory | None:
+        if not self.use_factory:
+            return None
+        if self._factory is None or self._factory.closed:
+            try:
+                self._factory = InfraFactory(self.loop)
+            except OSError as e:
+                log.warning("cannot start the infra factory: %s", e)
+                self._factory = None
+        return self._factory
+
     def _start_sandbox(self, pod: Pod) -> None:
-        if pod.status.stopping:
+        """Make the pod's infra: a pooled one when the pod's sandbox is the common kind, else
+        one the zygote clones while the loop carries on (`_sandbox_spawned` takes the reply).
+        supd clones it itself for what the zygote does not do (sysctls, a cgroup v2 directory
+        to clone into) and when there is no zygote."""
+        if pod.status.stopping or pod.sandbox_pending:
             return
         spec = pod.spec
         try:
             self._prepare_sandbox(pod)
-        except SupervisorError as e:
-            self._sandbox_failed(pod, f"create pod sandbox: {e}")
-            return
-        try:
             into = self.cgroups.infra_placement(spec.uid)
         except SupervisorError as e:
             self._sandbox_failed(pod, f"create pod sandbox: {e}")
             return
+        flags = clone_flags(pod.namespaces.pod)
+        hostname = spec.pod_hostname if "uts" in pod.namespaces.pod else ""
+        plain = into is None and not spec.sysctls
+        if plain and flags == POOL_FLAGS and self._take_pooled(pod):
+            return
+        factory = self._factory_or_none() if plain else None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours.setblocking(False)
+        if factory is None:
+            try:
+                # exit_signal 0: infra's exit reaches supd only through its pidfd, so the
+                # orphan reaper of PID 1 mode (waitpid(-1), init.py) can never take its status.
+                pid, pidfd = _native.spawn_infra(
+                    theirs.fileno(),
+                    clone_flags=flags,
+                    hostname=hostname,
+                    pdeathsig=self._pdeathsig(),
+                    exit_signal=0,
+                    sysctls=[(security.sysctl_path(n), v) for n, v in spec.sysctls],
+                    cgroup_dir=into.fds[0] if into is not None else -1,
+                )
+            except OSError as e:
+                ours.close()
+                self._sandbox_failed(pod, f"create pod sandbox: {e}{privilege_hint(e)}")
+                return
+            finally:
+                theirs.close()
+                if into is not None:
+                    into.close()
+            self._sandbox_made(pod, ours, pid, pidfd, None)
+            return
+        r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         try:
-            # exit_signal 0: infra's exit reaches supd only through its pidfd, so the orphan
-            # reaper of PID 1 mode (waitpid(-1), init.py) can never take its status.
-            pid, pidfd = _native.spawn_infra(
+            factory.spawn(
                 theirs.fileno(),
-                clone_flags=clone_flags(pod.namespaces.pod),
-                hostname=spec.pod_hostname if "uts" in pod.namespaces.pod else "",
-                pdeathsig=signal.SIGKILL if self.pods_die_with_supd else 0,
-                exit_signal=0,
-                sysctls=[(security.sysctl_path(n), v) for n, v in spec.sysctls],
-                cgroup_dir=into.fds[0] if into is not None else -1,
+                w,
+                flags,
+                hostname,
+                self._pdeathsig(),
+                lambda pid, pidfd, err: self._sandbox_spawned(pod, ours, r, pid, pidfd, err),
             )
         except OSError as e:
             ours.close()
-            self._sandbox_failed(pod, f"create pod sandbox: {e}{privilege_hint(e)}")
+            os.close(r)
+            self._sandbox_failed(pod, f"create pod sandbox: {e}")
             return
         finally:
             theirs.close()
-            if into is not None:
-                into.close()
-        ours.setblocking(False)
-        pod.infra = Infra(
-            self.loop,
-            pid,
-            pidfd,
-            ours,
-            lambda report: self._on_report(pod, report),
-            lambda status: self._on_infra_exit(pod, status),
-        )
-        _write_infra_record(pod.directory, pid)
-        self._sandbox_started(pod, pod.infra)
+            os.close(w)
+        pod.sandbox_pending = True
+        self._pending_socks.add(ours)
+
+    def _sandbox_spawned(
+        self, pod: Pod, ours: socket.socket, r: int, pid: int, pidfd: int, err: int
+    ) -> None:
+        """The zygote cloned the infra (or failed to): wait for the end of its set-up,
+        which its error pipe tells (EOF: serving; a record: the step that failed)."""
+
+        def failed(message: str) -> None:
+            pod.sandbox_pending = False
+            self._sandbox_failed(pod, f"create pod sandbox: {message}")
+
+        def ready(reaped: Callable[[int], int]) -> None:
+            pod.sandbox_pending = False
+            self._sandbox_made(pod, ours, pid, pidfd, reaped)
+
+        self._when_set_up(ours, r, pid, pidfd, err, ready, failed)
+
+    def _when_set_up(
+        self,
+        ours: socket.socket,
+        r: int,
+        pid: int,
+        pidfd: int,
+        err: int,
+        ready: Callable[[Callable[[int], int]], None],
+        failed: Callable[[str], None],
+    ) -> None:
+        """After the zygote's reply: `ready(reaped)` once the infra's error pipe reaches EOF
+        with no record, else `failed(message)` with the fds closed."""
+        if pid < 0:
+            self._pending_socks.discard(ours)
+            ours.close()
+            os.close(r)
+            failed(f"clone: {os.strerror(err)}")
+            return
+
+        def readable() -> None:
+            try:
+                data = os.read(r, 8)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            self.loop.remove_reader(r)
+            os.close(r)
+            self._pending_socks.discard(ours)
+            if len(data) == 8:
+                step, code = struct.unpack("ii", data)
+                ours.close()
+                os.close(pidfd)
+                error = _native.spawn_error(step, code, "supd-infra")
+                failed(f"{error}{privilege_hint(error)}")
+                return
+            assert self._factory is not None
+            ready(self._factory.reaped)
+
+        self.loop.add_reader(r, readable)
+        readable()  # it has often finished already
+
+    def _sandbox_made(
+        self,
+        pod: Pod,
+        ours: socket.socket,
+        pid: int,
+        pidfd: int,
+        reaped: Callable[[int], int] | None,
+    ) -> None:
+        infra = Infra(self.loop, pid, pidfd, ours, lambda r: None, lambda s: None, reaped)
+        if self.pods.get(pod.key) is not pod or pod.status.stopping:
+            infra.shutdown()  # deleted while its infra was being made: let it go at once
+            return
+        self._adopt(pod, infra)
+
+    def _adopt(self, pod: Pod, infra: Infra) -> None:
+        """`infra` serves and is the pod's from now on: its cgroup, its network, and then
+        its containers."""
+        infra._on_report = lambda report: self._on_report(pod, report)
+        infra._on_exit = lambda status: self._on_infra_exit(pod, status)
+        pod.infra = infra
+        self._sandbox_started(pod, infra)
+        # After the containers' START frames: the record (for a later supd to find this
+        # infra) costs two file operations that the first container need not wait for.
+        if self.pods.get(pod.key) is pod and pod.infra is infra:
+            with contextlib.suppress(OSError):
+                _write_infra_record(pod.directory, infra.pid)
+
+    # -- infras made ahead of their pods ------------------------------------------------------
+
+    def _take_pooled(self, pod: Pod) -> bool:
+        """Give the pod a pooled infra (named now); False when none is ready."""
+        while self._pool:
+            infra = self._pool.pop()
+            try:
+                _native.set_hostname(infra.pidfd, pod.spec.pod_hostname)
+            except OSError as e:
+                log.warning("pooled infra %d: set hostname: %s", infra.pid, e)
+                self._drop_pooled(infra)
+                continue
+            # Refill once the pod's first container has been started (its first report),
+            # not now: making the next infra (a network namespace, its set-up) would compete
+            # with that start for the cores. A timer covers pods that start nothing.
+            timer = self.loop.call_later(POOL_REFILL_DELAY, self._refill_after, pod, infra.pid)
+            self._refills[pod.key] = (infra.pid, timer)
+            self._adopt(pod, infra)
+            return True
+        return False
+
+    def _refill_after(self, pod: Pod, pid: int) -> None:
+        entry = self._refills.get(pod.key)
+        if entry is not None and entry[0] == pid:
+            del self._refills[pod.key]
+            entry[1].cancel()
+        self._forget_pooled(pid)
+
+    def _fill_pool(self) -> None:
+        """Keep `pool_size` infras (the common flags, no name yet) made ahead: the network
+        namespace and the infra's set-up then happen before `apply`, not during it."""
+        if self._pool_closed:
+            return
+        while len(self._pool) + self._pool_pending < self.pool_size:
+            factory = self._factory_or_none()
+            if factory is None:
+                return
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            ours.setblocking(False)
+            r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+            try:
+                factory.spawn(
+                    theirs.fileno(),
+                    w,
+                    POOL_FLAGS,
+                    "",
+                    self._pdeathsig(),
+                    functools.partial(self._pooled_spawned, ours, r),
+                )
+            except OSError as e:
+                log.warning("infra pool: %s", e)
+                ours.close()
+                os.close(r)
+                return
+            finally:
+                theirs.close()
+                os.close(w)
+            self._pool_pending += 1
+            self._pending_socks.add(ours)
+
+    def _pooled_spawned(self, ours: socket.socket, r: int, pid: int, pidfd: int, err: int) -> None:
+        def ready(reaped: Callable[[int], int]) -> None:
+            self._pool_pending -= 1
+            infra = Infra(self.loop, pid, pidfd, ours, lambda r: None, lambda s: None, reaped)
+            infra._on_exit = lambda status: self._pooled_exited(infra)
+            if self._pool_closed:
+                infra.shutdown()
+                return
+            try:
+                (self._pool_dir / str(pid)).write_text(f"{pid} {process_start_time(pid)}\n")
+            except OSError as e:
+                log.warning("infra pool: record %d: %s", pid, e)
+            self._pool.append(infra)
+
+        def failed(message: str) -> None:
+            self._pool_pending -= 1
+            log.warning("infra pool: %s", message)
+
+        self._when_set_up(ours, r, pid, pidfd, err, ready, failed)
+
+    def _pooled_exited(self, infra: Infra) -> None:
+        if infra in self._pool:
+            self._pool.remove(infra)
+        self._forget_pooled(infra.pid)
+
+    def _forget_pooled(self, pid: int) -> None:
+        with contextlib.suppress(OSError):
+            (self._pool_dir / str(pid)).unlink()
+        self._fill_pool()
+
+    def _drop_pooled(self, infra: Infra) -> None:
+        infra._on_exit = lambda status: self._forget_pooled(infra.pid)
+        infra.shutdown()
+
+    def close_pool(self) -> None:
+        """Let the pooled infras go (supd is leaving; they are no pod's)."""
+        self._pool_closed = True
+        for infra in self._pool:
+            infra.shutdown()
+            infra.close()
+            with contextlib.suppress(OSError):
+                (self._pool_dir / str(infra.pid)).unlink()
+        self._pool.clear()
 
     def _sandbox_failed(self, pod: Pod, message: str) -> None:
         """kubelet's FailedCreatePodSandBox: the pod stays Pending and creation is retried
@@ -879,6 +1245,8 @@ class Runtime:
     # -- reports from the infra --------------------------------------------------------------
 
     def _on_report(self, pod: Pod, report: Report) -> None:
+        if pod.key in self._refills:
+            self.loop.call_soon(self._refill_after, pod, self._refills[pod.key][0])
         kind, instance = report[0], report[1] if len(report) > 1 else 0
         name = pod.instances.get(instance) if isinstance(instance, int) else None
         if kind == "hello" or name is None:
@@ -1281,10 +1649,13 @@ class Runtime:
         return count
 
     async def stop_all(self, grace: int | None = None) -> None:
-        """Delete every pod (supd run and PID 1 mode end this way)."""
+        """Delete every pod and let the infra factory go (supd run and PID 1 mode end
+        this way; no pod is created after it)."""
+        self.close_pool()
         waits = [self.delete(pod, grace) for pod in list(self.pods.values())]
         if waits:
             await asyncio.gather(*waits)
+        self._close_factory()
 
     def detach(self) -> None:
         """Let go of every infra without stopping it (a daemon's exit; pods keep running)."""
@@ -1297,6 +1668,18 @@ class Runtime:
             if pod.infra is not None:
                 pod.infra.close()
                 pod.infra = None
+        self._close_factory()
+
+    def _close_factory(self) -> None:
+        self.use_factory = False  # for good: infras from now on are cloned by supd
+        self.close_pool()
+        # An infra still being made would serve nobody, hold no container and never be
+        # found again: a SHUTDOWN waiting in its socket ends it once it serves.
+        for sock in self._pending_socks:
+            with contextlib.suppress(OSError):
+                sock.send(_native.encode_shutdown())
+        if self._factory is not None:
+            self._factory.close()
 
     # -- notifications ----------------------------------------------------------------------
 
@@ -1480,6 +1863,19 @@ def process_start_time(pid: int) -> int:
     except OSError:
         return -1
     return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def kill_stale_pool(pool_dir: Path) -> None:
+    """SIGKILL the pooled infras a previous supd recorded and left (they hold no pod)."""
+    for record in pool_dir.iterdir():
+        try:
+            pid_s, start_s = record.read_text().split()
+            if process_start_time(int(pid_s)) == int(start_s):
+                os.kill(int(pid_s), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+        with contextlib.suppress(OSError):
+            record.unlink()
 
 
 async def kill_stale_infra(directory: Path) -> None:

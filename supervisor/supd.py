@@ -296,6 +296,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
     p.add_argument("--manifests", metavar="DIR", help="pods to start at boot (*.yaml, *.json)")
     p.add_argument(
+        "--sync-state",
+        action="store_true",
+        help="fsync each accepted manifest (file and directory) before answering, so that it "
+        "survives a power loss too (the default fsyncs right after, off the request path)",
+    )
+    p.add_argument(
         "--notify-fd",
         type=int,
         metavar="FD",
@@ -328,12 +334,13 @@ async def serve(
     from .server import Server  # the API server is only needed by the daemon
 
     init_mode = sigfd >= 0
-    store = Store(args.state_dir)
+    store = Store(args.state_dir, sync=args.sync_state)
     runtime = Runtime(
         store,
         EventLog(),
         backoff=_backoff(args),
         pods_die_with_supd=init_mode,
+        infra_factory=not init_mode,
         isolation=isolation[0],
         isolation_why=isolation[1],
         **await _sandboxing(args, args.state_dir),
@@ -471,6 +478,7 @@ async def run_pods(
         EventLog(),
         backoff=_backoff(args),
         pods_die_with_supd=True,
+        infra_factory=False,
         isolation=isolation[0],
         isolation_why=isolation[1],
         **await _sandboxing(args, state_dir),

@@ -7,9 +7,11 @@ import json
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import SUPD, Supd, alive, proc_children, require_root, zombies_of
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -210,9 +212,19 @@ def test_delete_stops_everything_and_leaves_no_process(supd: Supd) -> None:
 
 
 def test_graceful_stop_gets_sigterm(supd: Supd, tmp_path: Path) -> None:
+    # The shell says when its trap is set: a pod is Ready from its exec on, and a SIGTERM
+    # before the trap would be ignored (the shell is PID 1 of its PID namespace).
     note = tmp_path / "note"
-    supd.apply(pod_yaml("term", f"c=trap 'echo got TERM > {note}; exit 0' TERM; sleep 1000 & wait"))
+    supd.apply(
+        pod_yaml(
+            "term",
+            f"c=trap 'echo got TERM > {note}; exit 0' TERM; echo trapped; sleep 1000 & wait",
+        )
+    )
     supd.wait("term")
+    follow = supd.follow_logs("term")
+    assert follow.stdout is not None
+    assert follow.stdout.readline() == "trapped\n"
     supd.ctl("delete", "pod", "term")
     assert note.read_text() == "got TERM\n"
 
@@ -256,7 +268,11 @@ def test_logs_are_cri_formatted_and_tail_works(supd: Supd) -> None:
         assert proc.wait(timeout=30) == 0
 
 
-def test_pods_come_back_after_supd_restart(supd: Supd) -> None:
+@pytest.mark.parametrize("flags", [(), ("--sync-state",)], ids=["flusher", "sync-state"])
+def test_pods_come_back_after_supd_restart(supd: Supd, flags: tuple[str, ...]) -> None:
+    if flags:  # the manifest fsynced before the answer instead of right after
+        supd.stop()
+        supd.start(*flags)
     supd.apply(pod_yaml("persist", "c=sleep 1000"))
     supd.wait("persist")
     old = supd.infra_of("persist")
@@ -338,6 +354,49 @@ def test_no_fd_zombie_or_process_leak_across_pods(supd: Supd) -> None:
         for i in range(5):
             supd.ctl("delete", "pod", f"leak{round_}-{i}", "--grace-period", "0")
         assert not any(alive(p) for p in infras)
+    # The pool of infras made ahead refills after each pod: let it settle (bounded).
+    deadline = time.monotonic() + 5
+    while len(list(fds.iterdir())) != before and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert len(list(fds.iterdir())) == before
     assert zombies_of(supd.proc.pid) == []
-    assert proc_children(supd.proc.pid) == []
+    # supd's one child is its infra factory (zygote), which reaps the infras it cloned; what
+    # it still has are the pooled infras (recorded in STATE/pool), no pod's.
+    children = proc_children(supd.proc.pid)
+    assert [Path(f"/proc/{p}/comm").read_text().strip() for p in children] == ["supd-zygote"]
+    pooled = {int(p.name) for p in (supd.state_dir / "pool").iterdir()}
+    while set(proc_children(children[0])) != pooled and time.monotonic() < deadline:
+        time.sleep(0.01)
+        pooled = {int(p.name) for p in (supd.state_dir / "pool").iterdir()}
+    assert set(proc_children(children[0])) == pooled and len(pooled) == 2
+    assert zombies_of(children[0]) == []
+
+
+def test_pooled_infras_are_named_and_stopped_by_the_next_supd(supd: Supd) -> None:
+    """Infras made ahead of their pods (STATE/pool) take the pod's hostname when used, and a
+    supd that died leaves them for the next one to stop."""
+    pool = supd.state_dir / "pool"
+    deadline = time.monotonic() + 5
+    while len(list(pool.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pooled = {int(p.name) for p in pool.iterdir()}
+    assert len(pooled) == 2 and all(alive(p) for p in pooled)
+    supd.apply(pod_yaml("named", "c=sleep 1000"))
+    supd.wait("named")
+    infra = supd.infra_of("named")
+    assert infra in pooled  # it came from the pool
+    out = subprocess.run(
+        ["nsenter", "-t", str(infra), "-u", "hostname"], capture_output=True, text=True
+    )
+    assert out.stdout.strip() == "named", out.stderr
+    while len(list(pool.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    left = {int(p.name) for p in pool.iterdir()}
+    assert infra not in left and len(left) == 2
+    supd.stop(signal.SIGKILL)
+    assert all(alive(p) for p in left)
+    supd.start()
+    deadline = time.monotonic() + 5
+    while any(alive(p) for p in left) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(alive(p) for p in left)
