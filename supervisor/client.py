@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
+import struct
 from collections.abc import AsyncGenerator
 from types import TracebackType
 from typing import Any, Final, cast
@@ -38,6 +40,7 @@ _STREAM_HIGH_WATER: Final = 256
 _STREAM_LOW_WATER: Final = 64
 
 _END: Final[Any] = object()
+_PEERCRED: Final = struct.Struct("3i")  # struct ucred {pid_t pid; uid_t uid; gid_t gid;}
 
 
 def default_socket_path(flag: str | None = None) -> str:
@@ -208,6 +211,18 @@ class Client:
         client.server = str(hello.get("server", ""))
         client.version = int(hello.get("version", 0))
         return client
+
+    def peer_pid(self) -> int | None:
+        """The server's pid as the kernel recorded it at connect (SO_PEERCRED), if known."""
+        sock = self._transport.get_extra_info("socket")
+        if sock is None:
+            return None
+        try:
+            raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+        except OSError:
+            return None
+        pid: int = _PEERCRED.unpack(raw)[0]
+        return pid
 
     def _new_id(self) -> int:
         self._next_id += 1

@@ -33,7 +33,7 @@ from typing import IO, Any, BinaryIO, NoReturn, TextIO
 
 import yaml
 
-from supervisor import __version__
+from supervisor import __version__, bench
 from supervisor.client import Client, Stream, default_socket_path
 from supervisor.errors import (
     DeadlineExceeded,
@@ -782,6 +782,10 @@ def _size(n: int) -> str:
     return f"{value:.1f}TB"
 
 
+async def cmd_bench(ctx: Context) -> int:
+    return await bench.main(ctx.args, ctx.socket, ctx.out, ctx.err)
+
+
 COMMANDS: dict[str, Callable[[Context], Awaitable[int]]] = {
     "image": cmd_image,
     "apply": cmd_apply,
@@ -794,6 +798,7 @@ COMMANDS: dict[str, Callable[[Context], Awaitable[int]]] = {
     "top": cmd_top,
     "exec": cmd_exec,
     "version": cmd_version,
+    "bench": cmd_bench,
 }
 
 
@@ -900,6 +905,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("names", nargs="+", metavar="NAME[:TAG]")
 
     sub.add_parser("version", parents=[common], help="print client and server versions")
+
+    # bench's -n is the pod count, as in load-test tools; its namespace is --bench-namespace.
+    only_socket = _Parser(add_help=False)
+    only_socket.add_argument("--socket", default=argparse.SUPPRESS, help="supd's socket")
+    s = sub.add_parser("bench", parents=[only_socket], help="load-test pod start latency")
+    bench.add_arguments(s)
     return p
 
 
