@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -160,6 +161,13 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="cgroup driver: v2 when /sys/fs/cgroup is cgroup2, else v1 (auto); off: none",
     )
     g.add_argument(
+        "--favordynmods",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="remount the cgroup2 mount with favordynmods, so that placing a pod's processes "
+        "in their cgroups does not wait for an RCU grace period (about 7 ms a pod here)",
+    )
+    g.add_argument(
         "--cgroup-parent",
         default=cgroups.DEFAULT_PARENT,
         help="where pod cgroups go: absolute from each hierarchy's root, or relative to "
@@ -259,6 +267,10 @@ async def _sandboxing(args: argparse.Namespace, state_dir: str) -> Resources:
     except SupervisorError as e:
         log.warning("running without cgroups: %s", e)
         groups = cgroups.NoCgroups(str(e))
+    if groups.version and args.favordynmods:
+        with contextlib.suppress(OSError):
+            for line in cgroups.favor_dynamic_mods(cgroups.mounts()):
+                log.info("cgroups: %s", line)
     log.info("cgroups: %s; network: %s", groups.describe(), args.network)
     if args.pod_pids_limit is not None and args.pod_pids_limit < 1:
         raise InvalidArgument("--pod-pids-limit: must be at least 1")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import secrets
 import signal
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import uvloop
-from conftest import require_root
+from conftest import Supd, finish_supd, require_root
 
 from supervisor import cgroups
 from supervisor.cgroups import (
@@ -42,6 +43,7 @@ def test_mounts_and_own_cgroups_are_parsed() -> None:
     assert found["/sys/fs/cgroup/cpu,cpuacct"].controllers == {"cpu", "cpuacct"}
     assert found["/sys/fs/cgroup/systemd"].controllers == frozenset()
     assert found["/sys/fs/cgroup/unified"].version == 2
+    assert found["/sys/fs/cgroup/unified"].options == ("rw", "nsdelegate")
     own = cgroups.own_cgroups("4:memory:/a/b\n1:cpu,cpuacct:/\n0::/init.scope\n")
     assert own == {"memory": "/a/b", "cpu": "/", "cpuacct": "/", "": "/init.scope"}
     v1 = CgroupsV1.discover(list(found.values()), own, "sup")
@@ -146,11 +148,12 @@ def test_v1_limits_usage_oom_and_removal(v1: CgroupsV1) -> None:
     cpu = v1.dirs["cpu"] / f"pod{uid}" / "hog"
     assert (cpu / "cpu.cfs_quota_us").read_text().strip() == "25000"
     assert (v1.dirs["pids"] / f"pod{uid}" / "pids.max").read_text().strip() == "100"
-    assert (v1.dirs["pids"] / f"pod{uid}" / "_infra").is_dir()
     placement = v1.placement(uid, "hog")
-    assert not placement.clone_into and len(placement.fds) == len(v1._hierarchies())
+    # No pids limit on the container: no pids cgroup for it.
+    held = {v1.dirs[c] for c in ("cpu", "cpuacct", "memory")}
+    assert not placement.clone_into and len(placement.fds) == len(held)
     placement.close()
-    files = [p / "cgroup.procs" for p in v1._paths(uid, "hog")]
+    files = [p / f"pod{uid}" / "hog" / "cgroup.procs" for p in held]
     before = v1.oom_kills(uid, "hog")
     # Over its limit (no swap: memsw is held to the limit), the kernel OOM-kills it.
     with process_in(files, sys.executable, "-c", "b = b'x' * (200 << 20)") as proc:
@@ -175,16 +178,34 @@ def test_v1_prune_removes_pods_that_are_gone(v1: CgroupsV1) -> None:
     assert v1.pod_uids() == ["live"]
 
 
-def test_v1_infra_is_moved_into_its_leaf(v1: CgroupsV1) -> None:
+def test_v1_infra_is_moved_into_the_pod_cgroup(v1: CgroupsV1) -> None:
     v1.create_pod("p", Limits())
     proc = subprocess.Popen(["sleep", "1000"])
     try:
         v1.add_infra("p", proc.pid)
-        for path in v1._paths("p", "_infra"):
-            assert (path / "cgroup.procs").read_text().split() == [str(proc.pid)]
+        for c in ("cpuacct", "memory"):
+            procs = v1.dirs[c] / "podp" / "cgroup.procs"
+            assert procs.read_text().split() == [str(proc.pid)]
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_v1_cgroups_that_would_hold_nothing_are_not_made(v1: CgroupsV1) -> None:
+    """cpuacct and memory always (usage, OOM kills); cpu and pids only for a limit."""
+    v1.create_pod("p", Limits())
+    v1.create_container("p", "plain", Limits())
+    v1.create_container("p", "capped", Limits(cpu_millis=100))
+    always = {v1.dirs["cpuacct"], v1.dirs["memory"]}
+    for c in ("cpu", "pids"):
+        if v1.dirs[c] not in always:
+            assert not (v1.dirs[c] / "podp" / "plain").exists(), c
+    assert (v1.dirs["cpu"] / "podp" / "capped" / "cpu.cfs_quota_us").read_text().strip() == "10000"
+    placement = v1.placement("p", "plain")
+    assert len(placement.fds) == len(always)
+    placement.close()
+    assert run(v1.remove_pod("p")) is True
+    assert v1.pod_uids() == []
 
 
 @pytest.fixture
@@ -255,3 +276,45 @@ def test_remove_gives_up_on_a_process_that_will_not_leave(tmp_path: Path) -> Non
     (tmp_path / "podx" / "c" / "file").write_text("")
     assert asyncio.run(cgroups._rmtree(tmp_path / "podx", use_kill_file=True)) is False
     assert os.path.isdir(tmp_path / "podx")
+
+
+# -- favordynmods ------------------------------------------------------------------------
+
+
+def cgroup2_options() -> dict[str, tuple[str, ...]]:
+    return {str(m.path): m.options for m in cgroups.mounts() if m.version == 2}
+
+
+def clear_favordynmods() -> None:
+    """Remount every cgroup2 mount with its options less favordynmods (the kernel clears
+    a root flag that a remount does not name)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for path, opts in cgroup2_options().items():
+        keep = ",".join(o for o in opts if o not in ("rw", "ro", "favordynmods"))
+        assert libc.mount(None, path.encode(), None, cgroups.MS_REMOUNT, keep.encode()) == 0
+
+
+@pytest.mark.parametrize("flag", ["--favordynmods", "--no-favordynmods"])
+def test_supd_remounts_cgroup2_with_favordynmods_unless_told_not_to(
+    tmp_path: Path, flag: str
+) -> None:
+    require_root()
+    if not cgroup2_options():
+        pytest.fail("this machine has no cgroup2 mount to test with")
+    clear_favordynmods()
+    before = cgroup2_options()
+    assert not any("favordynmods" in o for o in before.values())
+    d = Supd(socket=tmp_path / "s.sock", state_dir=tmp_path / "state")
+    d.start(flag)
+    try:
+        after = cgroup2_options()
+        log = (tmp_path / "supd.log").read_text()
+    finally:
+        finish_supd(d, tmp_path)
+    if flag == "--favordynmods":
+        for path, opts in after.items():
+            # the other options are kept
+            assert opts == (*before[path], "favordynmods"), path
+            assert f"remounted {path} with favordynmods" in log
+    else:
+        assert after == before
