@@ -1626,7 +1626,10 @@ class Runtime:
     def _forget(self, pod: Pod) -> None:
         del self.pods[pod.key]
         rootfs.release_pod(pod.spec, pod.directory, _native.umount)
-        unmount_under(pod.directory)
+        if any(v.medium == "Memory" for v in pod.spec.volumes):
+            # The only mounts supd makes on the host: any of them left (a previous supd's,
+            # an unmount that failed) would keep the pod's directory from going.
+            unmount_under(pod.directory)
         self.store.remove(pod.directory)
         self.events.forget(pod.spec.namespace, pod.spec.name)
         self._publish(pod, "DELETED")
