@@ -637,3 +637,20 @@ async def test_client_connect_times_out_on_a_silent_server(tmp_path: Path) -> No
     with pytest.raises(DeadlineExceeded, match="did not answer the handshake"):
         await Client.connect(path, timeout=0.1)
     listener.close()
+
+
+def test_tune_gc_freezes_start_up_and_widens_the_young_generation() -> None:
+    """supd's loop must not stall in full collections (BENCHMARKS.md: 130-320 ms each with
+    1000 pods probed every second under CPython's default thresholds)."""
+    import gc
+
+    from supervisor import supd
+
+    before = gc.get_threshold()
+    try:
+        supd.tune_gc()
+        assert gc.get_threshold() == (supd.GC_YOUNG_THRESHOLD, *before[1:])
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
