@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +96,52 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def until_dir_changes(directory: Path, done: Callable[[], bool], timeout: float = 10) -> bool:
+    """Wait until `done()`, re-checking it at each entry created, removed or renamed in
+    `directory` (inotify), or until `timeout`. Returns done()."""
+    from supervisor import inotify
+
+    watch = inotify.Inotify()
+    try:
+        watch.add_watch(directory, IN_ENTRY_EVENTS)
+        deadline = time.monotonic() + timeout
+        while not done():
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([watch.fd], [], [], left)[0]:
+                return done()
+            watch.read()
+        return True
+    finally:
+        watch.close()
+
+
+IN_ENTRY_EVENTS = 0x100 | 0x200 | 0x40 | 0x80  # IN_CREATE | IN_DELETE | IN_MOVED_FROM/TO
+
+
+def until_gone(pids: Iterable[int], timeout: float = 10) -> bool:
+    """Wait for every process in `pids` to exit (their pidfds poll readable), or until
+    `timeout`. Returns whether they all did."""
+    fds = []
+    for pid in pids:
+        try:
+            fds.append(os.pidfd_open(pid))
+        except ProcessLookupError:
+            continue
+    try:
+        deadline = time.monotonic() + timeout
+        waiting = list(fds)
+        while waiting:
+            left = deadline - time.monotonic()
+            ready = select.select(waiting, [], [], max(left, 0))[0] if left > 0 else []
+            if not ready:
+                return False
+            waiting = [fd for fd in waiting if fd not in ready]
+        return True
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def remove_cgroup_parent(parent: str) -> None:

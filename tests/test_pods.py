@@ -7,12 +7,20 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SUPD, Supd, alive, proc_children, require_root, zombies_of
+from conftest import (
+    SUPD,
+    Supd,
+    alive,
+    proc_children,
+    require_root,
+    until_dir_changes,
+    until_gone,
+    zombies_of,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -354,20 +362,17 @@ def test_no_fd_zombie_or_process_leak_across_pods(supd: Supd) -> None:
         for i in range(5):
             supd.ctl("delete", "pod", f"leak{round_}-{i}", "--grace-period", "0")
         assert not any(alive(p) for p in infras)
-    # The pool of infras made ahead refills after each pod: let it settle (bounded).
-    deadline = time.monotonic() + 5
-    while len(list(fds.iterdir())) != before and time.monotonic() < deadline:
-        time.sleep(0.01)
+    # The pool of infras made ahead refills after each pod: a pooled infra is recorded in
+    # STATE/pool once it serves, so the pool is settled when two records are there.
+    pool = supd.state_dir / "pool"
+    assert until_dir_changes(pool, lambda: len(list(pool.iterdir())) == 2)
     assert len(list(fds.iterdir())) == before
     assert zombies_of(supd.proc.pid) == []
     # supd's one child is its infra factory (zygote), which reaps the infras it cloned; what
     # it still has are the pooled infras (recorded in STATE/pool), no pod's.
     children = proc_children(supd.proc.pid)
     assert [Path(f"/proc/{p}/comm").read_text().strip() for p in children] == ["supd-zygote"]
-    pooled = {int(p.name) for p in (supd.state_dir / "pool").iterdir()}
-    while set(proc_children(children[0])) != pooled and time.monotonic() < deadline:
-        time.sleep(0.01)
-        pooled = {int(p.name) for p in (supd.state_dir / "pool").iterdir()}
+    pooled = {int(p.name) for p in pool.iterdir()}
     assert set(proc_children(children[0])) == pooled and len(pooled) == 2
     assert zombies_of(children[0]) == []
 
@@ -376,9 +381,7 @@ def test_pooled_infras_are_named_and_stopped_by_the_next_supd(supd: Supd) -> Non
     """Infras made ahead of their pods (STATE/pool) take the pod's hostname when used, and a
     supd that died leaves them for the next one to stop."""
     pool = supd.state_dir / "pool"
-    deadline = time.monotonic() + 5
-    while len(list(pool.iterdir())) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert until_dir_changes(pool, lambda: len(list(pool.iterdir())) == 2)
     pooled = {int(p.name) for p in pool.iterdir()}
     assert len(pooled) == 2 and all(alive(p) for p in pooled)
     supd.apply(pod_yaml("named", "c=sleep 1000"))
@@ -389,14 +392,35 @@ def test_pooled_infras_are_named_and_stopped_by_the_next_supd(supd: Supd) -> Non
         ["nsenter", "-t", str(infra), "-u", "hostname"], capture_output=True, text=True
     )
     assert out.stdout.strip() == "named", out.stderr
-    while len(list(pool.iterdir())) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    refilled = lambda: {int(p.name) for p in pool.iterdir()} - {infra}  # noqa: E731
+    assert until_dir_changes(pool, lambda: len(refilled()) == 2)
     left = {int(p.name) for p in pool.iterdir()}
     assert infra not in left and len(left) == 2
     supd.stop(signal.SIGKILL)
     assert all(alive(p) for p in left)
     supd.start()
-    deadline = time.monotonic() + 5
-    while any(alive(p) for p in left) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not any(alive(p) for p in left)
+    assert until_gone(left)
+
+
+def test_supd_carries_on_when_its_infra_factory_is_killed(supd: Supd) -> None:
+    """The zygote is a process like any other: SIGKILLed, it is replaced, pods already
+    running keep running, and new pods start."""
+    supd.apply(pod_yaml("before", "c=sleep 1000"))
+    supd.wait("before")
+    infra = supd.infra_of("before")
+    assert supd.proc is not None
+    (zygote,) = [
+        p
+        for p in proc_children(supd.proc.pid)
+        if Path(f"/proc/{p}/comm").read_text().strip() == "supd-zygote"
+    ]
+    os.kill(zygote, signal.SIGKILL)
+    assert until_gone([zygote])
+    for i in range(3):  # more than the pool holds: some infras come from a new zygote
+        supd.apply(pod_yaml(f"after{i}", "c=sleep 1000"))
+    for i in range(3):
+        supd.wait(f"after{i}")
+    assert alive(infra) and supd.pod("before")["status"]["containerStatuses"][0]["ready"]
+    names = [Path(f"/proc/{p}/comm").read_text().strip() for p in proc_children(supd.proc.pid)]
+    assert names.count("supd-zygote") == 1 and zygote not in proc_children(supd.proc.pid)
+    assert zombies_of(supd.proc.pid) == []
