@@ -878,13 +878,27 @@ cdef int write_sysctls(infra_cfg *cfg) noexcept nogil:
     return 0
 
 
+cdef int stdio_to_devnull() noexcept nogil:
+    """0, 1 and 2 onto /dev/null, as a daemon's: 0, or the step that failed."""
+    cdef int devnull = system.open(b"/dev/null", system.O_RDWR | system.O_CLOEXEC)
+    cdef int i
+    if devnull < 0:
+        return STEP_DEVNULL
+    for i in range(3):
+        if system.dup2(devnull, i) < 0:
+            return STEP_DUP2
+    if devnull > 2:
+        system.close(devnull)
+    return 0
+
+
 cdef int infra_setup(infra_cfg *cfg) noexcept nogil:
     """Everything before the loop, each step one call that succeeds or fails. Returns the
     failed step (errno set), or -1. Signals stay blocked for good: they arrive on the
     signalfd."""
     cdef int keep[3]
     cdef int nkeep = 0
-    cdef int devnull, i, t
+    cdef int i, t, step
     cdef system.sigset_t mask
     child_reset_dispositions()
     if system.prctl(system.PR_SET_NAME, <char *>b"supd-infra", 0, 0, 0) < 0:
@@ -911,14 +925,9 @@ cdef int infra_setup(infra_cfg *cfg) noexcept nogil:
     cfg.listen = move_above_stdio(cfg.listen)
     if cfg.errfd < 0 or cfg.sock < 0:
         return STEP_DUP2
-    devnull = system.open(b"/dev/null", system.O_RDWR | system.O_CLOEXEC)
-    if devnull < 0:
-        return STEP_DEVNULL
-    for i in range(3):
-        if system.dup2(devnull, i) < 0:
-            return STEP_DUP2
-    if devnull > 2:
-        system.close(devnull)
+    step = stdio_to_devnull()
+    if step:
+        return step
     keep[nkeep] = cfg.errfd
     nkeep += 1
     keep[nkeep] = cfg.sock

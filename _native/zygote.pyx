@@ -174,7 +174,7 @@ cdef int zygote_setup(zygote_cfg *cfg) noexcept nogil:
     """Like infra_setup, without the pod: name, parent-death signal, stdio on /dev/null,
     only its socket kept, SIGCHLD on a signalfd, epoll, then the memory released."""
     cdef int keep[2]
-    cdef int devnull, i
+    cdef int step
     cdef system.sigset_t mask
     child_reset_dispositions()
     if system.prctl(system.PR_SET_NAME, <char *>b"supd-zygote", 0, 0, 0) < 0:
@@ -185,14 +185,9 @@ cdef int zygote_setup(zygote_cfg *cfg) noexcept nogil:
     cfg.sock = move_above_stdio(cfg.sock)
     if cfg.errfd < 0 or cfg.sock < 0:
         return STEP_DUP2
-    devnull = system.open(b"/dev/null", system.O_RDWR | system.O_CLOEXEC)
-    if devnull < 0:
-        return STEP_DEVNULL
-    for i in range(3):
-        if system.dup2(devnull, i) < 0:
-            return STEP_DUP2
-    if devnull > 2:
-        system.close(devnull)
+    step = stdio_to_devnull()
+    if step:
+        return step
     keep[0] = cfg.errfd if cfg.errfd < cfg.sock else cfg.sock
     keep[1] = cfg.sock if cfg.errfd < cfg.sock else cfg.errfd
     close_other_fds(keep, 2)
