@@ -98,15 +98,20 @@ cdef int zygote_recv(int *fds, int maxfds, int *nfds) noexcept nogil:
 
 cdef void zygote_spawn(int n, int *fds, int nfds) noexcept nogil:
     """SPAWN: clone an infra with the frame's flags and hostname on the fds supd sent (its
-    socket, its error pipe, [its listening socket]) and reply with its pid and pidfd. The
-    infra reports its own set-up on the error pipe, which supd reads."""
+    socket, its error pipe, [its listening socket], [its cgroup v2 directory, for clone3's
+    CLONE_INTO_CGROUP]) and reply with its pid and pidfd. The infra reports its own set-up
+    on the error pipe, which supd reads."""
     cdef infra_cfg cfg
     cdef uint32_t rid = get_u32(ZYGOTE_BUF + 4)
     cdef uint32_t hostname_len = get_u32(ZYGOTE_BUF + 20)
+    cdef uint32_t extras = get_u32(ZYGOTE_BUF + 88)
+    cdef int want = 2 + (1 if extras & ZYGOTE_WITH_LISTEN else 0) + (
+        1 if extras & ZYGOTE_WITH_CGROUP else 0)
     cdef int pidfd = -1
     cdef int i, err
     cdef pid_t pid
-    if (n != ZYGOTE_SPAWN_SIZE or nfds < 2 or hostname_len > ZYGOTE_HOSTNAME_MAX
+    if (n != ZYGOTE_SPAWN_SIZE or nfds != want or hostname_len > ZYGOTE_HOSTNAME_MAX
+            or extras & ~<uint32_t>(ZYGOTE_WITH_LISTEN | ZYGOTE_WITH_CGROUP)
             or get_u64(ZYGOTE_BUF + 8) & ~CLONE_NEW_MASK
             or get_u32(ZYGOTE_BUF + 16) >= <uint32_t>system.NSIG):
         for i in range(nfds):
@@ -116,15 +121,15 @@ cdef void zygote_spawn(int n, int *fds, int nfds) noexcept nogil:
     memset(&cfg, 0, sizeof(cfg))
     cfg.sock = fds[0]
     cfg.errfd = fds[1]
-    cfg.listen = fds[2] if nfds > 2 else -1
+    cfg.listen = fds[2] if extras & ZYGOTE_WITH_LISTEN else -1
     cfg.clone_flags = get_u64(ZYGOTE_BUF + 8)
     cfg.pdeathsig = <int>get_u32(ZYGOTE_BUF + 16)
     cfg.hostname_len = hostname_len
     memcpy(cfg.hostname, ZYGOTE_BUF + 24, hostname_len)
     cfg.hostname[hostname_len] = 0
     cfg.exit_signal = system.SIGCHLD  # the zygote reaps its infras
-    cfg.cgroup_dir = -1
-    pid = clone_blocked(cfg.clone_flags, &pidfd, cfg.exit_signal, -1)
+    cfg.cgroup_dir = fds[nfds - 1] if extras & ZYGOTE_WITH_CGROUP else -1
+    pid = clone_blocked(cfg.clone_flags, &pidfd, cfg.exit_signal, cfg.cgroup_dir)
     if pid == 0:
         infra_main(&cfg)
     err = errno
@@ -156,7 +161,7 @@ cdef void zygote_serve() noexcept nogil:
     cdef int fds[4]
     cdef int nfds, n, i, _frame
     for _frame in range(ZYGOTE_FRAMES_PER_WAKEUP):
-        n = zygote_recv(fds, 3, &nfds)
+        n = zygote_recv(fds, 4, &nfds)
         if n == -1:
             return
         if n == 0:
@@ -271,9 +276,11 @@ def start_zygote(int sock):
     return (pid, pidfd)
 
 
-def encode_zygote_spawn(uint32_t rid, clone_flags, hostname, int pdeathsig=0):
-    """A SPAWN frame; send it with the infra's socket, the write end of its error pipe and
-    optionally its listening socket in SCM_RIGHTS, in that order."""
+def encode_zygote_spawn(uint32_t rid, clone_flags, hostname, int pdeathsig=0, *,
+                        bint listen=False, bint cgroup=False):
+    """A SPAWN frame; send it with the infra's socket, the write end of its error pipe,
+    then its listening socket (`listen`) and a cgroup v2 directory to clone it into
+    (`cgroup`) in SCM_RIGHTS, in that order."""
     cdef uint64_t flags = check_clone_flags(clone_flags)
     cdef bytes name = fs_bytes(hostname, "hostname")
     cdef char buf[ZYGOTE_SPAWN_SIZE]
@@ -290,6 +297,7 @@ def encode_zygote_spawn(uint32_t rid, clone_flags, hostname, int pdeathsig=0):
     put_u32(buf + 16, <uint32_t>pdeathsig)
     put_u32(buf + 20, <uint32_t>len(name))
     memcpy(buf + 24, <const char *>name, len(name))
+    put_u32(buf + 88, (ZYGOTE_WITH_LISTEN if listen else 0) | (ZYGOTE_WITH_CGROUP if cgroup else 0))
     return buf[:ZYGOTE_SPAWN_SIZE]
 
 

@@ -79,11 +79,18 @@ def spawn_infra(
 
 # The infra factory (zygote): clone it early, while the caller is small; it clones each
 # infra on a SPAWN frame sent with SCM_RIGHTS [infra socket, error pipe write end
-# (, listening socket)], and replies ("spawned", rid, pid, errno) with the pidfd in
-# SCM_RIGHTS (pid -1: clone failed), and ("exited", pid, wait_status) for infras it reaped.
+# (, listening socket with listen=True) (, cgroup v2 directory with cgroup=True)], and
+# replies ("spawned", rid, pid, errno) with the pidfd in SCM_RIGHTS (pid -1: clone
+# failed), and ("exited", pid, wait_status) for infras it reaped.
 def start_zygote(sock: int) -> tuple[int, int]: ...
 def encode_zygote_spawn(
-    rid: int, clone_flags: int, hostname: str | bytes, pdeathsig: int = 0
+    rid: int,
+    clone_flags: int,
+    hostname: str | bytes,
+    pdeathsig: int = 0,
+    *,
+    listen: bool = False,
+    cgroup: bool = False,
 ) -> bytes: ...
 def decode_zygote_reply(frame: bytes) -> tuple: ...  # ValueError when malformed
 

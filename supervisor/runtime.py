@@ -296,17 +296,19 @@ class InfraFactory:
         hostname: str,
         pdeathsig: int,
         done: Callable[[int, int, int], None],
+        cgroup_dir: int = -1,
     ) -> None:
-        """Ask for an infra on `sock` reporting its set-up on `errfd` (the caller closes its
-        copies); `done(pid, pidfd, errno)` is called from the loop, pid -1 when it failed."""
+        """Ask for an infra on `sock` reporting its set-up on `errfd`, cloned into the
+        cgroup v2 directory `cgroup_dir` when >= 0 (the caller closes its copies);
+        `done(pid, pidfd, errno)` is called from the loop, pid -1 when it failed."""
         self._next_rid = (self._next_rid + 1) & 0xFFFFFFFF
         rid = self._next_rid
-        frame = _native.encode_zygote_spawn(rid, clone_flags, hostname, pdeathsig)
+        cgroup = cgroup_dir >= 0
+        frame = _native.encode_zygote_spawn(rid, clone_flags, hostname, pdeathsig, cgroup=cgroup)
         if self.closed:
             raise OSError(errno.EPIPE, "the infra factory is gone")
-        self.sock.sendmsg(
-            [frame], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [sock, errfd]))]
-        )
+        fds = [sock, errfd, cgroup_dir] if cgroup else [sock, errfd]
+        self.sock.sendmsg([frame], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
         self._waiting[rid] = done
 
     def reaped(self, pid: int) -> int:
@@ -572,8 +574,9 @@ class Runtime:
     def _start_sandbox(self, pod: Pod) -> None:
         """Make the pod's infra: a pooled one when the pod's sandbox is the common kind, else
         one the zygote clones while the loop carries on (`_sandbox_spawned` takes the reply).
-        supd clones it itself for what the zygote does not do (sysctls, a cgroup v2 directory
-        to clone into) and when there is no zygote."""
+        The zygote clones it into its cgroup v2 directory too (CLONE_INTO_CGROUP); supd
+        clones it itself for what the zygote does not do (sysctls) and when there is no
+        zygote."""
         if pod.status.stopping or pod.sandbox_pending:
             return
         spec = pod.spec
@@ -585,10 +588,9 @@ class Runtime:
             return
         flags = clone_flags(pod.namespaces.pod)
         hostname = spec.pod_hostname if "uts" in pod.namespaces.pod else ""
-        plain = into is None and not spec.sysctls
-        if plain and flags == POOL_FLAGS and self._take_pooled(pod):
+        if into is None and not spec.sysctls and flags == POOL_FLAGS and self._take_pooled(pod):
             return
-        factory = self._factory_or_none() if plain else None
+        factory = self._factory_or_none() if not spec.sysctls else None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         ours.setblocking(False)
         if factory is None:
@@ -623,6 +625,7 @@ class Runtime:
                 hostname,
                 self._pdeathsig(),
                 lambda pid, pidfd, err: self._sandbox_spawned(pod, ours, r, pid, pidfd, err),
+                cgroup_dir=into.fds[0] if into is not None else -1,
             )
         except OSError as e:
             ours.close()
@@ -632,6 +635,8 @@ class Runtime:
         finally:
             theirs.close()
             os.close(w)
+            if into is not None:
+                into.close()
         pod.sandbox_pending = True
         self._pending_socks.add(ours)
 

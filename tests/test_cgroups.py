@@ -318,3 +318,46 @@ def test_supd_remounts_cgroup2_with_favordynmods_unless_told_not_to(
             assert f"remounted {path} with favordynmods" in log
     else:
         assert after == before
+
+
+def test_supd_on_cgroup_v2_clones_infras_into_their_cgroup_through_the_zygote(
+    tmp_path: Path,
+) -> None:
+    """On v2 the zygote clones each infra straight into PARENT/pod<UID>/_infra (clone3
+    CLONE_INTO_CGROUP) and infra clones the container into PARENT/pod<UID>/<NAME>."""
+    require_root()
+    if not cgroup2_options():
+        pytest.fail("this machine has no cgroup2 mount to test with")
+    d = Supd(socket=tmp_path / "s.sock", state_dir=tmp_path / "state")
+    d.start("--cgroups", "v2")
+    try:
+        d.apply(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: v2\nspec:\n"
+            "  terminationGracePeriodSeconds: 0\n"
+            "  containers:\n  - name: c\n    command: [sleep, '1000']\n"
+        )
+        d.wait("v2")
+        uid = d.pod("v2")["metadata"]["uid"]
+        infra = d.infra_of("v2")
+        assert d.proc is not None
+        parent = int(Path(f"/proc/{infra}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        assert Path(f"/proc/{parent}/comm").read_text().strip() == "supd-zygote"
+        (container,) = (
+            int(p) for p in Path(f"/proc/{infra}/task/{infra}/children").read_text().split()
+        )
+
+        def v2_path(pid: int) -> str:
+            line = next(
+                x
+                for x in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+                if x.startswith("0::")
+            )
+            return line[3:]
+
+        assert v2_path(infra).endswith(f"/{d.cgroup_parent}/pod{uid}/_infra")
+        assert v2_path(container).endswith(f"/{d.cgroup_parent}/pod{uid}/c")
+        d.ctl("delete", "pod", "v2")
+        drv = cgroups.select("v2", d.cgroup_parent)
+        assert uid not in drv.pod_uids()
+    finally:
+        finish_supd(d, tmp_path)

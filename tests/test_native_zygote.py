@@ -5,6 +5,7 @@ from __future__ import annotations
 import array
 import errno
 import os
+import secrets
 import socket
 import struct
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 from native_helpers import POD_FLAGS, require_root, wait_exit, wait_readable
 
-from supervisor import _native
+from supervisor import _native, cgroups
 
 pytestmark = pytest.mark.root
 
@@ -45,12 +46,14 @@ def zygote() -> Iterator[tuple[socket.socket, int, int]]:
         assert os.WIFEXITED(wait_exit(pidfd)), "the zygote must exit on hang-up"
 
 
-def spawn(z: socket.socket, rid: int, hostname: str = "pod") -> tuple[Any, ...]:
-    """SPAWN one infra: (reply, pidfd, infra socket, error pipe read end)."""
+def spawn(z: socket.socket, rid: int, hostname: str = "pod", cgroup: int = -1) -> tuple[Any, ...]:
+    """SPAWN one infra (into the cgroup v2 directory `cgroup` when >= 0): (reply, pidfd,
+    infra socket, error pipe read end)."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     r, w = os.pipe2(os.O_CLOEXEC)
-    frame = _native.encode_zygote_spawn(rid, POD_FLAGS, hostname)
-    z.sendmsg([frame], rights(theirs.fileno(), w))
+    frame = _native.encode_zygote_spawn(rid, POD_FLAGS, hostname, cgroup=cgroup >= 0)
+    extra = (cgroup,) if cgroup >= 0 else ()
+    z.sendmsg([frame], rights(theirs.fileno(), w, *extra))
     theirs.close()
     os.close(w)
     reply, fds = recv_reply(z)
@@ -98,6 +101,36 @@ def test_infras_outlive_the_zygote(zygote: Any) -> None:
         ours.close()
 
 
+def test_an_infra_is_cloned_into_its_cgroup_v2_directory(zygote: Any) -> None:
+    """With a cgroup v2 directory in the SPAWN frame the infra starts life there (clone3
+    CLONE_INTO_CGROUP): no move into it afterwards, which would wait on the kernel's
+    cgroup lock."""
+    z, _, _ = zygote
+    unified = next((m for m in cgroups.mounts() if m.version == 2), None)
+    if unified is None:
+        pytest.fail("this machine has no cgroup2 mount to test with")
+    own = cgroups.own_cgroups().get("", "/")
+    name = "zygote-test-" + secrets.token_hex(4)
+    directory = unified.path / own.lstrip("/") / name
+    directory.mkdir()
+    dirfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        reply, fds, ours, r = spawn(z, 3, "cg", cgroup=dirfd)
+        assert reply[:2] == ("spawned", 3) and reply[2] > 0, reply
+        assert os.read(r, 8) == b""
+        lines = Path(f"/proc/{reply[2]}/cgroup").read_text().splitlines()
+        assert f"0::{os.path.join(own, name)}" in lines
+        os.close(r)
+        ours.send(_native.encode_shutdown())
+        wait_readable(fds[0])
+        os.close(fds[0])
+        assert recv_reply(z)[0][:2] == ("exited", reply[2])
+        ours.close()
+    finally:
+        os.close(dirfd)
+        directory.rmdir()
+
+
 def test_malformed_frames_get_einval_and_no_fd_is_kept(zygote: Any) -> None:
     z, zpid, _ = zygote
     before = len(os.listdir(f"/proc/{zpid}/fd"))
@@ -111,6 +144,13 @@ def test_malformed_frames_get_einval_and_no_fd_is_kept(zygote: Any) -> None:
     assert recv_reply(z)[0] == ("spawned", 6, -1, errno.EINVAL)
     z.sendmsg([_native.encode_zygote_spawn(8, POD_FLAGS, "x")], rights(r))  # one fd short
     assert recv_reply(z)[0] == ("spawned", 8, -1, errno.EINVAL)
+    frame = _native.encode_zygote_spawn(9, POD_FLAGS, "x", cgroup=True)
+    z.sendmsg([frame], rights(r, w))  # a cgroup directory announced, none sent
+    assert recv_reply(z)[0] == ("spawned", 9, -1, errno.EINVAL)
+    frame = bytearray(_native.encode_zygote_spawn(10, POD_FLAGS, "x"))
+    frame[88:92] = struct.pack("<I", 4)  # an extra nobody knows
+    z.sendmsg([bytes(frame)], rights(r, w))
+    assert recv_reply(z)[0] == ("spawned", 10, -1, errno.EINVAL)
     os.close(r)
     os.close(w)
     assert len(os.listdir(f"/proc/{zpid}/fd")) == before
