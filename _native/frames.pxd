@@ -39,6 +39,7 @@ cdef enum:
     FRAME_SHUTDOWN = 3
     FRAME_EXEC = 4
     FRAME_EXEC_SIGNAL = 5
+    FRAME_KEEP = 6
     REPORT_STARTED = 16
     REPORT_START_FAILED = 17
     REPORT_EXITED = 18
@@ -50,6 +51,7 @@ cdef enum:
     START_FIXED_SIZE = 52               # header + the fixed fields before groups
     SIGNAL_SIZE = 16
     SHUTDOWN_SIZE = 8
+    KEEP_SIZE = 8
     STARTED_SIZE = 24
     START_FAILED_SIZE = 16
     EXITED_SIZE = 24

@@ -308,6 +308,15 @@ def encode_shutdown():
     return out[:SHUTDOWN_SIZE]
 
 
+def encode_keep():
+    """The KEEP frame: infra clears its parent-death signal, so that it outlives supd. A
+    pooled infra is made with one (it holds no pod, and must not outlive the supd that
+    made it); the pod that takes it, in a daemon, must outlive supd."""
+    cdef char out[KEEP_SIZE]
+    put_header(out, FRAME_KEEP, 0)
+    return out[:KEEP_SIZE]
+
+
 def decode_report(frame):
     """One infra -> supd report as a tuple (see the .pyi). Raises ValueError when
     malformed."""

@@ -738,6 +738,8 @@ cdef void handle_frame(size_t n, int nfds, bint truncated) noexcept nogil:
         signal_exec(n)
     elif kind == FRAME_SHUTDOWN and n == SHUTDOWN_SIZE:
         begin_shutdown()
+    elif kind == FRAME_KEEP and n == KEEP_SIZE:
+        system.prctl(system.PR_SET_PDEATHSIG, 0, 0, 0, 0)
 
 
 cdef void serve_conn(uint32_t events) noexcept nogil:

@@ -740,6 +740,8 @@ class Runtime:
             # Refill once the pod's first container has been started (its first report),
             # not now: making the next infra (a network namespace, its set-up) would compete
             # with that start for the cores. A timer covers pods that start nothing.
+            if not self.pods_die_with_supd:
+                infra.send(_native.encode_keep())  # a pod's infra outlives supd
             timer = self.loop.call_later(POOL_REFILL_DELAY, self._refill_after, pod, infra.pid)
             self._refills[pod.key] = (infra.pid, timer)
             self._adopt(pod, infra)
@@ -766,12 +768,15 @@ class Runtime:
             ours.setblocking(False)
             r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
             try:
+                # SIGKILL when its parent, the zygote, dies (with supd): a pooled infra holds
+                # no pod and must not outlive the supd that made it, even one killed before
+                # it recorded the infra in STATE/pool. The pod that takes it clears that.
                 factory.spawn(
                     theirs.fileno(),
                     w,
                     POOL_FLAGS,
                     "",
-                    self._pdeathsig(),
+                    signal.SIGKILL,
                     functools.partial(self._pooled_spawned, ours, r),
                 )
             except OSError as e:

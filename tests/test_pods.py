@@ -377,9 +377,9 @@ def test_no_fd_zombie_or_process_leak_across_pods(supd: Supd) -> None:
     assert zombies_of(children[0]) == []
 
 
-def test_pooled_infras_are_named_and_stopped_by_the_next_supd(supd: Supd) -> None:
-    """Infras made ahead of their pods (STATE/pool) take the pod's hostname when used, and a
-    supd that died leaves them for the next one to stop."""
+def test_pooled_infras_are_named_and_die_with_supd_unless_a_pod_took_them(supd: Supd) -> None:
+    """Infras made ahead of their pods (STATE/pool) take the pod's hostname when used. Those
+    no pod took die with supd (their parent-death signal); the one a pod took lives on."""
     pool = supd.state_dir / "pool"
     assert until_dir_changes(pool, lambda: len(list(pool.iterdir())) == 2)
     pooled = {int(p.name) for p in pool.iterdir()}
@@ -397,9 +397,11 @@ def test_pooled_infras_are_named_and_stopped_by_the_next_supd(supd: Supd) -> Non
     left = {int(p.name) for p in pool.iterdir()}
     assert infra not in left and len(left) == 2
     supd.stop(signal.SIGKILL)
-    assert all(alive(p) for p in left)
-    supd.start()
     assert until_gone(left)
+    assert alive(infra)  # the pod's, told to outlive supd when the pod took it
+    supd.start()  # and the next supd restores the pod (stopping the old infra first)
+    supd.wait("named")
+    assert not alive(infra)
 
 
 def test_supd_carries_on_when_its_infra_factory_is_killed(supd: Supd) -> None:
