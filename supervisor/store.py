@@ -12,7 +12,7 @@ any point leaves either no pod or the whole manifest, and every acknowledged pod
 the next supd (the page cache outlives the process). Surviving a crash of the *machine* also
 needs fsync of the file and of the directory; those cost 0.5 to 10 ms each on a shared disk,
 and most of a pod start's latency, so they are not on the request path: a flusher thread
-fsyncs what was saved, in batches, right after (one fsync of the directory per batch). A pod
+fsyncs what was saved, in batches gathered over 50 ms (one fsync of the directory per batch). A pod
 acknowledged in the last moments before a power loss may therefore be missing after the
 reboot; its processes died with the machine either way. `Store(..., sync=True)` fsyncs
 before `save` returns instead, for a state dir where that window matters; `flush()` waits
