@@ -572,7 +572,16 @@ async def run_steady(bench: Bench, probe: ServerProbe) -> dict[str, Any]:
     not_ready: set[str] = set()
     offset = time.time() - time.monotonic()
 
+    changed = asyncio.Event()  # set at each watch frame: the flips below wait on it
+
+    async def until(done: Callable[[], bool], deadline: float) -> None:
+        while not done() and (left := deadline - time.monotonic()) > 0:
+            changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), left)
+
     def on_change(rec: PodRecord, obj: dict[str, Any], now: float) -> None:
+        changed.set()
         ready = any(
             c.get("type") == "Ready" and c.get("status") == "True"
             for c in (obj.get("status") or {}).get("conditions") or []
@@ -608,14 +617,12 @@ async def run_steady(bench: Bench, probe: ServerProbe) -> dict[str, Any]:
                     (ready_dir / name).unlink()
             not_ready.clear()
             deadline = min(t_end, time.monotonic() + 3 * opts.period + 1)
-            while not not_ready.issuperset(sample) and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
+            await until(lambda: not_ready.issuperset(sample), deadline)
             for name in sample:
                 (ready_dir / name).write_text("ready\n")
                 flipped[name] = time.monotonic()
             deadline = min(t_end, time.monotonic() + 3 * opts.period + 1)
-            while flipped and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
+            await until(lambda: not flipped, deadline)
             progress.update(
                 int(opts.duration - max(0.0, t_end - time.monotonic())),
                 f"flips {len(latencies)}",
