@@ -647,8 +647,13 @@ class CgroupsV1(Cgroups):
     def create_container(self, uid: str, name: str, limits: Limits) -> None:
         rel = pod_dir(uid)
         for parent in self._needed(limits):
-            _mkdir(parent / rel)  # a hierarchy the pod is not in yet (a container's cpu limit)
-            _mkdir(parent / rel / name)
+            try:
+                (parent / rel / name).mkdir(exist_ok=True)
+            except FileNotFoundError:  # a hierarchy the pod is not in (a container's limit)
+                _mkdir(parent / rel)
+                _mkdir(parent / rel / name)
+            except OSError as e:
+                raise _failed("create cgroup", parent / rel / name, e) from None
         self._limit(uid, name, limits)
 
     def _limit(self, uid: str, name: str | None, limits: Limits) -> None:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
-import struct
 from collections.abc import AsyncGenerator
 from types import TracebackType
 from typing import Any, Final, cast
@@ -40,7 +38,6 @@ _STREAM_HIGH_WATER: Final = 256
 _STREAM_LOW_WATER: Final = 64
 
 _END: Final[Any] = object()
-_PEERCRED: Final = struct.Struct("3i")  # struct ucred {pid_t pid; uid_t uid; gid_t gid;}
 
 
 def default_socket_path(flag: str | None = None) -> str:
@@ -218,11 +215,9 @@ class Client:
         if sock is None:
             return None
         try:
-            raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+            return proto.read_peer_cred(sock).pid
         except OSError:
             return None
-        pid: int = _PEERCRED.unpack(raw)[0]
-        return pid
 
     def _new_id(self) -> int:
         self._next_id += 1

@@ -18,11 +18,12 @@ from __future__ import annotations
 import functools
 import json
 import math
+import socket
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 import msgpack
 
@@ -455,3 +456,23 @@ def schema_path() -> Path:
 def load_schema() -> Schema:
     with schema_path().open(encoding="utf-8") as f:
         return Schema(json.load(f))
+
+
+# -- peers ----------------------------------------------------------------------------------
+
+_PEERCRED: Final = struct.Struct("3i")  # struct ucred {pid_t pid; uid_t uid; gid_t gid;}
+
+
+class PeerCred(NamedTuple):
+    """The connecting process as the kernel saw it at connect() (SO_PEERCRED, unix(7))."""
+
+    pid: int
+    uid: int
+    gid: int
+
+
+def read_peer_cred(sock: Any) -> PeerCred:
+    """The process at the other end of a connected Unix socket, as the kernel recorded it
+    at connect() or socketpair() (SO_PEERCRED). OSError when it is not such a socket."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+    return PeerCred(*_PEERCRED.unpack(raw))

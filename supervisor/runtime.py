@@ -624,7 +624,9 @@ class Runtime:
                 flags,
                 hostname,
                 self._pdeathsig(),
-                lambda pid, pidfd, err: self._sandbox_spawned(pod, ours, r, pid, pidfd, err),
+                lambda pid, pidfd, err: self._sandbox_spawned(
+                    pod, factory, ours, r, pid, pidfd, err
+                ),
                 cgroup_dir=into.fds[0] if into is not None else -1,
             )
         except OSError as e:
@@ -641,7 +643,14 @@ class Runtime:
         self._pending_socks.add(ours)
 
     def _sandbox_spawned(
-        self, pod: Pod, ours: socket.socket, r: int, pid: int, pidfd: int, err: int
+        self,
+        pod: Pod,
+        factory: InfraFactory,
+        ours: socket.socket,
+        r: int,
+        pid: int,
+        pidfd: int,
+        err: int,
     ) -> None:
         """The zygote cloned the infra (or failed to): wait for the end of its set-up,
         which its error pipe tells (EOF: serving; a record: the step that failed)."""
@@ -650,9 +659,9 @@ class Runtime:
             pod.sandbox_pending = False
             self._sandbox_failed(pod, f"create pod sandbox: {message}")
 
-        def ready(reaped: Callable[[int], int]) -> None:
+        def ready() -> None:
             pod.sandbox_pending = False
-            self._sandbox_made(pod, ours, pid, pidfd, reaped)
+            self._sandbox_made(pod, ours, pid, pidfd, factory.reaped)
 
         self._when_set_up(ours, r, pid, pidfd, err, ready, failed)
 
@@ -663,11 +672,11 @@ class Runtime:
         pid: int,
         pidfd: int,
         err: int,
-        ready: Callable[[Callable[[int], int]], None],
+        ready: Callable[[], None],
         failed: Callable[[str], None],
     ) -> None:
-        """After the zygote's reply: `ready(reaped)` once the infra's error pipe reaches EOF
-        with no record, else `failed(message)` with the fds closed."""
+        """After the zygote's reply: `ready()` once the infra's error pipe reaches EOF with
+        no record, else `failed(message)` with the fds closed."""
         if pid < 0:
             self._pending_socks.discard(ours)
             ours.close()
@@ -692,8 +701,7 @@ class Runtime:
                 error = _native.spawn_error(step, code, "supd-infra")
                 failed(f"{error}{privilege_hint(error)}")
                 return
-            assert self._factory is not None
-            ready(self._factory.reaped)
+            ready()
 
         self.loop.add_reader(r, readable)
         readable()  # it has often finished already
@@ -737,23 +745,23 @@ class Runtime:
                 log.warning("pooled infra %d: set hostname: %s", infra.pid, e)
                 self._drop_pooled(infra)
                 continue
+            if not self.pods_die_with_supd:
+                infra.send(_native.encode_keep())  # a pod's infra outlives supd
             # Refill once the pod's first container has been started (its first report),
             # not now: making the next infra (a network namespace, its set-up) would compete
             # with that start for the cores. A timer covers pods that start nothing.
-            if not self.pods_die_with_supd:
-                infra.send(_native.encode_keep())  # a pod's infra outlives supd
-            timer = self.loop.call_later(POOL_REFILL_DELAY, self._refill_after, pod, infra.pid)
+            timer = self.loop.call_later(POOL_REFILL_DELAY, self._refill_after, pod.key)
             self._refills[pod.key] = (infra.pid, timer)
             self._adopt(pod, infra)
             return True
         return False
 
-    def _refill_after(self, pod: Pod, pid: int) -> None:
-        entry = self._refills.get(pod.key)
-        if entry is not None and entry[0] == pid:
-            del self._refills[pod.key]
+    def _refill_after(self, key: str) -> None:
+        """The pod `key` took a pooled infra: forget its record and make the next one."""
+        entry = self._refills.pop(key, None)
+        if entry is not None:
             entry[1].cancel()
-        self._forget_pooled(pid)
+            self._forget_pooled(entry[0])
 
     def _fill_pool(self) -> None:
         """Keep `pool_size` infras (the common flags, no name yet) made ahead: the network
@@ -777,7 +785,7 @@ class Runtime:
                     POOL_FLAGS,
                     "",
                     signal.SIGKILL,
-                    functools.partial(self._pooled_spawned, ours, r),
+                    functools.partial(self._pooled_spawned, factory, ours, r),
                 )
             except OSError as e:
                 log.warning("infra pool: %s", e)
@@ -790,10 +798,14 @@ class Runtime:
             self._pool_pending += 1
             self._pending_socks.add(ours)
 
-    def _pooled_spawned(self, ours: socket.socket, r: int, pid: int, pidfd: int, err: int) -> None:
-        def ready(reaped: Callable[[int], int]) -> None:
+    def _pooled_spawned(
+        self, factory: InfraFactory, ours: socket.socket, r: int, pid: int, pidfd: int, err: int
+    ) -> None:
+        def ready() -> None:
             self._pool_pending -= 1
-            infra = Infra(self.loop, pid, pidfd, ours, lambda r: None, lambda s: None, reaped)
+            infra = Infra(
+                self.loop, pid, pidfd, ours, lambda r: None, lambda s: None, factory.reaped
+            )
             infra._on_exit = lambda status: self._pooled_exited(infra)
             if self._pool_closed:
                 infra.shutdown()
@@ -1256,7 +1268,7 @@ class Runtime:
 
     def _on_report(self, pod: Pod, report: Report) -> None:
         if pod.key in self._refills:
-            self.loop.call_soon(self._refill_after, pod, self._refills[pod.key][0])
+            self.loop.call_soon(self._refill_after, pod.key)
         kind, instance = report[0], report[1] if len(report) > 1 else 0
         name = pod.instances.get(instance) if isinstance(instance, int) else None
         if kind == "hello" or name is None:

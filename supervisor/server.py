@@ -32,7 +32,7 @@ import stat
 import struct
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final, NamedTuple, cast
+from typing import Any, Final, cast
 
 from supervisor import __version__
 from supervisor import protocol as proto
@@ -46,24 +46,16 @@ from supervisor.errors import (
     SupervisorError,
     Unavailable,
 )
+from supervisor.protocol import PeerCred, read_peer_cred
 
 log = logging.getLogger(__name__)
 
 SERVER_NAME: Final = f"supd {__version__}"
 
 _SO_PEERGROUPS: Final = getattr(socket, "SO_PEERGROUPS", 59)  # Linux >= 4.13, socket(7)
-_PEERCRED: Final = struct.Struct("3i")  # struct ucred {pid_t pid; uid_t uid; gid_t gid;}
 _SUN_PATH_MAX: Final = 108  # sizeof(sockaddr_un.sun_path), unix(7)
 
 OpMethod = Callable[[dict[str, Any], "Call"], Awaitable[Any]]
-
-
-class PeerCred(NamedTuple):
-    """The connecting process as the kernel saw it at connect() (SO_PEERCRED, unix(7))."""
-
-    pid: int
-    uid: int
-    gid: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +90,6 @@ def peer_allowed(
     if socket_gid is None:
         return False
     return peer.gid == socket_gid or socket_gid in groups
-
-
-def read_peer_cred(sock: Any) -> PeerCred:
-    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
-    return PeerCred(*_PEERCRED.unpack(raw))
 
 
 def read_peer_groups(sock: Any, pid: int) -> tuple[int, ...]:
