@@ -13,17 +13,23 @@
 #             "0" to each); at most INFRA_CMSG_FDS fds in all.
 #   SIGNAL    header, u32 signo, u32 flags (SIGNAL_GROUP)
 #   SHUTDOWN  header (cid 0)
+#   ACK       header (cid 0), u64 seq: supd has recorded every report up to `seq`, which
+#             infra may now forget (it resends the others to the next supd that connects)
 #   EXEC      header (in place of the cid: the exec id, eid), u32 cid (the running container
 #             to exec in), u32 flags, u32 argc, u32 envc, u32 blob_len, blob; the blob is
 #             argc + envc (+ 1 when EXEC_HAS_CWD) NUL-terminated strings: argv, env, cwd. Sent
 #             with exactly three fds in SCM_RIGHTS: the process's stdin, stdout and stderr
 #             (with EXEC_TTY, the same pty slave three times: it becomes the controlling tty).
 #   EXEC_SIGNAL  header (eid), u32 signo, u32 flags (SIGNAL_GROUP)
-# infra -> supd
-#   STARTED       header, i32 pid, u32 0, i64 time_ns
-#   START_FAILED  header, u32 step, i32 errno
-#   EXITED        header, i32 pid, i32 wait_status, i64 time_ns
-#   HELLO         header (cid 0), u32 count, u32 0, count * (u32 cid, i32 pid, i64 started_ns)
+# infra -> supd (every report but HELLO ends with u64 seq, its number: 1, 2, ...)
+#   STARTED       header, i32 pid, u32 0, i64 time_ns, u64 seq
+#   START_FAILED  header, u32 step, i32 errno, u64 seq
+#   EXITED        header, i32 pid, i32 wait_status, i64 time_ns, u64 seq
+#   HELLO         header (cid 0), u32 count, u32 dropped, u64 last_seq,
+#                 count * (u32 cid, i32 pid, i64 started_ns); sent to each supd that
+#                 connects on the listening socket, with a pidfd of infra in SCM_RIGHTS, and
+#                 followed by every report not yet acknowledged (up to last_seq); `dropped`
+#                 counts reports lost to a full ring (saturated at 2**32-1)
 #   EXEC_STARTED  header (eid), then as STARTED
 #   EXEC_FAILED   header (eid), then as START_FAILED
 #   EXEC_EXITED   header (eid), then as EXITED
@@ -40,6 +46,7 @@ cdef enum:
     FRAME_EXEC = 4
     FRAME_EXEC_SIGNAL = 5
     FRAME_KEEP = 6
+    FRAME_ACK = 7
     REPORT_STARTED = 16
     REPORT_START_FAILED = 17
     REPORT_EXITED = 18
@@ -52,10 +59,11 @@ cdef enum:
     SIGNAL_SIZE = 16
     SHUTDOWN_SIZE = 8
     KEEP_SIZE = 8
-    STARTED_SIZE = 24
-    START_FAILED_SIZE = 16
-    EXITED_SIZE = 24
-    HELLO_FIXED_SIZE = 16
+    ACK_SIZE = 16
+    STARTED_SIZE = 32
+    START_FAILED_SIZE = 24
+    EXITED_SIZE = 32
+    HELLO_FIXED_SIZE = 24
     HELLO_ENTRY_SIZE = 16
     EXEC_FIXED_SIZE = 28                # header + the fixed fields before the blob
 
@@ -113,3 +121,4 @@ ctypedef struct report_rec:
     int32_t a                   # [EXEC_]STARTED, [EXEC_]EXITED: pid; [EXEC_]FAILED: step
     int32_t b                   # [EXEC_]EXITED: wait status; [EXEC_]FAILED: errno
     int64_t ns                  # STARTED, EXITED: CLOCK_REALTIME nanoseconds
+    uint64_t seq                # its number, for ACK (0: an exec report of a previous supd)

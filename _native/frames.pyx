@@ -132,17 +132,18 @@ cdef int decode_exec(char *buf, size_t n, exec_request *req, char **ptrs) noexce
 
 
 cdef size_t encode_report(const report_rec *r, char *out) noexcept nogil:
-    """Write report `r` to `out` (at least 24 bytes); returns its size. The EXEC_* reports
-    have the layouts of their container counterparts."""
+    """Write report `r` to `out` (at least 32 bytes); returns its size. The EXEC_* reports
+    have the layouts of their container counterparts; every one ends with its seq."""
     cdef bint exited = r.type == REPORT_EXITED or r.type == REPORT_EXEC_EXITED
     put_header(out, r.type, r.cid)
-    if r.type == REPORT_START_FAILED or r.type == REPORT_EXEC_FAILED:
-        put_u32(out + 8, <uint32_t>r.a)
-        put_u32(out + 12, <uint32_t>r.b)
-        return START_FAILED_SIZE
     put_u32(out + 8, <uint32_t>r.a)
+    if r.type == REPORT_START_FAILED or r.type == REPORT_EXEC_FAILED:
+        put_u32(out + 12, <uint32_t>r.b)
+        put_u64(out + 16, r.seq)
+        return START_FAILED_SIZE
     put_u32(out + 12, <uint32_t>r.b if exited else 0)
     put_u64(out + 16, <uint64_t>r.ns)
+    put_u64(out + 24, r.seq)
     return EXITED_SIZE if exited else STARTED_SIZE
 
 
@@ -152,10 +153,15 @@ cdef void encode_hello_entry(char *out, uint32_t cid, pid_t pid, int64_t ns) noe
     put_u64(out + 8, <uint64_t>ns)
 
 
-cdef void encode_hello_header(char *out, uint32_t count) noexcept nogil:
+cdef void encode_hello_header(char *out, uint32_t count, uint64_t dropped,
+                              uint64_t last_seq) noexcept nogil:
     put_header(out, REPORT_HELLO, 0)
     put_u32(out + 8, count)
-    put_u32(out + 12, 0)
+    cdef uint32_t saturated = 0xFFFFFFFF
+    if dropped < saturated:
+        saturated = <uint32_t>dropped
+    put_u32(out + 12, saturated)
+    put_u64(out + 16, last_seq)
 
 
 # ---------------------------------------------------------------------------------------
@@ -317,6 +323,23 @@ def encode_keep():
     return out[:KEEP_SIZE]
 
 
+def encode_ack(uint64_t seq):
+    """The ACK frame: every report up to `seq` is recorded; infra forgets them."""
+    cdef char out[ACK_SIZE]
+    put_header(out, FRAME_ACK, 0)
+    put_u64(out + 8, seq)
+    return out[:ACK_SIZE]
+
+
+def report_seq(frame):
+    """The seq a report ends with (0 for HELLO and for anything too short)."""
+    cdef const unsigned char[::1] view = frame
+    cdef size_t n = view.shape[0]
+    if n < START_FAILED_SIZE or get_u32(<const char *>&view[0]) == REPORT_HELLO:
+        return 0
+    return get_u64(<const char *>&view[n - 8])
+
+
 def decode_report(frame):
     """One infra -> supd report as a tuple (see the .pyi). Raises ValueError when
     malformed."""
@@ -351,5 +374,5 @@ def decode_report(frame):
                 entry = p + HELLO_FIXED_SIZE + i * HELLO_ENTRY_SIZE
                 live.append((get_u32(entry), <int32_t>get_u32(entry + 4),
                              <int64_t>get_u64(entry + 8)))
-            return ("hello", live)
+            return ("hello", live, get_u32(p + 12), get_u64(p + 16))
     raise ValueError(f"malformed report: type {kind}, {n} bytes")

@@ -77,9 +77,14 @@ ctypedef struct infra_state:
     int conn_out_armed                  # EPOLLOUT registered on conn
     int running                         # slots in SLOT_RUNNING
     int exec_running                    # exec slots in SLOT_RUNNING
+    int self_pidfd                      # a pidfd of infra itself, for HELLO (-1: none)
+    # The ring holds every report supd has not acknowledged: ring_count from ring_head,
+    # the first ring_sent of them already sent on the current connection.
     uint32_t ring_head
     uint32_t ring_count
+    uint32_t ring_sent
     uint64_t ring_dropped
+    uint64_t next_seq                   # the seq of the last report queued
     container_slot slots[INFRA_MAX_CONTAINERS]
     exec_slot execs[INFRA_MAX_EXECS]
     report_rec ring[INFRA_REPORT_RING]

@@ -315,25 +315,41 @@ cdef int send_frame(const char *buf, size_t n) noexcept nogil:
 
 
 cdef void flush_reports() noexcept nogil:
+    """Send the reports this connection has not had yet; they stay in the ring until ACK."""
     cdef size_t n
-    while INFRA.ring_count > 0:
+    cdef report_rec *r
+    while INFRA.ring_sent < INFRA.ring_count:
         if INFRA.conn < 0:
             return
-        n = encode_report(&INFRA.ring[INFRA.ring_head], SEND_BUF)
-        if send_frame(SEND_BUF, n) < 0:
-            return
-        INFRA.ring_head = (INFRA.ring_head + 1) % INFRA_REPORT_RING
-        INFRA.ring_count -= 1
+        r = &INFRA.ring[(INFRA.ring_head + INFRA.ring_sent) % INFRA_REPORT_RING]
+        if r.type != 0:  # 0: an exec report of an earlier connection, for nobody now
+            n = encode_report(r, SEND_BUF)
+            if send_frame(SEND_BUF, n) < 0:
+                return
+        INFRA.ring_sent += 1
     conn_set_out(False)
+
+
+cdef void ring_pop() noexcept nogil:
+    INFRA.ring_head = (INFRA.ring_head + 1) % INFRA_REPORT_RING
+    INFRA.ring_count -= 1
+    if INFRA.ring_sent > 0:
+        INFRA.ring_sent -= 1
+
+
+cdef void acknowledge(uint64_t seq) noexcept nogil:
+    """ACK: supd has recorded every report up to `seq`."""
+    while INFRA.ring_count > 0 and INFRA.ring[INFRA.ring_head].seq <= seq:
+        ring_pop()
 
 
 cdef void queue_report(uint32_t kind, uint32_t cid, int32_t a, int32_t b,
                        int64_t ns) noexcept nogil:
-    """Append a report and send what can be sent. A full ring drops its oldest report."""
+    """Append a report and send what can be sent. A full ring drops its oldest report
+    (supd has been away, or has not acknowledged, for INFRA_REPORT_RING reports)."""
     cdef report_rec *r
     if INFRA.ring_count == INFRA_REPORT_RING:
-        INFRA.ring_head = (INFRA.ring_head + 1) % INFRA_REPORT_RING
-        INFRA.ring_count -= 1
+        ring_pop()
         INFRA.ring_dropped += 1
     r = &INFRA.ring[(INFRA.ring_head + INFRA.ring_count) % INFRA_REPORT_RING]
     r.type = kind
@@ -341,6 +357,8 @@ cdef void queue_report(uint32_t kind, uint32_t cid, int32_t a, int32_t b,
     r.a = a
     r.b = b
     r.ns = ns
+    INFRA.next_seq += 1
+    r.seq = INFRA.next_seq
     INFRA.ring_count += 1
     flush_reports()
 
@@ -354,9 +372,53 @@ cdef void report_exec_failed(uint32_t eid, int step, int err) noexcept nogil:
     queue_report(REPORT_EXEC_FAILED, eid, step, err, 0)
 
 
+cdef void forget_execs() noexcept nogil:
+    """A new supd connected: exec'd processes are the old connection's (their stdio was its
+    fds), so their reports are for nobody now. They run on, reaped but not reported."""
+    cdef uint32_t k
+    cdef report_rec *r
+    cdef int i
+    for k in range(INFRA.ring_count):
+        r = &INFRA.ring[(INFRA.ring_head + k) % INFRA_REPORT_RING]
+        if (r.type == REPORT_EXEC_STARTED or r.type == REPORT_EXEC_FAILED
+                or r.type == REPORT_EXEC_EXITED):
+            r.type = 0
+    for i in range(INFRA_MAX_EXECS):
+        INFRA.execs[i].eid = 0
+
+
+cdef int send_hello(size_t n) noexcept nogil:
+    """HELLO with infra's own pidfd in SCM_RIGHTS: pid numbers of infra's PID namespace
+    mean nothing to supd, and a pidfd names the process without a race."""
+    cdef system.msghdr msg
+    cdef system.iovec iov
+    cdef system.cmsghdr *cmsg
+    cdef ssize_t r
+    memset(&msg, 0, sizeof(msg))
+    iov.iov_base = SEND_BUF
+    iov.iov_len = n
+    msg.msg_iov = &iov
+    msg.msg_iovlen = 1
+    if INFRA.self_pidfd >= 0:
+        msg.msg_control = CMSG_BUF
+        msg.msg_controllen = system.CMSG_SPACE(sizeof(int))
+        memset(CMSG_BUF, 0, msg.msg_controllen)
+        cmsg = system.CMSG_FIRSTHDR(&msg)
+        cmsg.cmsg_level = system.SOL_SOCKET
+        cmsg.cmsg_type = system.SCM_RIGHTS
+        cmsg.cmsg_len = system.CMSG_LEN(sizeof(int))
+        memcpy(system.CMSG_DATA(cmsg), &INFRA.self_pidfd, sizeof(int))
+    while True:
+        r = system.sendmsg(INFRA.conn, &msg, system.MSG_DONTWAIT | system.MSG_NOSIGNAL)
+        if r < 0 and errno == system.EINTR:
+            continue
+        return 0 if r >= 0 else -1
+
+
 cdef void attach(int fd) noexcept nogil:
     """A new supd connected: it replaces the old connection, gets HELLO with the live
-    containers, then every queued report."""
+    containers, then every report not yet acknowledged (a new socket buffer takes them;
+    what does not fit follows on EPOLLOUT)."""
     cdef int i
     cdef uint32_t count = 0
     cdef container_slot *s
@@ -365,14 +427,16 @@ cdef void attach(int fd) noexcept nogil:
     if ep_add(fd, system.EPOLLIN | system.EPOLLRDHUP, EV_CONN, 0) < 0:
         drop_conn()
         return
+    forget_execs()
+    INFRA.ring_sent = 0
     for i in range(INFRA_MAX_CONTAINERS):
         s = &INFRA.slots[i]
         if s.state == SLOT_RUNNING:
             encode_hello_entry(SEND_BUF + HELLO_FIXED_SIZE + count * HELLO_ENTRY_SIZE,
                                s.cid, s.pid, s.started_ns)
             count += 1
-    encode_hello_header(SEND_BUF, count)
-    if send_frame(SEND_BUF, HELLO_FIXED_SIZE + count * HELLO_ENTRY_SIZE) < 0:
+    encode_hello_header(SEND_BUF, count, INFRA.ring_dropped, INFRA.next_seq)
+    if send_hello(HELLO_FIXED_SIZE + count * HELLO_ENTRY_SIZE) < 0:
         drop_conn()
         return
     flush_reports()
@@ -740,6 +804,8 @@ cdef void handle_frame(size_t n, int nfds, bint truncated) noexcept nogil:
         begin_shutdown()
     elif kind == FRAME_KEEP and n == KEEP_SIZE:
         system.prctl(system.PR_SET_PDEATHSIG, 0, 0, 0, 0)
+    elif kind == FRAME_ACK and n == ACK_SIZE:
+        acknowledge(get_u64(RECV_BUF + 8))
 
 
 cdef void serve_conn(uint32_t events) noexcept nogil:
@@ -797,8 +863,9 @@ cdef void reap_children() noexcept nogil:
             if i >= 0:
                 INFRA.execs[i].state = SLOT_FREE
                 INFRA.exec_running -= 1
-                queue_report(REPORT_EXEC_EXITED, INFRA.execs[i].eid, pid, status,
-                             realtime_ns())
+                if INFRA.execs[i].eid != 0:
+                    queue_report(REPORT_EXEC_EXITED, INFRA.execs[i].eid, pid, status,
+                                 realtime_ns())
             continue
         drain(i)
         s = &INFRA.slots[i]
@@ -942,6 +1009,9 @@ cdef int infra_setup(infra_cfg *cfg) noexcept nogil:
             if keep[t] < keep[i]:
                 keep[i], keep[t] = keep[t], keep[i]
     close_other_fds(keep, nkeep)
+    INFRA.self_pidfd = -1
+    if cfg.listen >= 0:  # for HELLO; without it (an old kernel) supd finds infra by pid
+        INFRA.self_pidfd = <int>system.syscall(system.SYS_pidfd_open, system.getpid(), 0)
     if system.chdir(b"/") < 0:
         return STEP_CHDIR
     system.sigemptyset(&mask)

@@ -122,6 +122,7 @@ def encode_start(
 def encode_signal(cid: int, signo: int, group: bool = False) -> bytes: ...
 def encode_shutdown() -> bytes: ...
 def encode_keep() -> bytes: ...  # clear infra's parent-death signal: it outlives supd
+def encode_ack(seq: int) -> bytes: ...  # every report up to seq is recorded: infra forgets them
 
 # An exec frame starts argv as exec `eid` (chosen by supd, unique per infra) inside running
 # container `cid`: in its namespaces, with its uid/gid/groups, in a new session. It is sent
@@ -144,11 +145,14 @@ def encode_exec_signal(eid: int, signo: int, group: bool = False) -> bytes: ...
 #   ("started", cid, pid, time_ns)
 #   ("start_failed", cid, step, errno)
 #   ("exited", cid, pid, wait_status, time_ns)
-#   ("hello", [(cid, pid, started_ns), ...])   first frame on a (re)attached connection
+#   ("hello", [(cid, pid, started_ns), ...], dropped, last_seq)
+#        first frame on a connection accepted on the listening socket, with a pidfd of infra
+#        in SCM_RIGHTS; every report not yet acknowledged (seq <= last_seq) follows it
 #   ("exec_started", eid, pid)
 #   ("exec_failed", eid, step, errno)
 #   ("exec_exited", eid, wait_status)
 def decode_report(frame: bytes) -> tuple: ...  # ValueError when malformed
+def report_seq(frame: bytes) -> int: ...  # the seq every report but HELLO ends with
 
 # The CRI log timestamp infra writes for CLOCK_REALTIME `ns` (exposed for tests).
 def _cri_timestamp(ns: int) -> str: ...

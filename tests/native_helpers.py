@@ -134,6 +134,8 @@ class Infra:
     tmp: Path
     listen: socket.socket | None = None
     reports: list[tuple[Any, ...]] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)  # of each report, 0 for HELLO
+    fds: list[int] = field(default_factory=list)
 
     def start(
         self,
@@ -162,9 +164,12 @@ class Infra:
         self.sock.send(frame)
 
     def report(self, timeout: float = TIMEOUT) -> tuple[Any, ...]:
+        """The next report; a pidfd that comes with it (HELLO's) lands in `self.fds`."""
         wait_readable(self.sock.fileno(), timeout)
-        frame = self.sock.recv(65536)
+        frame, fds, _flags, _addr = socket.recv_fds(self.sock, 65536, 4)
         assert frame, "infra closed the connection"
+        self.fds += fds
+        self.seqs.append(_native.report_seq(frame))
         report = _native.decode_report(frame)
         self.reports.append(report)
         return report
@@ -193,6 +198,9 @@ class Infra:
         self.sock.close()
         if self.listen is not None:
             self.listen.close()
+        for fd in self.fds:
+            os.close(fd)
+        self.fds.clear()
 
 
 @pytest.fixture

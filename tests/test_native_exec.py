@@ -368,13 +368,15 @@ def test_exec_encoders_and_reports() -> None:
     signal_frame = _native.encode_exec_signal(7, 9, group=True)
     assert signal_frame == b"\x05\0\0\0\x07\0\0\0\x09\0\0\0\x01\0\0\0"
 
-    def report(kind: int, eid: int, a: int, b: int = 0, ns: int = 0, size: int = 24) -> bytes:
+    def report(kind: int, eid: int, a: int, b: int = 0, ns: int = 0, size: int = 32) -> bytes:
         body = b"".join(v.to_bytes(4, "little", signed=True) for v in (kind, eid, a, b))
-        return (body + ns.to_bytes(8, "little"))[:size]
+        seq = (5).to_bytes(8, "little")  # every report ends with its seq
+        return (body + ns.to_bytes(8, "little"))[: size - 8] + seq
 
     assert _native.decode_report(report(20, 7, 42)) == ("exec_started", 7, 42)
-    assert _native.decode_report(report(21, 7, 13, 2, size=16)) == ("exec_failed", 7, 13, 2)
+    assert _native.decode_report(report(21, 7, 13, 2, size=24)) == ("exec_failed", 7, 13, 2)
     assert _native.decode_report(report(22, 7, 42, 9 << 8)) == ("exec_exited", 7, 9 << 8)
-    for bad in (report(20, 7, 42, size=16), report(21, 7, 1), report(22, 7, 1, size=20)):
+    assert _native.report_seq(report(21, 7, 13, 2, size=24)) == 5
+    for bad in (report(20, 7, 42, size=24), report(21, 7, 1), report(22, 7, 1, size=28)):
         with pytest.raises(ValueError):
             _native.decode_report(bad)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from native_helpers import (
     CONTAINER_FLAGS,
+    ENV,
     POD_FLAGS,
     cri_lines,
     infra,
@@ -192,6 +193,7 @@ def test_supd_away_then_reattach_gets_hello_and_queued_exits(infra: Any, tmp_pat
     pod.start(1, ["sleep", "100"])
     pod.start(2, ["sh", "-c", f"read x < {fifo}; exit 5"])
     started = {pod.expect("started")[1:] for _ in range(2)}
+    assert sorted(pod.seqs) == [1, 2]
     by_cid = {cid: (pid, ns) for cid, pid, ns in started}
     pidfd2 = os.pidfd_open(by_cid[2][0])  # infra has no PID namespace: a host pid
     pod.sock.close()  # supd goes away; the pod carries on
@@ -201,15 +203,54 @@ def test_supd_away_then_reattach_gets_hello_and_queued_exits(infra: Any, tmp_pat
     pod.reconnect(path)
     hello = pod.report()
     assert hello[0] == "hello"
-    live = {cid: (pid, ns) for cid, pid, ns in hello[1]}
-    assert live.get(1) == by_cid[1]
-    exited: tuple[Any, ...] | None = None  # container 2 may be in hello if not reaped yet
-    while exited is None:
-        report = pod.report()
-        if report[0] == "exited" and report[1] == 2:
-            exited = report
-    assert _native.exit_code(exited[3]) == 5
+    _, entries, dropped, last_seq = hello
+    assert (dropped, last_seq) == (0, 3)  # two starts and the exit
+    live = {cid: (pid, ns) for cid, pid, ns in entries}
+    assert live.get(1) == by_cid[1] and 2 not in live
+    # HELLO brings a pidfd of infra: its pid in our namespace, whatever infra's own is.
+    assert len(pod.fds) == 1
+    assert f"Pid:\t{pod.pid}\n" in Path(f"/proc/self/fdinfo/{pod.fds[0]}").read_text()
+    # Nothing was acknowledged: every report comes again, in order, then nothing more.
+    replay = [pod.report() for _ in range(3)]
+    assert pod.seqs[-3:] == [1, 2, 3]
+    assert {r[1] for r in replay[:2]} == {1, 2} and replay[2][:2] == ("exited", 2)
+    assert _native.exit_code(replay[2][3]) == 5
+    pod.send(_native.encode_ack(2))
+    pod.reconnect(path)
+    assert pod.report()[2:] == (0, 3)
+    assert pod.report()[:2] == ("exited", 2) and pod.seqs[-1] == 3  # only what was not acked
+    pod.send(_native.encode_ack(3))
+    pod.reconnect(path)
+    assert pod.report()[0] == "hello"
+    pod.start(3, ["true"])
+    assert pod.expect("started", 3) and pod.seqs[-1] == 4  # the replay was empty
     assert pod.shutdown() == 0
+
+
+def test_exec_reports_are_not_replayed_to_a_new_supd(infra: Any, tmp_path: Path) -> None:
+    """An exec's stdio were the old supd's fds: its reports are for nobody after that."""
+    path = str(tmp_path / "infra.sock")
+    pod = infra(listen_path=path)
+    pod.start(1, ["sleep", "100"])
+    pod.expect("started", 1)
+    r, w = os.pipe()
+    null = os.open("/dev/null", os.O_WRONLY)
+    frame = _native.encode_exec(7, 1, ["sh", "-c", "read x"], ENV, None)
+    socket.send_fds(pod.sock, [frame], [r, null, null])
+    os.close(r)
+    os.close(null)
+    exec_pidfd = os.pidfd_open(pod.expect("exec_started", 7)[2])
+    pod.reconnect(path)
+    assert pod.report()[:3] == ("hello", [pod.reports[0][1:]], 0)
+    assert pod.report()[:2] == ("started", 1)  # not acknowledged: replayed; the exec's not
+    os.close(w)  # the exec reads EOF and exits: reaped, and not reported to this supd
+    wait_readable(exec_pidfd)
+    os.close(exec_pidfd)
+    assert pod.shutdown() == 0  # infra waits for the exec before it exits
+    while (frame := pod.sock.recv(65536)) != b"":
+        pod.reports.append(_native.decode_report(frame))
+    assert [x[0] for x in pod.reports if x[0].startswith("exec")] == ["exec_started"]
+    assert ("exited", 1) in [x[:2] for x in pod.reports]
 
 
 def test_loopback_up_and_hostname_in_the_pod(infra: Any) -> None:
@@ -384,8 +425,8 @@ def test_decode_report_rejects_malformed() -> None:
     ):
         with pytest.raises(ValueError):
             _native.decode_report(frame)
-    hello = (19).to_bytes(4, "little") + bytes(12)
-    assert _native.decode_report(hello) == ("hello", [])
+    hello = (19).to_bytes(4, "little") + bytes(20)
+    assert _native.decode_report(hello) == ("hello", [], 0, 0)
 
 
 def test_container_uid_and_groups_through_frames(infra: Any) -> None:
