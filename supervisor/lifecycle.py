@@ -207,8 +207,11 @@ def initialized(status: PodStatus) -> bool:
 
 
 def _regular_done(status: PodStatus) -> bool:
+    """No regular container runs or will run again. One being started again still shows
+    its last termination, with no restart planned any more: it is not done."""
     return bool(status.containers) and all(
-        st.state is ContainerState.TERMINATED and st.restart_at is None for st in status.containers
+        st.state is ContainerState.TERMINATED and st.restart_at is None and not st.starting
+        for st in status.containers
     )
 
 
@@ -393,6 +396,19 @@ def container_exited(
         reason = Reason.OOM_KILLED
     started = st.started_at if st.started_at is not None else now
     return _terminate(spec, status, st, exit_code, signal, reason, "", started, now, policy)
+
+
+def container_lost(
+    spec: PodSpec, status: PodStatus, name: str, now: float, policy: BackoffPolicy
+) -> list[PodEvent]:
+    """An instance that should be running is not, and nobody saw its exit (a supd took the
+    pod over and its infra no longer knew it): kubelet's ContainerStatusUnknown, 137."""
+    st = status.container(name)
+    started = st.started_at if st.started_at is not None else now
+    return _terminate(
+        spec, status, st, 137, 9, Reason.CONTAINER_STATUS_UNKNOWN,
+        "The container could not be located when the pod was restored", started, now, policy,
+    )  # fmt: skip
 
 
 def _terminate(

@@ -41,6 +41,7 @@ class Reason:
     ERR_IMAGE_NEVER_PULL = "ErrImageNeverPull"
     CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
     OOM_KILLED = "OOMKilled"
+    CONTAINER_STATUS_UNKNOWN = "ContainerStatusUnknown"  # lost while supd was away
     CREATE_CONTAINER_ERROR = "CreateContainerError"
     COMPLETED = "Completed"
     ERROR = "Error"

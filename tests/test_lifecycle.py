@@ -396,3 +396,15 @@ def test_deadline_exceeded_fails_the_pod() -> None:
     assert s.actions() == [StopPod()]
     s.exit("c0", 137)
     assert s.phase is Phase.FAILED
+
+
+def test_a_container_being_restarted_does_not_end_the_pod() -> None:
+    """Between its START and its start report, a restarted container still shows its last
+    termination with no restart planned: asking again then must not stop the pod."""
+    s = Sim(pod("Always"))
+    s.start("c0")
+    s.exit("c0", 1)
+    assert s.actions() == [StartContainer("c0", False)]
+    s.instance += 1
+    lc.container_starting(s.status.container("c0"), s.instance)  # the START is on its way
+    assert s.actions() == []
