@@ -74,6 +74,7 @@ ctypedef struct infra_state:
     int sigfd
     int epfd
     int shutting_down
+    int await_ack                       # SHUTDOWN with a listening socket: exit once acked
     int conn_out_armed                  # EPOLLOUT registered on conn
     int running                         # slots in SLOT_RUNNING
     int exec_running                    # exec slots in SLOT_RUNNING

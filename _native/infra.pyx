@@ -801,6 +801,7 @@ cdef void handle_frame(size_t n, int nfds, bint truncated) noexcept nogil:
     elif kind == FRAME_EXEC_SIGNAL:
         signal_exec(n)
     elif kind == FRAME_SHUTDOWN and n == SHUTDOWN_SIZE:
+        INFRA.await_ack = INFRA.listen >= 0
         begin_shutdown()
     elif kind == FRAME_KEEP and n == KEEP_SIZE:
         system.prctl(system.PR_SET_PDEATHSIG, 0, 0, 0, 0)
@@ -1075,7 +1076,11 @@ cdef void infra_loop() noexcept nogil:
                 # Level-triggered: one read per wakeup keeps the streams fair.
                 relay_once(<int>index, kind == EV_STDERR)
         if INFRA.shutting_down and INFRA.running == 0 and INFRA.exec_running == 0:
-            infra_exit()
+            # Told by supd with a listening socket to take over: its last reports matter
+            # (the exits of a finished pod), so it stays until supd has recorded them,
+            # through a supd that dies meanwhile and the next one that connects.
+            if not INFRA.await_ack or INFRA.ring_count == 0:
+                infra_exit()
 
 
 cdef void infra_main(infra_cfg *cfg) noexcept nogil:

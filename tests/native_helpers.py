@@ -185,9 +185,22 @@ class Infra:
         self.sock.connect(path)
 
     def shutdown(self) -> int:
-        """SHUTDOWN, then the infra's own wait status (it must exit 0)."""
+        """SHUTDOWN, then the infra's own wait status (it must exit 0). An infra with a
+        listening socket exits once every report is acknowledged: they are, as they come."""
         self.send(_native.encode_shutdown())
         pidfd, self.pidfd = self.pidfd, -1
+        if self.listen is not None:
+            self.send(_native.encode_ack(max(self.seqs, default=0)))
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+            poller.register(self.sock.fileno(), select.POLLIN)
+            while not any(fd == pidfd for fd, _ in poller.poll(TIMEOUT * 1000)):
+                frame = self.sock.recv(65536)
+                if not frame:
+                    break  # it has exited; its pidfd says so next
+                self.reports.append(_native.decode_report(frame))
+                with contextlib.suppress(OSError):  # it may have exited meanwhile
+                    self.sock.send(_native.encode_ack(_native.report_seq(frame)))
         return wait_exit(pidfd)
 
     def close(self) -> None:

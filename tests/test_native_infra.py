@@ -227,6 +227,25 @@ def test_supd_away_then_reattach_gets_hello_and_queued_exits(infra: Any, tmp_pat
     assert pod.shutdown() == 0
 
 
+def test_shutdown_waits_until_its_last_reports_are_acknowledged(infra: Any, tmp_path: Path) -> None:
+    """Told to shut down by a supd that then dies, infra keeps the exits of the pod's last
+    containers for the next supd, and leaves only once that one has recorded them."""
+    path = str(tmp_path / "infra.sock")
+    pod = infra(listen_path=path)
+    pod.start(1, ["sleep", "100"])
+    pod.expect("started", 1)
+    pod.send(_native.encode_shutdown())
+    assert pod.expect("exited", 1)[3] == signal.SIGKILL
+    pod.sock.close()  # supd dies before it acknowledges
+    pod.reconnect(path)  # still there: it waits
+    assert pod.report()[2:] == (0, 2)
+    assert [pod.report()[:2] for _ in range(2)] == [("started", 1), ("exited", 1)]
+    pod.send(_native.encode_ack(1))
+    pod.send(_native.encode_ack(2))  # now it may go
+    pidfd, pod.pidfd = pod.pidfd, -1
+    assert wait_exit(pidfd) == 0
+
+
 def test_exec_reports_are_not_replayed_to_a_new_supd(infra: Any, tmp_path: Path) -> None:
     """An exec's stdio were the old supd's fds: its reports are for nobody after that."""
     path = str(tmp_path / "infra.sock")
