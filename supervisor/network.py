@@ -363,6 +363,14 @@ class Network:
         finally:
             pod.close()
 
+    def adopted(self, uid: str) -> PodAddress | None:
+        """The address of a running sandbox that a previous supd attached: its lease and
+        its veth, both still in place (prune keeps a live pod's)."""
+        if self.config.mode != "bridge" or self.ipam is None:
+            return None
+        ip = self.ipam.by_owner.get(uid)
+        return PodAddress(str(ip), veth_name(uid)) if ip is not None else None
+
     async def detach(self, uid: str, *, release: bool = True) -> None:
         """Take a sandbox's network away: delete its veth pair (the pod end goes with it)
         and, with `release`, its lease. Idempotent; a sandbox that is re-created keeps its

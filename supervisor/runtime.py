@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _native, handlers, lifecycle, rootfs, security
+from . import _native, handlers, lifecycle, restore, rootfs, security
 from .backoff import BackoffPolicy, next_restart
 from .broadcast import Broadcast
 from .cgroups import Cgroups, Limits, NoCgroups, Usage
@@ -57,7 +57,7 @@ from .probes import ProbeWorker, first_delay
 from .signals import SignalPolicy, pod_policy
 from .spec import ContainerSpec, PodSpec
 from .states import EventType, Reason
-from .store import Store
+from .store import Store, write_atomic
 
 log = logging.getLogger("supervisor.runtime")
 
@@ -98,7 +98,7 @@ class Infra:
         pid: int,
         pidfd: int,
         sock: socket.socket,
-        on_report: Callable[[Report], None],
+        on_report: Callable[[Report, int], None],
         on_exit: Callable[[int], None],
         reaped: Callable[[int], int] | None = None,
     ) -> None:
@@ -106,6 +106,10 @@ class Infra:
         self.pid = pid
         self.pidfd = pidfd
         self.sock = sock
+        self.acked = 0  # the last report seq acknowledged
+        self.seen = 0  # the last report seq dispatched
+        self.after_reports: Callable[[], None] = lambda: None  # after each batch
+        self.listen_path: Path | None = None  # a pooled infra's socket, in STATE/pool
         self._on_report = on_report
         self._on_exit = on_exit
         self._reaped = reaped
@@ -125,6 +129,12 @@ class Infra:
         self._outbox.append((frame, [os.dup(fd) for fd in fds]))
         if len(self._outbox) == 1:
             self._flush()
+
+    def ack(self, seq: int) -> None:
+        """Every report up to `seq` is recorded (restore.py): the infra may forget them."""
+        if seq > self.acked:
+            self.acked = seq
+            self.send(_native.encode_ack(seq))
 
     def shutdown(self) -> None:
         """Ask the infra to end (once): it kills what is left, reports it, and exits."""
@@ -172,10 +182,11 @@ class Infra:
         if entry is not None:
             entry[0](("exec_lost", eid))
 
-    def _dispatch(self, report: Report) -> None:
+    def _dispatch(self, report: Report, seq: int) -> None:
+        self.seen = max(self.seen, seq)
         kind = report[0]
         if not kind.startswith("exec_"):
-            self._on_report(report)
+            self._on_report(report, seq)
             return
         eid = report[1]
         entry = self._execs.get(eid)
@@ -217,10 +228,13 @@ class Infra:
         self._outbox.clear()
 
     def _readable(self) -> None:
-        for report in self.drain():
-            self._dispatch(report)
+        reports = self.drain()
+        for report, seq in reports:
+            self._dispatch(report, seq)
+        if reports:
+            self.after_reports()
 
-    def drain(self) -> list[Report]:
+    def drain(self) -> list[tuple[Report, int]]:
         reports = []
         while True:
             try:
@@ -233,7 +247,7 @@ class Infra:
                 self.loop.remove_reader(self.sock.fileno())
                 break
             try:
-                reports.append(_native.decode_report(frame))
+                reports.append((_native.decode_report(frame), _native.report_seq(frame)))
             except ValueError as e:
                 log.warning("infra %d: bad report frame: %s", self.pid, e)
         return reports
@@ -245,8 +259,8 @@ class Infra:
             status = self._reaped(self.pid) if self._reaped is not None else -1
         if status is None:
             return
-        for report in self.drain():
-            self._dispatch(report)
+        for report, seq in self.drain():
+            self._dispatch(report, seq)
         self.close()
         self._on_exit(status)
 
@@ -297,17 +311,21 @@ class InfraFactory:
         pdeathsig: int,
         done: Callable[[int, int, int], None],
         cgroup_dir: int = -1,
+        listen: int = -1,
     ) -> None:
-        """Ask for an infra on `sock` reporting its set-up on `errfd`, cloned into the
-        cgroup v2 directory `cgroup_dir` when >= 0 (the caller closes its copies);
-        `done(pid, pidfd, errno)` is called from the loop, pid -1 when it failed."""
+        """Ask for an infra on `sock` reporting its set-up on `errfd`, serving `listen` too
+        when >= 0, cloned into the cgroup v2 directory `cgroup_dir` when >= 0 (the caller
+        closes its copies); `done(pid, pidfd, errno)` is called from the loop, pid -1 when
+        it failed."""
         self._next_rid = (self._next_rid + 1) & 0xFFFFFFFF
         rid = self._next_rid
         cgroup = cgroup_dir >= 0
-        frame = _native.encode_zygote_spawn(rid, clone_flags, hostname, pdeathsig, cgroup=cgroup)
+        frame = _native.encode_zygote_spawn(
+            rid, clone_flags, hostname, pdeathsig, listen=listen >= 0, cgroup=cgroup
+        )
         if self.closed:
             raise OSError(errno.EPIPE, "the infra factory is gone")
-        fds = [sock, errfd, cgroup_dir] if cgroup else [sock, errfd]
+        fds = [sock, errfd] + ([listen] if listen >= 0 else []) + ([cgroup_dir] if cgroup else [])
         self.sock.sendmsg([frame], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
         self._waiting[rid] = done
 
@@ -409,6 +427,14 @@ class Pod:
     fs_ready: bool = False
     fs_descriptions: dict[int, list[str]] = field(default_factory=dict)
     sandbox_pending: bool = False  # the zygote is making its infra
+    # Live restore (restore.py): the seq of the last report of `infra` applied to the
+    # status, that infra's (pid, start time), a status write waiting for the loop, and
+    # while a restored pod's reports are replayed, the last one and the cids alive then.
+    applied_seq: int = 0
+    infra_identity: tuple[int, int] | None = None
+    persisting: asyncio.Handle | None = None
+    replay_until: int | None = None
+    live_cids: set[int] = field(default_factory=set)
 
     @property
     def key(self) -> str:
@@ -494,11 +520,21 @@ class Runtime:
         self._pool_pending = 0
         self._pool_closed = False
         self._refills: dict[str, tuple[int, asyncio.TimerHandle]] = {}
+        self._pool_serial = 0  # names the pooled infras' sockets in STATE/pool
         # supd's ends of infras asked of the zygote and not yet serving (pods' and pooled).
         self._pending_socks: set[socket.socket] = set()
         self._pool_dir = store.root / "pool"
         self._pool_dir.mkdir(exist_ok=True, mode=0o700)
-        kill_stale_pool(self._pool_dir)
+        # Their listening sockets (restore.py), moved into a pod's directory with the infra.
+        self._pool_sockets = store.root / "pool-sockets"
+        self._pool_sockets.mkdir(exist_ok=True, mode=0o700)
+        # A previous supd's records: killed once the pods it left are taken over (a pod
+        # may hold one of them, its record not yet removed), or now when none can be.
+        self._stale_pool = read_pool_records(self._pool_dir)
+        if pods_die_with_supd:
+            self.kill_stale_pool(set())
+        for stale in self._pool_sockets.iterdir():
+            stale.unlink(missing_ok=True)
         self._fill_pool()
 
     # -- pods -----------------------------------------------------------------------------
@@ -591,6 +627,14 @@ class Runtime:
         if into is None and not spec.sysctls and flags == POOL_FLAGS and self._take_pooled(pod):
             return
         factory = self._factory_or_none() if not spec.sysctls else None
+        try:
+            listener = self._listener(pod.directory)
+        except OSError as e:
+            if into is not None:
+                into.close()
+            self._sandbox_failed(pod, f"create pod sandbox: bind {restore.SOCKET}: {e}")
+            return
+        listen = listener.fileno() if listener is not None else -1
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         ours.setblocking(False)
         if factory is None:
@@ -605,6 +649,7 @@ class Runtime:
                     exit_signal=0,
                     sysctls=[(security.sysctl_path(n), v) for n, v in spec.sysctls],
                     cgroup_dir=into.fds[0] if into is not None else -1,
+                    listen=listen,
                 )
             except OSError as e:
                 ours.close()
@@ -612,6 +657,8 @@ class Runtime:
                 return
             finally:
                 theirs.close()
+                if listener is not None:
+                    listener.close()
                 if into is not None:
                     into.close()
             self._sandbox_made(pod, ours, pid, pidfd, None)
@@ -628,6 +675,7 @@ class Runtime:
                     pod, factory, ours, r, pid, pidfd, err
                 ),
                 cgroup_dir=into.fds[0] if into is not None else -1,
+                listen=listen,
             )
         except OSError as e:
             ours.close()
@@ -637,10 +685,19 @@ class Runtime:
         finally:
             theirs.close()
             os.close(w)
+            if listener is not None:
+                listener.close()
             if into is not None:
                 into.close()
         pod.sandbox_pending = True
         self._pending_socks.add(ours)
+
+    def _listener(self, directory: Path, name: str = restore.SOCKET) -> socket.socket | None:
+        """The socket a pod's infra listens on for the next supd (restore.py); none when
+        the pods end with supd. The infra keeps the only copy once it is made."""
+        if self.pods_die_with_supd:
+            return None
+        return restore.bind_listener(directory, name)
 
     def _sandbox_spawned(
         self,
@@ -714,7 +771,7 @@ class Runtime:
         pidfd: int,
         reaped: Callable[[int], int] | None,
     ) -> None:
-        infra = Infra(self.loop, pid, pidfd, ours, lambda r: None, lambda s: None, reaped)
+        infra = Infra(self.loop, pid, pidfd, ours, lambda r, q: None, lambda s: None, reaped)
         if self.pods.get(pod.key) is not pod or pod.status.stopping:
             infra.shutdown()  # deleted while its infra was being made: let it go at once
             return
@@ -723,15 +780,24 @@ class Runtime:
     def _adopt(self, pod: Pod, infra: Infra) -> None:
         """`infra` serves and is the pod's from now on: its cgroup, its network, and then
         its containers."""
-        infra._on_report = lambda report: self._on_report(pod, report)
-        infra._on_exit = lambda status: self._on_infra_exit(pod, status)
-        pod.infra = infra
+        self._wire(pod, infra)
+        pod.applied_seq = 0  # a new infra numbers its reports from 1
         self._sandbox_started(pod, infra)
         # After the containers' START frames: the record (for a later supd to find this
-        # infra) costs two file operations that the first container need not wait for.
+        # infra) costs file operations that the first container need not wait for.
         if self.pods.get(pod.key) is pod and pod.infra is infra:
+            pod.infra_identity = (infra.pid, process_start_time(infra.pid))
             with contextlib.suppress(OSError):
-                _write_infra_record(pod.directory, infra.pid)
+                _write_infra_record(pod.directory, *pod.infra_identity)
+            self._persist_soon(pod)
+
+    def _wire(self, pod: Pod, infra: Infra) -> None:
+        infra._on_report = lambda report, seq: self._on_report(pod, report, seq)
+        infra._on_exit = lambda status: self._on_infra_exit(pod, status)
+        # Every report is acknowledged once the record written after it holds its effect;
+        # an infra told to shut down waits for that before it exits.
+        infra.after_reports = lambda: self._persist_soon(pod)
+        pod.infra = infra
 
     # -- infras made ahead of their pods ------------------------------------------------------
 
@@ -746,6 +812,9 @@ class Runtime:
                 self._drop_pooled(infra)
                 continue
             if not self.pods_die_with_supd:
+                # Its listening socket moves into the pod's directory before it is told to
+                # outlive supd: the next supd finds it there, or it dies with this one.
+                self._move_listener(infra, pod.directory / restore.SOCKET)
                 infra.send(_native.encode_keep())  # a pod's infra outlives supd
             # Refill once the pod's first container has been started (its first report),
             # not now: making the next infra (a network namespace, its set-up) would compete
@@ -772,9 +841,17 @@ class Runtime:
             factory = self._factory_or_none()
             if factory is None:
                 return
+            self._pool_serial += 1
+            name = f"{self._pool_serial}.sock"
+            try:
+                listener = self._listener(self._pool_sockets, name)
+            except OSError as e:
+                log.warning("infra pool: bind %s: %s", self._pool_sockets / name, e)
+                return
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             ours.setblocking(False)
             r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+            path = self._pool_sockets / name if listener is not None else None
             try:
                 # SIGKILL when its parent, the zygote, dies (with supd): a pooled infra holds
                 # no pod and must not outlive the supd that made it, even one killed before
@@ -785,27 +862,40 @@ class Runtime:
                     POOL_FLAGS,
                     "",
                     signal.SIGKILL,
-                    functools.partial(self._pooled_spawned, factory, ours, r),
+                    functools.partial(self._pooled_spawned, factory, ours, r, path),
+                    listen=listener.fileno() if listener is not None else -1,
                 )
             except OSError as e:
                 log.warning("infra pool: %s", e)
                 ours.close()
                 os.close(r)
+                if path is not None:
+                    path.unlink(missing_ok=True)
                 return
             finally:
                 theirs.close()
                 os.close(w)
+                if listener is not None:
+                    listener.close()
             self._pool_pending += 1
             self._pending_socks.add(ours)
 
     def _pooled_spawned(
-        self, factory: InfraFactory, ours: socket.socket, r: int, pid: int, pidfd: int, err: int
+        self,
+        factory: InfraFactory,
+        ours: socket.socket,
+        r: int,
+        listen_path: Path | None,
+        pid: int,
+        pidfd: int,
+        err: int,
     ) -> None:
         def ready() -> None:
             self._pool_pending -= 1
             infra = Infra(
-                self.loop, pid, pidfd, ours, lambda r: None, lambda s: None, factory.reaped
+                self.loop, pid, pidfd, ours, lambda r, q: None, lambda s: None, factory.reaped
             )
+            infra.listen_path = listen_path
             infra._on_exit = lambda status: self._pooled_exited(infra)
             if self._pool_closed:
                 infra.shutdown()
@@ -818,13 +908,26 @@ class Runtime:
 
         def failed(message: str) -> None:
             self._pool_pending -= 1
+            if listen_path is not None:
+                listen_path.unlink(missing_ok=True)
             log.warning("infra pool: %s", message)
 
         self._when_set_up(ours, r, pid, pidfd, err, ready, failed)
 
+    def _move_listener(self, infra: Infra, to: Path) -> None:
+        if infra.listen_path is None:
+            return
+        try:
+            os.rename(infra.listen_path, to)
+        except OSError as e:
+            log.warning("infra %d: move its socket to %s: %s", infra.pid, to, e)
+        infra.listen_path = None
+
     def _pooled_exited(self, infra: Infra) -> None:
         if infra in self._pool:
             self._pool.remove(infra)
+        if infra.listen_path is not None:
+            infra.listen_path.unlink(missing_ok=True)
         self._forget_pooled(infra.pid)
 
     def _forget_pooled(self, pid: int) -> None:
@@ -836,6 +939,15 @@ class Runtime:
         infra._on_exit = lambda status: self._forget_pooled(infra.pid)
         infra.shutdown()
 
+    def kill_stale_pool(self, taken_over: set[int]) -> None:
+        """SIGKILL the pooled infras a previous supd left, but those a pod of it took
+        (now taken over, in `taken_over`): the others hold no pod."""
+        stale, self._stale_pool = self._stale_pool, []
+        for pid, start in stale:
+            if pid not in taken_over and process_start_time(pid) == start:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+
     def close_pool(self) -> None:
         """Let the pooled infras go (supd is leaving; they are no pod's)."""
         self._pool_closed = True
@@ -844,6 +956,8 @@ class Runtime:
             infra.close()
             with contextlib.suppress(OSError):
                 (self._pool_dir / str(infra.pid)).unlink()
+            if infra.listen_path is not None:
+                infra.listen_path.unlink(missing_ok=True)
         self._pool.clear()
 
     def _sandbox_failed(self, pod: Pod, message: str) -> None:
@@ -1070,11 +1184,15 @@ class Runtime:
         """After any change: record its events, act on the decisions, tell watchers."""
         for event in events:
             self._event(pod, event, now)
-        self._sync(pod, now)
+        if pod.replay_until is None:  # while reports are replayed, `_reconcile` decides
+            self._sync(pod, now)
         self._publish(pod, "MODIFIED")
 
     def _sync(self, pod: Pod, now: float) -> None:
-        for action in lifecycle.compute_pod_actions(pod.spec, pod.status, now):
+        actions = lifecycle.compute_pod_actions(pod.spec, pod.status, now)
+        if actions and log.isEnabledFor(logging.DEBUG):
+            log.debug("pod %s: %s", pod.key, actions)
+        for action in actions:
             if isinstance(action, StartContainer):
                 self._start_container(pod, action.name, now)
             elif isinstance(action, RestartLater):
@@ -1119,8 +1237,10 @@ class Runtime:
                 self._event(pod, PodEvent(EventType.WARNING, st.reason, st.message, name), now)
                 return
         assert pod.infra is not None
-        instance = pod.next_instance
-        pod.next_instance += 1
+        # The container's index rides in the instance id: a report about an instance the
+        # status never recorded (supd died right after the START) still names it.
+        instance = restore.cid_of(pod.next_instance, self._index(pod, name))
+        pod.next_instance = pod.next_instance % restore.MAX_INSTANCE + 1
         hostname = spec.pod_hostname if "uts" in pod.namespaces.pod else socket.gethostname()
         try:
             fs = self._container_fs(pod, c, image, hostname)
@@ -1266,12 +1386,53 @@ class Runtime:
 
     # -- reports from the infra --------------------------------------------------------------
 
-    def _on_report(self, pod: Pod, report: Report) -> None:
+    def _index(self, pod: Pod, name: str) -> int:
+        for i, c in enumerate(pod.spec.init_containers + pod.spec.containers):
+            if c.name == name:
+                return i
+        raise KeyError(name)
+
+    def _name_of(self, pod: Pod, cid: int) -> str | None:
+        """The container an instance id belongs to; an id newer than the container's
+        current instance (only in a replay, see restore.py) becomes its current one."""
+        name = pod.instances.get(cid)
+        if name is not None:
+            return name
+        containers = pod.spec.init_containers + pod.spec.containers
+        index = restore.index_of(cid)
+        if index >= len(containers):
+            return None
+        st = pod.status.container(containers[index].name)
+        if restore.instance_of(cid) <= restore.instance_of(st.instance):
+            return None  # an instance that has been replaced
+        lifecycle.container_starting(st, cid)
+        pod.instances[cid] = st.name
+        self._instance_seen(pod, cid)
+        return st.name
+
+    def _instance_seen(self, pod: Pod, cid: int) -> None:
+        """An instance id the infra uses is never handed out again."""
+        if restore.instance_of(cid) >= pod.next_instance:
+            pod.next_instance = restore.instance_of(cid) % restore.MAX_INSTANCE + 1
+
+    def _on_report(self, pod: Pod, report: Report, seq: int = 0) -> None:
         if pod.key in self._refills:
             self.loop.call_soon(self._refill_after, pod.key)
+        log.debug("pod %s: report %r seq %d", pod.key, report, seq)
+        if seq:
+            if seq <= pod.applied_seq:
+                return  # replayed, and applied before the previous supd ended
+            pod.applied_seq = seq
+        self._apply_report(pod, report)
+        if pod.replay_until is not None and seq >= pod.replay_until:
+            self._reconcile(pod)
+
+    def _apply_report(self, pod: Pod, report: Report) -> None:
         kind, instance = report[0], report[1] if len(report) > 1 else 0
-        name = pod.instances.get(instance) if isinstance(instance, int) else None
-        if kind == "hello" or name is None:
+        if kind == "hello" or not isinstance(instance, int):
+            return
+        name = self._name_of(pod, instance)
+        if name is None:
             return
         st = pod.status.container(name)
         if st.instance != instance:
@@ -1477,6 +1638,7 @@ class Runtime:
         t.message = text.decode(errors="replace")
 
     def _on_infra_exit(self, pod: Pod, status: int) -> None:
+        log.debug("pod %s: infra exited (%#x)", pod.key, status)
         pod.infra = None
         now = self.clock()
         if pod.deleted_at is not None:
@@ -1516,12 +1678,174 @@ class Runtime:
                     self.backoff,
                 )
                 self._container_gone(pod, st.name, st.instance)
-        events += lifecycle.sandbox_gone(pod.spec, pod.status, now)
+        events += self._sandbox_gone(pod, now)
         for event in events:
             self._event(pod, event, now)
         self._publish(pod, "MODIFIED")
         if not pod.status.phase.terminal and not pod.status.stopping:
             self._start_sandbox(pod)
+
+    def _sandbox_gone(self, pod: Pod, now: float) -> list[PodEvent]:
+        pod.infra_identity = None
+        return lifecycle.sandbox_gone(pod.spec, pod.status, now)
+
+    # -- live restore (restore.py) --------------------------------------------------------
+
+    def _persist_soon(self, pod: Pod) -> None:
+        """Write the pod's record once this turn of the loop is over (one write for any
+        number of changes), then acknowledge the reports it covers."""
+        if pod.persisting is None and not self.pods_die_with_supd:
+            pod.persisting = self.loop.call_soon(self._persist, pod)
+
+    def _persist(self, pod: Pod) -> None:
+        pod.persisting = None
+        if self.pods.get(pod.key) is not pod or pod.finishing:
+            return
+        if pod.infra is not None:  # its exec reports too: they change no status
+            pod.applied_seq = max(pod.applied_seq, pod.infra.seen)
+        record = restore.Record(
+            status=pod.status,
+            next_instance=pod.next_instance,
+            seq=pod.applied_seq,
+            infra=pod.infra_identity,
+            fs_ready=pod.fs_ready,
+            sandbox_backoff=pod.sandbox_backoff,
+            deleted_at=pod.deleted_at,
+            grace=pod.grace,
+        )
+        try:
+            write_atomic(pod.directory / restore.RECORD, restore.encode_record(record), fsync=False)
+        except OSError as e:  # unacknowledged, the reports wait in the infra
+            log.warning("pod %s: write %s: %s", pod.key, restore.RECORD, e)
+            return
+        if pod.infra is not None:
+            pod.infra.ack(pod.applied_seq)
+
+    def resume(
+        self,
+        spec: PodSpec,
+        directory: Path,
+        record: restore.Record | None,
+        link: restore.Link | None,
+    ) -> Pod:
+        """Take over a pod of the supd before this one: its status from `record`, its
+        running infra through `link`. Without a link (its infra is gone) a new sandbox
+        starts what should run, the restarts counted as kubelet counts them after a
+        sandbox change. Admitted already (`admit`)."""
+        now = self.clock()
+        names = [c.name for c in spec.init_containers + spec.containers]
+        if record is not None and not restore.matches(record, names):
+            log.warning("pod %s: %s is not of this pod; starting afresh", spec.key, restore.RECORD)
+            record = None
+        pod = Pod(
+            spec=spec,
+            status=record.status if record is not None else lifecycle.new_status(spec, now),
+            directory=directory,
+            changed=self.loop.create_future(),
+            gone=self.loop.create_future(),
+            namespaces=self.admit(spec),
+        )
+        if record is not None:
+            pod.next_instance, pod.fs_ready = record.next_instance, record.fs_ready
+            pod.sandbox_backoff = record.sandbox_backoff
+            pod.deleted_at, pod.grace = record.deleted_at, record.grace
+        if pod.deleted_at is None and (directory / "deleting").exists():
+            pod.deleted_at, pod.grace = now, spec.termination_grace_period_seconds
+        pod.logs = restore.find_logs(directory, names)
+        self.pods[spec.key] = pod
+        self._publish(pod, "ADDED")
+        status = pod.status
+        if spec.active_deadline_seconds is not None and not status.phase.terminal:
+            begun = status.start_time or status.created_at
+            at = begun + spec.active_deadline_seconds
+            self._schedule(pod, "deadline", at, lambda: self._deadline(pod))
+        if link is None:
+            self._restore_without_infra(pod, now)
+            return pod
+        infra = Infra(self.loop, link.pid, link.pidfd, link.sock, lambda r, q: None, lambda s: None)
+        self._wire(pod, infra)
+        identity = (link.pid, process_start_time(link.pid))
+        same = record is not None and record.infra == identity
+        pod.applied_seq = record.seq if record is not None and same else 0
+        pod.infra_identity = identity
+        if not same:  # the record of a supd that died before it wrote one for this infra
+            with contextlib.suppress(OSError):
+                _write_infra_record(directory, *identity)
+        pod.instances = {st.instance: st.name for st in status.all() if st.alive}
+        pod.live_cids = set(link.live)
+        for cid in link.live:
+            self._instance_seen(pod, cid)
+        pod.replay_until = link.last_seq
+        if link.dropped:
+            log.warning("pod %s: its infra dropped %d report(s) while supd was away",
+                        pod.key, link.dropped)  # fmt: skip
+        if link.last_seq <= pod.applied_seq:
+            self._reconcile(pod)
+        return pod
+
+    def _restore_without_infra(self, pod: Pod, now: float) -> None:
+        events: list[PodEvent] = []
+        for st in pod.status.all():
+            if st.alive:
+                pod.instances[st.instance] = st.name
+                events += lifecycle.container_lost(pod.spec, pod.status, st.name, now, self.backoff)
+                self._container_gone(pod, st.name, st.instance)
+        events += self._sandbox_gone(pod, now)
+        for event in events:
+            self._event(pod, event, now)
+        self._publish(pod, "MODIFIED")
+        if pod.deleted_at is not None:
+            self.delete(pod, 0)
+        elif pod.status.stopping:
+            self._stop(pod, 0)
+        elif not pod.status.phase.terminal:
+            self._start_sandbox(pod)
+
+    def _reconcile(self, pod: Pod) -> None:
+        """A restored pod's replay is over. What the status has running and the infra does
+        not is lost (or, asked for and never started, asked for again); what the infra
+        runs and the status does not know is stopped; hooks, probes and the termination
+        sequence carry on."""
+        pod.replay_until = None
+        live, pod.live_cids = pod.live_cids, set()
+        log.debug("pod %s: replayed up to %d; live %s", pod.key, pod.applied_seq, sorted(live))
+        infra, spec, status = pod.infra, pod.spec, pod.status
+        assert infra is not None
+        now = self.clock()
+        events: list[PodEvent] = []
+        for st in status.all():
+            if not st.alive or st.instance in live:
+                continue
+            pod.instances.pop(st.instance, None)
+            if st.starting:
+                st.starting = False  # its START died with the supd that sent it
+                continue
+            events += lifecycle.container_lost(spec, status, st.name, now, self.backoff)
+            self._container_gone(pod, st.name, st.instance)
+        known = {st.instance for st in status.all() if st.alive}
+        for cid in live - known:
+            log.warning("pod %s: stopping instance %#x, which no status knows", pod.key, cid)
+            infra.send(_native.encode_signal(cid, signal.SIGKILL, True))
+        for st in status.all():
+            if st.hooking:  # its postStart hook ran in the supd that ended: not run again
+                lifecycle.post_start_done(spec, status, st.name, now)
+            if st.running:
+                self._start_probes(pod, st.name, st.instance, after_startup=st.started)
+        if not status.sandbox_ready:
+            self._sandbox_started(pod, infra)  # its network or cgroup was being set up
+        else:
+            self._prepare_sandbox(pod)
+            address = None
+            if self.network.mode == "bridge" and "net" in pod.namespaces.pod:
+                address = self.network.adopted(spec.uid)
+            pod.address = address
+            if "net" in pod.namespaces.pod:
+                self.hostports.set_target(pod.key, self._port_target(pod, address))
+        if pod.deleted_at is not None:
+            self.delete(pod, max(0.0, pod.deleted_at + (pod.grace or 0) - now))
+        elif status.stopping:
+            self._stop(pod, 0 if status.phase.terminal else spec.termination_grace_period_seconds)
+        self._apply(pod, events, now)
 
     # -- termination ------------------------------------------------------------------------
 
@@ -1712,6 +2036,8 @@ class Runtime:
         self.events.record(pod.spec.namespace, pod.spec.name, event, now)
 
     def _publish(self, pod: Pod, kind: str) -> None:
+        if kind != "DELETED":
+            self._persist_soon(pod)
         if not pod.changed.done():
             pod.changed.set_result(None)
         pod.changed = self.loop.create_future()
@@ -1875,10 +2201,10 @@ def unmount_under(directory: Path) -> None:
             log.warning("unmount %s: %s", point, e)
 
 
-def _write_infra_record(directory: Path, pid: int) -> None:
+def _write_infra_record(directory: Path, pid: int, start: int) -> None:
     """Remember which process is the pod's infra, with its start time so that a reused pid
     is never mistaken for it."""
-    (directory / "infra").write_text(f"{pid} {process_start_time(pid)}\n")
+    write_atomic(directory / "infra", f"{pid} {start}\n".encode(), fsync=False)
 
 
 def process_start_time(pid: int) -> int:
@@ -1890,17 +2216,70 @@ def process_start_time(pid: int) -> int:
     return int(stat.rsplit(")", 1)[1].split()[19])
 
 
-def kill_stale_pool(pool_dir: Path) -> None:
-    """SIGKILL the pooled infras a previous supd recorded and left (they hold no pod)."""
+def read_pool_records(pool_dir: Path) -> list[tuple[int, int]]:
+    """The (pid, start time) of the pooled infras a previous supd recorded; the records go."""
+    found = []
     for record in pool_dir.iterdir():
-        try:
+        with contextlib.suppress(OSError, ValueError):
             pid_s, start_s = record.read_text().split()
-            if process_start_time(int(pid_s)) == int(start_s):
-                os.kill(int(pid_s), signal.SIGKILL)
-        except (OSError, ValueError):
-            pass
+            found.append((int(pid_s), int(start_s)))
         with contextlib.suppress(OSError):
             record.unlink()
+    return found
+
+
+HELLO_TIMEOUT = 5.0  # seconds for an infra that accepted a connection to say HELLO
+
+
+async def take_over_infra(directory: Path) -> restore.Link | None:
+    """Connect to the infra of the pod in `directory` and read its HELLO; None when no
+    infra listens there or it does not answer (it is then stopped by kill_stale_infra)."""
+    sock = restore.connect(directory)
+    if sock is None:
+        return None
+    loop = asyncio.get_running_loop()
+    readable: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not readable.done():
+            readable.set_result(None)
+
+    loop.add_reader(sock.fileno(), wake)
+    try:
+        async with asyncio.timeout(HELLO_TIMEOUT):
+            await readable
+        frame, fds, _flags, _addr = socket.recv_fds(sock, 65536, 2)
+    except (TimeoutError, OSError) as e:
+        log.warning("%s: no HELLO from its infra: %s", directory.name, e or "timed out")
+        sock.close()
+        return None
+    finally:
+        loop.remove_reader(sock.fileno())
+    try:
+        hello = _native.decode_report(frame) if frame else ("",)
+        if hello[0] != "hello" or len(fds) != 1:
+            raise ValueError(f"expected HELLO and a pidfd, got {hello[0]!r} and {len(fds)} fd(s)")
+        pid = restore.pidfd_pid(fds[0])
+        if pid <= 0:
+            raise ValueError("its infra is gone")
+    except ValueError as e:
+        log.warning("%s: cannot take its infra over: %s", directory.name, e)
+        sock.close()
+        for fd in fds:
+            os.close(fd)
+        return None
+    _kind, entries, dropped, last_seq = hello
+    live = {cid: (cpid, ns) for cid, cpid, ns in entries}
+    return restore.Link(sock, fds[0], pid, live, dropped, last_seq)
+
+
+def kill_link(link: restore.Link) -> None:
+    """SIGKILL an infra that was connected to and cannot be taken over (its pod cannot be
+    restored): its containers die with it."""
+    link.sock.close()
+    with contextlib.suppress(OSError):
+        _native.pidfd_send_signal(link.pidfd, signal.SIGKILL)
+    os.close(link.pidfd)
 
 
 async def kill_stale_infra(directory: Path) -> None:

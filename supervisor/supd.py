@@ -39,7 +39,15 @@ from .init import InitProcess, become_reaper, probe_isolation, take_signals
 from .isolation import Isolation
 from .logs import follow_log
 from .manifest import load_pods, parse_pod
-from .runtime import Pod, Runtime, enter_user_namespace, kill_stale_infra
+from .restore import Link, Record, read_record
+from .runtime import (
+    Pod,
+    Runtime,
+    enter_user_namespace,
+    kill_link,
+    kill_stale_infra,
+    take_over_infra,
+)
 from .signals import SignalPolicy, parse_rewrites, parse_target
 from .spec import PodSpec
 from .states import Phase
@@ -384,7 +392,10 @@ async def serve(
     await server.start()
     log.info("serving on %s, state in %s", args.socket, args.state_dir)
     if args.notify_fd is not None:
-        os.write(args.notify_fd, b"READY=1\n")
+        try:
+            os.write(args.notify_fd, b"READY=1\n")
+        except OSError as e:  # whoever waited went away: supd serves all the same
+            log.warning("--notify-fd %d: %s", args.notify_fd, e.strerror)
         os.close(args.notify_fd)
     if init is not None:
         await init.shutdown.wait()
@@ -421,29 +432,37 @@ async def finish(
 
 
 async def restore(runtime: Runtime, store: Store) -> None:
-    """Bring back every pod the state dir holds: those being deleted are finished off,
-    the others start again (their old infra, if still running, is stopped first). What a
-    crashed supd left of the others (veths, address leases, cgroups) is removed first."""
-    restored: list[tuple[PodSpec, Path]] = []
-    for stored in store.load_all():
-        await kill_stale_infra(stored.directory)
-        if (stored.directory / "deleting").exists():
-            store.remove(stored.directory)
-            continue
+    """Take over every pod the state dir holds (restore.py): each running infra is
+    connected to and its pod goes on, containers and all; a pod being deleted finishes its
+    deletion; a pod whose infra is gone gets a new sandbox. What a crashed supd left of
+    pods that are gone (veths, address leases, cgroups) is removed first."""
+    stored = store.load_all()
+    links = await asyncio.gather(*(take_over_infra(s.directory) for s in stored))
+    runtime.kill_stale_pool({link.pid for link in links if link is not None})
+    restored: list[tuple[PodSpec, Path, Record | None, Link | None]] = []
+    for entry, link in zip(stored, links, strict=True):
+        if link is None:
+            await kill_stale_infra(entry.directory)
         try:
-            spec, _warnings = parse_pod(stored.manifest, str(stored.directory / "pod.json"))
+            spec, _warnings = parse_pod(entry.manifest, str(entry.directory / "pod.json"))
             runtime.admit(spec)
         except SupervisorError as e:
-            log.error("cannot restore %s: %s", stored.directory, e)
+            log.error("cannot restore %s: %s", entry.directory, e)
+            if link is not None:
+                kill_link(link)
             continue
-        restored.append((spec, stored.directory))
-    live = [spec.uid for spec, _ in restored]
+        if link is None and (entry.directory / "deleting").exists():
+            store.remove(entry.directory)
+            continue
+        restored.append((spec, entry.directory, read_record(entry.directory), link))
+    live = [spec.uid for spec, *_ in restored]
     gone = await runtime.network.prune(live) + await runtime.cgroups.prune(live)
     if gone:
         log.info("removed what earlier pods left behind: %s", ", ".join(gone))
-    for spec, directory in restored:
-        log.info("restoring pod %s", spec.key)
-        runtime.create(spec, directory)
+    for spec, directory, record, link in restored:
+        pod = runtime.resume(spec, directory, record, link)
+        how = "its running infra taken over" if link is not None else "no infra running"
+        log.info("restored pod %s (%s), %s", spec.key, pod.status.phase, how)
 
 
 async def apply_dir(api: Api, directory: Path) -> None:

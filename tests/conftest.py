@@ -171,8 +171,9 @@ class Supd:
     # of pods it does not know, so two must never share one.
     cgroup_parent: str = field(default_factory=lambda: "supd-test-" + secrets.token_hex(4))
 
-    def start(self, *extra: str, prefix: tuple[str, ...] = ()) -> None:
-        """Start supd (`prefix`: a command that runs it, such as setpriv)."""
+    def start(self, *extra: str, prefix: tuple[str, ...] = (), ready: bool = True) -> None:
+        """Start supd (`prefix`: a command that runs it, such as setpriv) and wait until it
+        serves (`ready`)."""
         r, w = os.pipe()
         self.proc = subprocess.Popen(
             [
@@ -196,8 +197,11 @@ class Supd:
             stderr=open(self.state_dir.parent / "supd.log", "ab"),  # noqa: SIM115
         )
         os.close(w)
-        with os.fdopen(r, "rb") as ready:
-            line = ready.readline()  # written once the socket listens; EOF if supd died
+        if not ready:
+            os.close(r)
+            return
+        with os.fdopen(r, "rb") as notify:
+            line = notify.readline()  # written once the socket listens; EOF if supd died
         if not line:
             code = self.proc.wait()
             log = (self.state_dir.parent / "supd.log").read_text()

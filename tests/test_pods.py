@@ -284,12 +284,14 @@ def test_pods_come_back_after_supd_restart(supd: Supd, flags: tuple[str, ...]) -
     supd.apply(pod_yaml("persist", "c=sleep 1000"))
     supd.wait("persist")
     old = supd.infra_of("persist")
+    (container,) = proc_children(old)
+    before = supd.pod("persist")["status"]["containerStatuses"][0]
     supd.stop(signal.SIGKILL)
     supd.start()
     supd.wait("persist")
-    assert supd.pod("persist")["status"]["phase"] == "Running"
-    assert not alive(old)  # the stale infra was stopped, not left beside the new one
-    assert supd.infra_of("persist") != old
+    # Taken over, not restarted: the same infra, the same process, the same status.
+    assert supd.pod("persist")["status"]["containerStatuses"][0] == before
+    assert supd.infra_of("persist") == old and proc_children(old) == [container]
 
 
 def test_shared_process_namespace(supd: Supd) -> None:
@@ -399,9 +401,9 @@ def test_pooled_infras_are_named_and_die_with_supd_unless_a_pod_took_them(supd: 
     supd.stop(signal.SIGKILL)
     assert until_gone(left)
     assert alive(infra)  # the pod's, told to outlive supd when the pod took it
-    supd.start()  # and the next supd restores the pod (stopping the old infra first)
+    supd.start()  # and the next supd takes the pod over, its infra and all
     supd.wait("named")
-    assert not alive(infra)
+    assert supd.infra_of("named") == infra
 
 
 def test_supd_carries_on_when_its_infra_factory_is_killed(supd: Supd) -> None:
