@@ -27,6 +27,7 @@ import functools
 import grp
 import logging
 import os
+import resource
 import socket
 import stat
 import struct
@@ -75,6 +76,19 @@ class Limits:
     """A stream whose client reads nothing for this long is ended with ResourceExhausted."""
     handshake_timeout: float = 10.0
     """A connection that has not said hello by then is closed."""
+
+
+def connection_budget(limit: int, nofile: int | None = None) -> int:
+    """`limit`, or fewer when the soft RLIMIT_NOFILE could not hold that many connections
+    and still leave half of supd's descriptors for its pods (infra sockets, pidfds, log
+    files) and for the fd that accepting a refused connection takes. Past the fd limit,
+    accept(2) fails with EMFILE: the kernel keeps the connection in the backlog, the
+    client waits or sees a broken pipe, and pods cannot start for want of an fd."""
+    if nofile is None:
+        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if nofile == resource.RLIM_INFINITY or nofile <= 0:
+        return limit
+    return max(1, min(limit, nofile // 2))
 
 
 # -- peer credentials ------------------------------------------------------------------------
@@ -188,9 +202,11 @@ class Call:
 
 
 class ServerConnection(asyncio.Protocol):
-    """One client connection. Requests are parsed only while fewer than `max_in_flight` run:
-    beyond that, reading pauses and received bytes wait unparsed in the decoder, so what a
-    busy connection holds is bounded by bytes, not by queued request objects."""
+    """One client connection. Requests are parsed only while fewer than `max_in_flight` run
+    and while the client reads its replies (the transport's write buffer is below its
+    high-water mark): otherwise reading pauses and received bytes wait unparsed in the
+    decoder, so what a busy or deaf connection holds is bounded by bytes, not by queued
+    request or reply objects."""
 
     def __init__(self, server: Server) -> None:
         self._server = server
@@ -248,11 +264,17 @@ class ServerConnection(asyncio.Protocol):
             self.closed.set_result(None)
 
     def pause_writing(self) -> None:
+        # The client is not reading its replies: stop reading its requests too, or a peer
+        # that sends and never reads grows supd's write buffer without bound (each reply
+        # frees its in-flight slot as soon as it is queued).
         self._write_paused = True
+        self._update_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
         self._wake_drain_waiters()
+        if not self._lost:
+            self._process()
 
     def data_received(self, data: bytes) -> None:
         if self._refusing:
@@ -274,6 +296,7 @@ class ServerConnection(asyncio.Protocol):
         while (
             not self._refusing
             and not self._shutting_down
+            and not self._write_paused
             and self._running < self._limits.max_in_flight
         ):
             try:
@@ -343,7 +366,9 @@ class ServerConnection(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        busy = self._running >= self._limits.max_in_flight or self._shutting_down
+        busy = (
+            self._running >= self._limits.max_in_flight or self._shutting_down or self._write_paused
+        )
         if busy and not self._reading_paused:
             self._reading_paused = True
             transport.pause_reading()
@@ -534,6 +559,14 @@ class Server:
         self.path = path
         self._site: UnixSite | None = None
         self.limits = limits or Limits()
+        self.max_connections = connection_budget(self.limits.max_connections)
+        if self.max_connections < self.limits.max_connections:
+            log.warning(
+                "at most %d connections (not %d): the open-files limit is %d",
+                self.max_connections,
+                self.limits.max_connections,
+                resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+            )
         self.name = name
         self.schema = schema or proto.load_schema()
         self.uid = os.geteuid()
@@ -608,10 +641,10 @@ class Server:
             )
         if self._closing:
             return Unavailable("supd is shutting down")
-        if len(self._connections) >= self.limits.max_connections:
+        if len(self._connections) >= self.max_connections:
             log.warning("refused connection from pid %d: too many connections", peer.pid)
             return ResourceExhausted(
-                f"too many connections to supd (limit {self.limits.max_connections})",
+                f"too many connections to supd (limit {self.max_connections})",
                 {"limit": "max_connections"},
             )
         self._connections.add(conn)
