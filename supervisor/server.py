@@ -133,6 +133,10 @@ def resolve_group(group: str | int) -> int:
 
 # -- one request ---------------------------------------------------------------------------
 
+_LINGER: Final = 1.0
+"""Seconds a refused connection stays open for the client to read why (see _refuse)."""
+_MAX_LINGERING: Final = 64
+
 _CANCELLED: Final = "cancelled"
 _LOST: Final = "connection lost"
 _SHUTDOWN: Final = "shutdown"
@@ -219,6 +223,7 @@ class ServerConnection(asyncio.Protocol):
         self.client = ""
         self._admitted = False
         self._refusing = False
+        self._lingering = False
         self._lost = False
         self._calls: dict[int, Call] = {}
         self._streams = 0
@@ -251,6 +256,9 @@ class ServerConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        if self._lingering:
+            self._lingering = False
+            self._server._lingering -= 1
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
         if self._admitted:
@@ -285,6 +293,8 @@ class ServerConnection(asyncio.Protocol):
     def eof_received(self) -> bool:
         # A client that closes its side is gone: half-close is not part of the protocol, so
         # returning False closes the transport and connection_lost cancels what it asked for.
+        if self._refusing:
+            return False
         if self._decoder.buffered and self._running < self._limits.max_in_flight:
             self._write_error(None, InvalidArgument("connection closed in the middle of a frame"))
         return False
@@ -490,13 +500,35 @@ class ServerConnection(asyncio.Protocol):
     # closing
 
     def _refuse(self, err: SupervisorError) -> None:
-        """Answer with a connection-level error (id null) and close."""
+        """Answer with a connection-level error (id null) and close.
+
+        The close lingers: our side shuts its writing half (the client reads the error,
+        then EOF) and what the client still sends is read and dropped until it closes, for
+        at most `_LINGER` seconds. Closing at once made the client's next write (its hello,
+        as often as not) fail with EPIPE before it read the error, so a refused user saw
+        "Broken pipe" instead of PermissionDenied. At most `_MAX_LINGERING` connections
+        linger at once; beyond that they are closed at once, so that a flood of refused
+        connections cannot hold supd's fds."""
+        if self._refusing:
+            return
         self._refusing = True
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
         transport = self._transport
-        if transport is None:
+        if transport is None or transport.is_closing():
             return
         self._write_error(None, err)
-        transport.close()
+        if not self._server._linger(self):
+            transport.close()
+            return
+        self._lingering = True
+        try:
+            transport.write_eof()
+        except (OSError, RuntimeError, NotImplementedError):
+            transport.close()
+            return
+        self._loop.call_later(_LINGER, transport.close)
 
     def _handshake_expired(self) -> None:
         self._handshake_timer = None
@@ -573,6 +605,7 @@ class Server:
         self.socket_gid = None if socket_group is None else resolve_group(socket_group)
         self._connections: set[ServerConnection] = set()
         self._streams = 0
+        self._lingering = 0
         self._closing = False
         self._methods: dict[str, OpMethod | None] = {}
 
@@ -649,6 +682,13 @@ class Server:
             )
         self._connections.add(conn)
         return None
+
+    def _linger(self, conn: ServerConnection) -> bool:
+        """Whether a refused connection may linger (see ServerConnection._refuse)."""
+        if self._lingering >= _MAX_LINGERING:
+            return False
+        self._lingering += 1
+        return True
 
     def _forget(self, conn: ServerConnection) -> None:
         self._connections.discard(conn)
