@@ -224,6 +224,7 @@ class ServerConnection(asyncio.Protocol):
         self._admitted = False
         self._refusing = False
         self._lingering = False
+        self._closed_for_writing = False
         self._lost = False
         self._calls: dict[int, Call] = {}
         self._streams = 0
@@ -479,7 +480,7 @@ class ServerConnection(asyncio.Protocol):
 
     def _write(self, data: bytes) -> None:
         transport = self._transport
-        if transport is not None and not transport.is_closing():
+        if transport is not None and not transport.is_closing() and not self._closed_for_writing:
             transport.write(data)
 
     def _write_msg(self, msg: dict[str, Any]) -> None:
@@ -519,6 +520,11 @@ class ServerConnection(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         self._write_error(None, err)
+        self._closed_for_writing = True  # nothing follows the refusal (and write_eof)
+        for call in list(self._calls.values()):
+            call._close(_LOST)
+            if call._task is not None:
+                call._task.cancel()
         if not self._server._linger(self):
             transport.close()
             return

@@ -81,12 +81,13 @@ class Peer:
         return self.frames.pop(0)
 
     def until(self, rid: int) -> list[dict[str, Any]]:
-        """Frames up to and including the first one for `rid`."""
+        """Frames up to and including the first one for `rid`, or an error for a frame
+        whose id could not be read (id null: a map key that is not a str, say)."""
         out = []
         while True:
             frame = self.recv()
             out.append(frame)
-            if frame.get("id") == rid:
+            if frame.get("id") == rid or (frame.get("id") is None and "error" in frame):
                 return out
 
     def close(self) -> None:
@@ -169,6 +170,9 @@ HOSTILE_STRINGS = [
     "=",
     "sha256:" + "0" * 64,
     "busybox:latest",
+    "target",  # the live pod of the fuzz run, and its containers
+    "c",
+    "d",
 ]
 
 LEAVES = (
@@ -243,26 +247,55 @@ def fuzzed_request(draw: st.DrawFn, rid: int) -> dict[str, Any]:
 
 def exchange(supd: Supd, requests: list[dict[str, Any]]) -> None:
     """Send `requests` on one connection, then a `version` barrier, and check every frame
-    that comes back. A request that is not slow must have been answered by the barrier;
-    the others are cancelled by closing the connection."""
+    that comes back. Each request that is not slow must be answered; the others (streams,
+    top, wait, delete) are cancelled by closing the connection."""
     peer = Peer(supd.socket)
     try:
         for msg in requests:
             peer.send(msg)
         barrier = 1 << 62
         peer.send({"id": barrier, "op": "version", "args": {}})
-        frames = peer.until(barrier)
-        for frame in frames:
+        # Every request that is not slow must be answered under its id (their ids are ints
+        # and their maps decode, so nothing is answered under null instead).
+        pending = {barrier} | {
+            msg["id"]
+            for msg in requests
+            if type(msg.get("id")) is int and msg.get("op") not in SLOW
+        }
+        while pending:
+            frame = peer.recv()
             check_frame(frame)
-        answered = {f["id"] for f in frames}
-        for msg in requests:
-            rid = msg.get("id")
-            if not isinstance(rid, int) or isinstance(rid, bool) or msg.get("op") in SLOW:
-                continue
-            if rid not in answered and rid != barrier:
-                # Handled in a task that has not finished yet: it must finish, and typed.
-                for frame in peer.until(rid):
-                    check_frame(frame)
+            if "stream" not in frame:
+                pending.discard(frame["id"])
+    finally:
+        peer.close()
+
+
+TARGET = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "target"},
+    "spec": {
+        "terminationGracePeriodSeconds": 1,
+        "containers": [
+            {"name": "c", "command": ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]},
+            {
+                "name": "d",
+                "command": ["sh", "-c", "echo hi; trap 'exit 0' TERM; sleep 3600 & wait"],
+            },
+        ],
+    },
+}
+
+
+def ensure_target(supd: Supd) -> None:
+    """The live pod that fuzzed logs, exec, top, wait and delete reach: applied again when a
+    fuzzed delete removed it (Conflict while it is still being deleted)."""
+    peer = Peer(supd.socket)
+    try:
+        peer.send({"id": 1, "op": "apply", "args": {"manifests": [TARGET]}})
+        frame = peer.recv()
+        assert "result" in frame or frame["error"]["code"] == "Conflict", frame
     finally:
         peer.close()
 
@@ -275,14 +308,17 @@ def run_request_fuzz(supd: Supd, examples: int) -> None:
         )
     )
     def fuzz(requests: tuple[dict[str, Any], ...]) -> None:
+        ensure_target(supd)
         exchange(supd, list(requests))
 
     fuzz()
+    supd.ctl("delete", "pod", "target", "--grace-period", "0", check=False)
 
 
 def test_fuzzed_requests_for_every_op_get_typed_errors(supd: Supd) -> None:
+    """With a live pod to reach, so that handlers get past their NotFound."""
     with bounded(supd):
-        run_request_fuzz(supd, 150)
+        run_request_fuzz(supd, 200)
 
 
 # -- broken frames ---------------------------------------------------------------------------
@@ -576,6 +612,48 @@ def test_mutated_example_manifests_are_errors_naming_the_field() -> None:
     run_manifest_fuzz(300)
 
 
+def run_apply_fuzz(supd: Supd, examples: int) -> None:
+    """Mutated Pod objects through supd's apply op (test_manifest's mutations): each is
+    created (and then deleted) or refused with a typed error; a refusal names each field
+    in its details and leaves the state dir as it was."""
+    from test_manifest import _mutations, base
+
+    @settings(max_examples=examples, deadline=None, database=None)
+    @given(st.lists(_mutations(), min_size=1, max_size=4))
+    def fuzz(mutations: list[Any]) -> None:
+        obj = base()
+        obj["metadata"]["name"] = "fuzzed"
+        obj["spec"]["restartPolicy"] = "Never"
+        for mutate in mutations:
+            with contextlib.suppress(KeyError, IndexError, TypeError):
+                mutate(obj)
+        before = state_of(supd)
+        peer = Peer(supd.socket)
+        try:
+            try:
+                peer.send({"id": 1, "op": "apply", "args": {"manifests": [obj]}})
+            except (TypeError, ValueError, OverflowError):
+                return  # msgpack cannot carry it (an int over 64 bits): never reaches supd
+            frame = peer.until(1)[-1]
+        finally:
+            peer.close()
+        check_frame(frame)
+        if "error" in frame:
+            assert state_of(supd) == before, frame
+            causes = frame["error"]["details"].get("causes", [])
+            assert all(isinstance(c.get("field"), str) for c in causes), frame
+            return
+        for item in frame["result"]["results"]:
+            supd.ctl("delete", "pod", item["name"], "-n", item["namespace"], "--grace-period", "0")
+
+    fuzz()
+
+
+def test_mutated_pods_through_apply_are_created_or_refused(supd: Supd) -> None:
+    with bounded(supd):
+        run_apply_fuzz(supd, 100)
+
+
 # -- path escapes -------------------------------------------------------------------------------
 
 
@@ -754,24 +832,16 @@ def open_dir() -> Iterator[Path]:
 
 def ctl_as(
     uid: int, gid: int, groups: list[int], sock: Path, *args: str
-) -> subprocess.CompletedProcess[str]:
-    """supctl as another user: setpriv sets the real and effective ids and groups."""
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    """supctl as another user, and its pid: setpriv sets the real and effective ids and
+    groups, then execs supctl in the same process."""
     extra = [f"--groups={','.join(map(str, groups))}"] if groups else ["--clear-groups"]
-    return subprocess.run(
-        [
-            "setpriv",
-            f"--reuid={uid}",
-            f"--regid={gid}",
-            *extra,
-            SUPCTL,
-            "--socket",
-            str(sock),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    argv = ["setpriv", f"--reuid={uid}", f"--regid={gid}", *extra, SUPCTL, "--socket", str(sock)]
+    proc = subprocess.Popen(
+        [*argv, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+    out, err = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), proc.pid
 
 
 def test_other_users_are_refused_and_the_socket_group_is_let_in(
@@ -783,18 +853,18 @@ def test_other_users_are_refused_and_the_socket_group_is_let_in(
     try:
         st = os.stat(d.socket)
         assert (st.st_mode & 0o777, st.st_uid) == (0o600, 0)
-        res = ctl_as(uid, gid, [], d.socket, "get", "pods")
+        res, _ = ctl_as(uid, gid, [], d.socket, "get", "pods")
         assert res.returncode == 1 and "permission denied" in res.stderr  # the kernel's no
         # With the mode opened by hand, SO_PEERCRED is what refuses.
         os.chmod(d.socket, 0o666)
-        res = ctl_as(uid, gid, [], d.socket, "get", "pods")
+        res, pid = ctl_as(uid, gid, [], d.socket, "get", "pods")
         assert res.returncode == 1, res
         assert f"uid {uid} may not use supd: only root, uid 0 may connect" in res.stderr
         d.ctl("get", "pods")  # root still is served
     finally:
         finish_supd(d, tmp_path)
     log = (tmp_path / "supd.log").read_text()
-    assert "refused connection from pid" in log and f"uid {uid} gid {gid}" in log
+    assert f"refused connection from pid {pid} uid {uid} gid {gid}: not root, uid 0" in log
 
     (tmp_path / "state2").mkdir()
     d = Supd(socket=open_dir / "supd.sock", state_dir=tmp_path / "state2")
@@ -802,12 +872,12 @@ def test_other_users_are_refused_and_the_socket_group_is_let_in(
     try:
         st = os.stat(d.socket)
         assert (st.st_mode & 0o777, st.st_uid, st.st_gid) == (0o660, 0, group_gid)
-        res = ctl_as(uid, gid, [group_gid], d.socket, "get", "pods")  # a supplementary group
+        res, _ = ctl_as(uid, gid, [group_gid], d.socket, "get", "pods")  # a supplementary group
         assert res.returncode == 0, res.stderr
-        res = ctl_as(uid, group_gid, [], d.socket, "get", "pods")  # the primary group
+        res, _ = ctl_as(uid, group_gid, [], d.socket, "get", "pods")  # the primary group
         assert res.returncode == 0, res.stderr
         os.chmod(d.socket, 0o666)
-        res = ctl_as(uid, gid, [], d.socket, "get", "pods")  # not in the group
+        res, _ = ctl_as(uid, gid, [], d.socket, "get", "pods")  # not in the group
         assert res.returncode == 1, res
         assert f"only root, uid 0 and group {group_gid} may connect" in res.stderr
     finally:
