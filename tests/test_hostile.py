@@ -20,6 +20,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -773,6 +774,85 @@ def test_a_symlink_in_an_image_layout_is_not_followed(tmp_path: Path) -> None:
     store = ImageStore(tmp_path / "state")
     with pytest.raises(ImageError, match="a link"):
         store.import_image("bad", layout)
+
+
+OUT = "OUTSIDE"  # replaced by the absolute path of the sentinel's directory
+
+
+def _members(spec: list[tuple[str, bytes, str]]) -> list[Any]:
+    from test_fs import member
+
+    return [
+        (member(name, kind, link), b"data" if kind == tarfile.REGTYPE else b"")
+        for name, kind, link in spec
+    ]
+
+
+@pytest.mark.parametrize(
+    ("spec", "refused"),
+    [
+        ([("h", tarfile.LNKTYPE, f"{OUT}/secret")], True),
+        ([("h", tarfile.LNKTYPE, "../../../../../../../../OUTSIDE_REL/secret")], True),
+        ([("./../x", tarfile.REGTYPE, "")], True),
+        ([("l", tarfile.SYMTYPE, OUT), ("l/secret", tarfile.REGTYPE, "")], True),
+        ([("l", tarfile.SYMTYPE, OUT), ("h", tarfile.LNKTYPE, "l/secret")], True),
+        ([("l", tarfile.SYMTYPE, OUT), ("l/.wh.secret", tarfile.REGTYPE, "")], True),
+        ([("l", tarfile.SYMTYPE, OUT), ("l/sub", tarfile.DIRTYPE, "")], True),
+        ([("f", tarfile.SYMTYPE, f"{OUT}/secret"), ("f", tarfile.REGTYPE, "")], False),
+        ([("l", tarfile.SYMTYPE, OUT), ("l", tarfile.DIRTYPE, "")], False),
+        ([("f", tarfile.SYMTYPE, f"{OUT}/secret"), ("h", tarfile.LNKTYPE, "f")], False),
+    ],
+    ids=[
+        "hardlink-absolute",
+        "hardlink-dotdot",
+        "name-dotdot",
+        "write-through-symlink",
+        "hardlink-through-symlink",
+        "whiteout-through-symlink",
+        "dir-through-symlink",
+        "file-over-symlink",
+        "dir-over-symlink",
+        "hardlink-to-symlink",
+    ],
+)
+def test_image_layers_never_touch_what_is_outside(
+    tmp_path: Path, spec: list[tuple[str, bytes, str]], refused: bool
+) -> None:
+    """Each layer either fails with an ImageError or is unpacked contained (a member over a
+    symlink replaces the link, a hard link to a symlink links the link): the file and the
+    directory outside are as they were, link count included."""
+    require_root()
+    from test_fs import tar_bytes
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret"
+    secret.write_text("keep\n")
+    before = (secret.stat().st_nlink, secret.stat().st_mtime_ns, sorted(os.listdir(outside)))
+    spec = [(n, k, link.replace(OUT, str(outside))) for n, k, link in spec]
+    (tmp_path / "layer.tar").write_bytes(tar_bytes(None, _members(spec)))
+    store = ImageStore(tmp_path / "state")
+    if refused:
+        with pytest.raises(ImageError):
+            store.import_image("bad", tmp_path / "layer.tar")
+        assert list(store.layers_dir.iterdir()) == []
+    else:
+        image = store.import_image("ok", tmp_path / "layer.tar")
+        layer = store.layer_path(image.layers[0])
+        # the later member replaced the link (file, dir), or the hard link is to the link
+        kinds = {
+            p.name: "link" if p.is_symlink() else "dir" if p.is_dir() else "file"
+            for p in layer.iterdir()
+        }
+        assert kinds in ({"f": "file"}, {"l": "dir"}, {"f": "link", "h": "link"}), kinds
+    assert list(store.tmp.iterdir()) == []
+    assert secret.read_text() == "keep\n"
+    assert (
+        secret.stat().st_nlink,
+        secret.stat().st_mtime_ns,
+        sorted(os.listdir(outside)),
+    ) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["layer.tar", "outside", "state"]
 
 
 @pytest.mark.parametrize("path", ["/dev/zero", "fifo"])
