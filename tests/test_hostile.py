@@ -457,6 +457,27 @@ def test_watchers_are_bounded_per_connection(supd: Supd) -> None:
             p.close()
 
 
+def test_watchers_are_bounded_per_server(supd: Supd) -> None:
+    """1024 streams in all: 33 connections of 32 watches each (1056) leave 32 refused,
+    and supd still serves the next client."""
+    with bounded(supd):
+        peers = [Peer(supd.socket) for _ in range(33)]
+        for peer in peers:
+            for rid in range(1, 33):
+                peer.send({"id": rid, "op": "watch", "args": {"namespace": None}})
+            peer.send({"id": 100, "op": "version", "args": {}})
+        refused = []
+        for peer in peers:
+            refused += [f for f in peer.until(100) if "error" in f]
+        assert len(refused) == 32, refused
+        assert {f["error"]["message"] for f in refused} == {
+            "too many streams open on supd (limit 1024)"
+        }
+        assert supd.ctl("get", "pods").returncode == 0
+        for peer in peers:
+            peer.close()
+
+
 def test_connection_budget_follows_the_open_files_limit() -> None:
     assert connection_budget(1024, 20000) == 1024
     assert connection_budget(1024, 1024) == 512
