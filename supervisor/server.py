@@ -46,6 +46,7 @@ from supervisor.errors import (
     ResourceExhausted,
     SupervisorError,
     Unavailable,
+    from_wire,
 )
 from supervisor.protocol import PeerCred, read_peer_cred
 
@@ -487,7 +488,14 @@ class ServerConnection(asyncio.Protocol):
         self._write(proto.encode_frame(msg, self._limits.max_reply_frame_size))
 
     def _write_error(self, rid: int | None, err: SupervisorError) -> None:
-        self._write_msg(proto.error_message(rid, err))
+        try:
+            self._write_msg(proto.error_message(rid, err))
+        except ResourceExhausted:
+            # An error too large for a frame must still end its request: the same code,
+            # the start of the message, no details. Raising here lost the reply, and the
+            # client waited forever.
+            cut = from_wire(err.code, err.message[:4096] + " [truncated]", {"truncated": True})
+            self._write_msg(proto.error_message(rid, cut))
 
     def _write_call(self, call: Call, msg: dict[str, Any]) -> None:
         # After a cancel reply, nothing more may be sent under the cancelled id.

@@ -389,6 +389,30 @@ def test_truncated_frame_at_eof_and_garbage_before_hello(supd: Supd) -> None:
         peer.close()
 
 
+def test_an_apply_of_300000_empty_manifests(supd: Supd) -> None:
+    """One 1 MiB request holds 300,000 `{}`: their 1.2 million causes took supd from 35 to
+    700 MB, the error was too large for a reply frame and was lost (the client waited
+    forever), and the validation held the loop for seconds. Now the causes are capped,
+    the reply comes, and a request on another connection is answered meanwhile."""
+    with bounded(supd):
+        other = Peer(supd.socket, timeout=120)
+        peer = Peer(supd.socket, timeout=120)
+        peer.send({"id": 1, "op": "apply", "args": {"manifests": [{}] * 300_000}})
+        other.send({"id": 2, "op": "version", "args": {}})
+        assert "result" in other.recv()
+        peer.sock.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            peer.recv()  # the apply is still being validated
+        peer.sock.setblocking(True)
+        peer.sock.settimeout(120)
+        err = peer.recv()["error"]
+        assert err["code"] == "InvalidArgument"
+        causes = err["details"]["causes"]
+        assert len(causes) == 101 and causes[-1]["message"] == "and 1199900 more errors"
+        peer.close()
+        other.close()
+
+
 # -- floods ----------------------------------------------------------------------------------
 
 

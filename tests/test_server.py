@@ -85,6 +85,8 @@ class FakeHandler:
             raise ValueError("kaboom")
         if name == "unencodable":
             return {"x": object()}
+        if name == "huge":  # an error whose frame would exceed the reply limit
+            raise NotFound("x" * proto.MAX_REPLY_FRAME_SIZE, {"big": "y" * 1000})
         return {"namespace": args["namespace"], "name": name}
 
     async def op_events(self, args: dict[str, Any], call: Call) -> None:
@@ -251,6 +253,10 @@ async def test_handler_errors_become_typed_replies(
         assert "kaboom" in caplog.text and "Traceback" in caplog.text
         with pytest.raises(Internal, match="can not serialize"):
             await client.call("delete", name="unencodable")
+        with pytest.raises(NotFound) as huge:  # cut, not lost (the client waited forever)
+            await client.call("delete", name="huge")
+        assert huge.value.message == "x" * 4096 + " [truncated]"
+        assert huge.value.details == {"truncated": True}
         with pytest.raises(Unavailable, match="op 'apply' is not implemented"):
             await client.call("apply", manifests=[])
         # The connection and the server carry on.
