@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from . import __version__
@@ -24,7 +25,7 @@ from .errors import (
 from .events import matches
 from .execs import ExecSession
 from .images import normalize
-from .logs import follow_log, read_log
+from .logs import follow_log, iter_log
 from .manifest import MAX_CAUSES, parse_pod
 from .runtime import Pod, Runtime
 from .spec import PodSpec
@@ -222,7 +223,7 @@ class Api:
                     f'previous terminated container "{container}" in pod '
                     f'"{pod.spec.name}" not found'
                 )
-            await call.send({"data": read_log(paths[-2], tail=tail, timestamps=timestamps)})
+            await _send_log(call, iter_log(paths[-2], tail=tail, timestamps=timestamps))
             return
         if not paths:
             st = pod.status.container(container)
@@ -232,7 +233,7 @@ class Api:
             )
         path = paths[-1]
         if not args.get("follow"):
-            await call.send({"data": read_log(path, tail=tail, timestamps=timestamps)})
+            await _send_log(call, iter_log(path, tail=tail, timestamps=timestamps))
             return
         st = pod.status.container(container)
         instance = st.instance
@@ -243,7 +244,8 @@ class Api:
         async for chunk in follow_log(
             path, done=done, changed=lambda: pod.changed, tail=tail, timestamps=timestamps
         ):
-            await call.send({"data": chunk})
+            for i in range(0, len(chunk), LOG_FRAME_BYTES):
+                await call.send({"data": chunk[i : i + LOG_FRAME_BYTES]})
 
     # -- top --------------------------------------------------------------------------------
 
@@ -400,6 +402,20 @@ class Api:
             if pod.gone.done():
                 raise DeadlineExceeded(f"pods/{name} was deleted while waiting")
             await asyncio.shield(pod.changed)
+
+
+LOG_FRAME_BYTES = 1 << 20
+"""Log data per stream frame: a log larger than a reply frame (16 MiB) was unreadable."""
+
+
+async def _send_log(call: Call, pieces: Iterator[bytes]) -> None:
+    """Each piece as its own frame (at least one frame, empty for an empty log)."""
+    sent = False
+    for piece in pieces:
+        await call.send({"data": piece})
+        sent = True
+    if not sent:
+        await call.send({"data": b""})
 
 
 def _top_row(then: Usage | None, now: Usage | None, elapsed: float) -> dict[str, Any]:

@@ -413,6 +413,55 @@ def test_an_apply_of_300000_empty_manifests(supd: Supd) -> None:
         other.close()
 
 
+def test_a_log_larger_than_a_reply_frame_is_read_whole(supd: Supd) -> None:
+    """A container's output is hostile input too: 24 MB of log is more than one 16 MiB
+    reply frame, and `supctl logs` (and `logs -f` from the start) must still print it all."""
+    with bounded(supd, rss_margin_kib=128 * 1024):
+        supd.apply(
+            """
+apiVersion: v1
+kind: Pod
+metadata: {name: loud}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    command: [sh, -c, "head -c 24000000 /dev/zero | tr '\\\\0' x | fold -w 999"]
+"""
+        )
+        supd.watch_until("loud", lambda o: o["status"]["phase"] == "Succeeded", timeout=120)
+        for args in ((), ("-f",)):
+            res = subprocess.run(
+                [SUPCTL, "--socket", str(supd.socket), "logs", "loud", *args],
+                capture_output=True,
+                timeout=120,
+            )
+            assert res.returncode == 0, res.stderr[-500:]
+            # 24024 full lines of 999, and 24 bytes without a newline
+            assert len(res.stdout) == 24_000_000 + 24_000_000 // 999, len(res.stdout)
+        supd.ctl("delete", "pod", "loud")
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 20])
+@pytest.mark.parametrize("timestamps", [False, True])
+def test_log_pieces_join_to_the_whole_log(tmp_path: Path, chunk: int, timestamps: bool) -> None:
+    from supervisor.logs import iter_log, read_log
+
+    log = tmp_path / "0.log"
+    log.write_bytes(
+        b"2026-01-01T00:00:00.1Z stdout F one\n"
+        b"2026-01-01T00:00:00.2Z stderr P tw\n"
+        b"2026-01-01T00:00:00.3Z stderr F o\n"
+        b"garbage\n"
+        b"2026-01-01T00:00:00.4Z stdout F \n"
+        b"2026-01-01T00:00:00.5Z stdout P no newline yet"
+    )
+    pieces = list(iter_log(log, timestamps=timestamps, chunk=chunk))
+    assert b"".join(pieces) == read_log(log, timestamps=timestamps)
+    assert b"".join(iter_log(log, tail=1, chunk=chunk)) == read_log(log, tail=1)
+    assert list(iter_log(tmp_path / "missing.log")) == []
+
+
 # -- floods ----------------------------------------------------------------------------------
 
 
