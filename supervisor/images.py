@@ -163,6 +163,22 @@ class ImageStore:
         src = Path(path)
         if not src.exists():
             raise ImageError(f"import {src}: no such file or directory", {"path": str(src)})
+        if not (src.is_dir() or src.is_file()):
+            # A device or a FIFO never ends (/dev/zero) or blocks the import forever.
+            raise ImageError(f"import {src}: not a directory or a regular file", {"path": str(src)})
+        try:
+            image = self._import(name, src)
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
+            # index.json, manifest.json and configs are the caller's JSON: a missing key or
+            # a list where a map belongs is a bad image, not a fault of supd.
+            what = f"missing key {e}" if isinstance(e, KeyError) else str(e)
+            raise ImageError(f"import {src}: malformed image metadata: {what}") from None
+        image.created = time.time()
+        image.size = sum(_tree_size(self.layer_path(d)) for d in image.layers)
+        self._add(image)
+        return image
+
+    def _import(self, name: str, src: Path) -> Image:
         with tempfile.TemporaryDirectory(dir=self.tmp) as work:
             if src.is_dir():
                 if (src / "oci-layout").exists():
@@ -187,9 +203,6 @@ class ImageStore:
                     f"import {src}: not a directory or a tar archive (plain, gzip, bzip2 or xz)",
                     {"path": str(src)},
                 )
-        image.created = time.time()
-        image.size = sum(_tree_size(self.layer_path(d)) for d in image.layers)
-        self._add(image)
         return image
 
     def _import_rootfs_tar(self, name: str, path: Path) -> Image:
@@ -234,7 +247,7 @@ class ImageStore:
                 continue
             with src.open_blob(layer["digest"]) as f:
                 digests.append(self._layer(_decompressed(f), expected))
-        return Image(name, manifest["config"]["digest"], digests, config.get("config") or {})
+        return Image(name, manifest["config"]["digest"], digests, _run_config(config))
 
     def _import_docker(self, name: str, src: _Source) -> Image:
         """`docker save` (image-spec-v1.2): manifest.json -> Config and Layers."""
@@ -261,7 +274,7 @@ class ImageStore:
             with src.open(layer_name) as f:
                 digests.append(self._layer(_decompressed(f), expected))
         image_id = "sha256:" + hashlib.sha256(config_raw).hexdigest()
-        return Image(name, image_id, digests, config.get("config") or {})
+        return Image(name, image_id, digests, _run_config(config))
 
     def _layer(self, stream: Any, expected: str | None) -> str:
         """Unpack one layer tar stream; returns its diff_id hex (checked when expected)."""
@@ -317,8 +330,28 @@ class _DirSource(_Source):
         self.root = root
 
     def open(self, name: str) -> IO[bytes]:
-        path = _inside(self.root, name)
-        return open(path, "rb")
+        """`name` beneath the layout, reached without following a symlink on the way: a
+        link in the layout (`blobs -> /`) must not let an import read what the caller
+        could not (supd reads as root)."""
+        rel = _safe_name(name)
+        if not rel:
+            raise ImageError(f"{name!r} leaves the image's root")
+        root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            with _parent_fd(root_fd, rel, create=False) as pfd:
+                # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
+                flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+                fd = os.open(rel.rsplit("/", 1)[-1], flags, dir_fd=pfd)
+        except FileNotFoundError:
+            raise ImageError(f"{name}: no such file in the image") from None
+        except OSError as e:
+            raise ImageError(f"{name}: not a regular file in the image (a link?)") from e
+        finally:
+            os.close(root_fd)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ImageError(f"{name}: no such file in the image")
+        return os.fdopen(fd, "rb")
 
 
 class _TarSource(_Source):
@@ -366,6 +399,25 @@ def _tar_top_names(path: Path) -> set[str]:
             if len(names) > 64:
                 break
     return names
+
+
+def _run_config(config: Any) -> dict[str, Any]:
+    """The image config's `config` (Cmd, Entrypoint, Env, User, WorkingDir), checked to be
+    of the shapes a pod start reads (image-spec config.md), so that a bad image fails its
+    import rather than every pod that uses it."""
+    run = (config.get("config") if isinstance(config, dict) else None) or {}
+    if not isinstance(run, dict):
+        raise ImageError("image config: 'config' must be an object")
+    for key in ("Cmd", "Entrypoint", "Env"):
+        value = run.get(key)
+        if value is not None and not (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            raise ImageError(f"image config: config.{key} must be a list of strings")
+    for key in ("User", "WorkingDir"):
+        if run.get(key) is not None and not isinstance(run[key], str):
+            raise ImageError(f"image config: config.{key} must be a string")
+    return run
 
 
 def _hex(digest: str) -> str:

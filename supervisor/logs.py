@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 
 from .inotify import IN_CLOSE_WRITE, IN_MODIFY, Inotify
@@ -56,6 +56,35 @@ def tail_records(lines: list[bytes], tail: int | None) -> list[bytes]:
             if full > tail:
                 return lines[i + 1 :]
     return lines
+
+
+def iter_log(
+    path: Path, *, tail: int | None = None, timestamps: bool = False, chunk: int = 1 << 20
+) -> Iterator[bytes]:
+    """The log as `read_log` gives it, in pieces of about `chunk` bytes (a record is never
+    split), so that a log larger than a reply frame can be sent, and, without `tail`, is
+    never held whole. With a tail the file is read whole, then cut."""
+    if tail is not None and tail >= 0:
+        data = read_log(path, tail=tail, timestamps=timestamps)
+        for i in range(0, len(data), chunk):
+            yield data[i : i + chunk]
+        return
+    try:
+        f = path.open("rb")
+    except FileNotFoundError:
+        return
+    with f:
+        rest = b""
+        while block := f.read(chunk):
+            lines = (rest + block).split(b"\n")
+            rest = lines.pop()
+            out = format_records(lines, timestamps)
+            if out:
+                yield out
+        if rest:
+            out = format_records([rest], timestamps)
+            if out:
+                yield out
 
 
 def read_log(path: Path, *, tail: int | None = None, timestamps: bool = False) -> bytes:

@@ -28,8 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from .errors import ManifestError
 from .quantity import cpu_millis, memory_bytes
 from .security import capability_name, normalize_sysctl, sysctl_namespace
@@ -47,13 +45,12 @@ from .spec import (
     Volume,
     VolumeMount,
 )
+from .yamlload import LOAD_ERRORS, load_all
+from .yamlload import describe_error as _yaml_error
+from .yamlload import shape_problem as _shape_problem
 
 __all__ = ["load_documents", "load_pods", "parse_pod"]
 
-# Limits on decoded input. A Pod is ~10 levels deep; YAML aliases can make a small file a huge
-# (or cyclic: `&a [*a]`) object graph, so the walk is bounded before anything recurses.
-MAX_DEPTH = 64
-MAX_NODES = 200_000
 # apimachinery TotalAnnotationSizeLimitB: keys + values, in bytes.
 MAX_ANNOTATIONS_BYTES = 256 * 1024
 INT64_MAX = 2**63 - 1
@@ -1717,24 +1714,6 @@ class _Validator:
 # --- shape guard and normalization ------------------------------------------------------------
 
 
-def _shape_problem(obj: object) -> str | None:
-    """Why `obj` is too deep or too big to walk (YAML aliases can build cycles and
-    exponential fan-out), or None. Iterative: this is what makes the recursion below safe."""
-    stack: list[tuple[object, int]] = [(obj, 1)]
-    nodes = 0
-    while stack:
-        value, depth = stack.pop()
-        nodes += 1
-        if nodes > MAX_NODES:
-            return f"Too many values: must have at most {MAX_NODES} (after expanding aliases)"
-        if isinstance(value, dict | list):
-            if depth > MAX_DEPTH:
-                return f"Too deep: must be nested at most {MAX_DEPTH} levels"
-            children = value.values() if isinstance(value, dict) else value
-            stack.extend((child, depth + 1) for child in children)
-    return None
-
-
 def _normalize(value: Any) -> Any:
     """A plain, JSON-able copy: nulls in objects dropped (null means unset), numbers and
     timestamps in ignored fields turned to the strings Kubernetes would hold."""
@@ -1794,74 +1773,12 @@ def _capped(causes: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [*causes[:MAX_CAUSES], ("", f"and {more} more error{'s' if more > 1 else ''}")]
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys (a silently lost value is a lost field) and
-    keeps timestamps as strings, as kubectl's YAML-to-JSON conversion does."""
-
-    def __init__(self, stream: str | bytes) -> None:
-        super().__init__(stream)
-        self._checked: dict[int, yaml.Node] = {}  # holds the nodes: ids stay unique
-        self._depth = 0
-
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
-        # The composer recurses once per level: stop early rather than at RecursionError.
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                raise yaml.composer.ComposerError(
-                    None, None, f"nested more than {MAX_DEPTH} levels", self.peek_event().start_mark
-                )
-            return super().compose_node(parent, index)  # type: ignore[arg-type]
-        finally:
-            self._depth -= 1
-
-    def flatten_mapping(self, node: yaml.MappingNode) -> None:
-        # The first flatten of a node comes before merge keys (`<<`) rewrite its pairs, and
-        # pairs a merge brings in may legitimately be overridden: check the node as written.
-        if id(node) not in self._checked:
-            self._checked[id(node)] = node
-            seen: set[object] = set()
-            for key_node, _ in node.value:
-                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
-                    continue
-                key = self.construct_object(key_node)
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        "while constructing a mapping",
-                        node.start_mark,
-                        f"found duplicate key {_fmt(key)}",
-                        key_node.start_mark,
-                    )
-                seen.add(key)
-        super().flatten_mapping(node)
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def _yaml_error(exc: Exception) -> str:
-    if isinstance(exc, yaml.MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        what = exc.problem or exc.context or "syntax error"
-        if mark is not None:
-            return f"invalid YAML at line {mark.line + 1}:{mark.column + 1}: {what}"
-        return f"invalid YAML: {what}"
-    if isinstance(exc, yaml.reader.ReaderError):
-        return f"invalid YAML at character {exc.position}: {exc.reason}"
-    if isinstance(exc, RecursionError):
-        return "invalid YAML: nested too deeply"
-    return f"invalid YAML: {exc}"
-
-
 def _labeled_documents(text: str | bytes, source: str) -> list[tuple[str, str, dict[str, Any]]]:
     """(label, where, object) for every Pod-or-whatever object in the stream, Lists expanded.
     `where` is "document 2", "item 3", "document 1, item 2" or "" (the file has one object)."""
     try:
-        docs = list(yaml.load_all(text, Loader=_Loader))
-    except (yaml.YAMLError, RecursionError, ValueError, OverflowError) as exc:
+        docs = load_all(text)
+    except LOAD_ERRORS as exc:
         raise ManifestError(source, [("", _yaml_error(exc))]) from None
 
     several = sum(d is not None for d in docs) > 1

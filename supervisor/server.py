@@ -27,6 +27,7 @@ import functools
 import grp
 import logging
 import os
+import resource
 import socket
 import stat
 import struct
@@ -45,6 +46,7 @@ from supervisor.errors import (
     ResourceExhausted,
     SupervisorError,
     Unavailable,
+    from_wire,
 )
 from supervisor.protocol import PeerCred, read_peer_cred
 
@@ -75,6 +77,19 @@ class Limits:
     """A stream whose client reads nothing for this long is ended with ResourceExhausted."""
     handshake_timeout: float = 10.0
     """A connection that has not said hello by then is closed."""
+
+
+def connection_budget(limit: int, nofile: int | None = None) -> int:
+    """`limit`, or fewer when the soft RLIMIT_NOFILE could not hold that many connections
+    and still leave half of supd's descriptors for its pods (infra sockets, pidfds, log
+    files) and for the fd that accepting a refused connection takes. Past the fd limit,
+    accept(2) fails with EMFILE: the kernel keeps the connection in the backlog, the
+    client waits or sees a broken pipe, and pods cannot start for want of an fd."""
+    if nofile is None:
+        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if nofile == resource.RLIM_INFINITY or nofile <= 0:
+        return limit
+    return max(1, min(limit, nofile // 2))
 
 
 # -- peer credentials ------------------------------------------------------------------------
@@ -118,6 +133,10 @@ def resolve_group(group: str | int) -> int:
 
 
 # -- one request ---------------------------------------------------------------------------
+
+_LINGER: Final = 1.0
+"""Seconds a refused connection stays open for the client to read why (see _refuse)."""
+_MAX_LINGERING: Final = 64
 
 _CANCELLED: Final = "cancelled"
 _LOST: Final = "connection lost"
@@ -188,9 +207,11 @@ class Call:
 
 
 class ServerConnection(asyncio.Protocol):
-    """One client connection. Requests are parsed only while fewer than `max_in_flight` run:
-    beyond that, reading pauses and received bytes wait unparsed in the decoder, so what a
-    busy connection holds is bounded by bytes, not by queued request objects."""
+    """One client connection. Requests are parsed only while fewer than `max_in_flight` run
+    and while the client reads its replies (the transport's write buffer is below its
+    high-water mark): otherwise reading pauses and received bytes wait unparsed in the
+    decoder, so what a busy or deaf connection holds is bounded by bytes, not by queued
+    request or reply objects."""
 
     def __init__(self, server: Server) -> None:
         self._server = server
@@ -203,6 +224,8 @@ class ServerConnection(asyncio.Protocol):
         self.client = ""
         self._admitted = False
         self._refusing = False
+        self._lingering = False
+        self._closed_for_writing = False
         self._lost = False
         self._calls: dict[int, Call] = {}
         self._streams = 0
@@ -235,6 +258,9 @@ class ServerConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        if self._lingering:
+            self._lingering = False
+            self._server._lingering -= 1
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
         if self._admitted:
@@ -248,11 +274,17 @@ class ServerConnection(asyncio.Protocol):
             self.closed.set_result(None)
 
     def pause_writing(self) -> None:
+        # The client is not reading its replies: stop reading its requests too, or a peer
+        # that sends and never reads grows supd's write buffer without bound (each reply
+        # frees its in-flight slot as soon as it is queued).
         self._write_paused = True
+        self._update_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
         self._wake_drain_waiters()
+        if not self._lost:
+            self._process()
 
     def data_received(self, data: bytes) -> None:
         if self._refusing:
@@ -263,6 +295,8 @@ class ServerConnection(asyncio.Protocol):
     def eof_received(self) -> bool:
         # A client that closes its side is gone: half-close is not part of the protocol, so
         # returning False closes the transport and connection_lost cancels what it asked for.
+        if self._refusing:
+            return False
         if self._decoder.buffered and self._running < self._limits.max_in_flight:
             self._write_error(None, InvalidArgument("connection closed in the middle of a frame"))
         return False
@@ -274,6 +308,7 @@ class ServerConnection(asyncio.Protocol):
         while (
             not self._refusing
             and not self._shutting_down
+            and not self._write_paused
             and self._running < self._limits.max_in_flight
         ):
             try:
@@ -343,7 +378,9 @@ class ServerConnection(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        busy = self._running >= self._limits.max_in_flight or self._shutting_down
+        busy = (
+            self._running >= self._limits.max_in_flight or self._shutting_down or self._write_paused
+        )
         if busy and not self._reading_paused:
             self._reading_paused = True
             transport.pause_reading()
@@ -444,14 +481,21 @@ class ServerConnection(asyncio.Protocol):
 
     def _write(self, data: bytes) -> None:
         transport = self._transport
-        if transport is not None and not transport.is_closing():
+        if transport is not None and not transport.is_closing() and not self._closed_for_writing:
             transport.write(data)
 
     def _write_msg(self, msg: dict[str, Any]) -> None:
         self._write(proto.encode_frame(msg, self._limits.max_reply_frame_size))
 
     def _write_error(self, rid: int | None, err: SupervisorError) -> None:
-        self._write_msg(proto.error_message(rid, err))
+        try:
+            self._write_msg(proto.error_message(rid, err))
+        except ResourceExhausted:
+            # An error too large for a frame must still end its request: the same code,
+            # the start of the message, no details. Raising here lost the reply, and the
+            # client waited forever.
+            cut = from_wire(err.code, err.message[:4096] + " [truncated]", {"truncated": True})
+            self._write_msg(proto.error_message(rid, cut))
 
     def _write_call(self, call: Call, msg: dict[str, Any]) -> None:
         # After a cancel reply, nothing more may be sent under the cancelled id.
@@ -465,13 +509,40 @@ class ServerConnection(asyncio.Protocol):
     # closing
 
     def _refuse(self, err: SupervisorError) -> None:
-        """Answer with a connection-level error (id null) and close."""
+        """Answer with a connection-level error (id null) and close.
+
+        The close lingers: our side shuts its writing half (the client reads the error,
+        then EOF) and what the client still sends is read and dropped until it closes, for
+        at most `_LINGER` seconds. Closing at once made the client's next write (its hello,
+        as often as not) fail with EPIPE before it read the error, so a refused user saw
+        "Broken pipe" instead of PermissionDenied. At most `_MAX_LINGERING` connections
+        linger at once; beyond that they are closed at once, so that a flood of refused
+        connections cannot hold supd's fds."""
+        if self._refusing:
+            return
         self._refusing = True
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
         transport = self._transport
-        if transport is None:
+        if transport is None or transport.is_closing():
             return
         self._write_error(None, err)
-        transport.close()
+        self._closed_for_writing = True  # nothing follows the refusal (and write_eof)
+        for call in list(self._calls.values()):
+            call._close(_LOST)
+            if call._task is not None:
+                call._task.cancel()
+        if not self._server._linger(self):
+            transport.close()
+            return
+        self._lingering = True
+        try:
+            transport.write_eof()
+        except (OSError, RuntimeError, NotImplementedError):
+            transport.close()
+            return
+        self._loop.call_later(_LINGER, transport.close)
 
     def _handshake_expired(self) -> None:
         self._handshake_timer = None
@@ -534,12 +605,21 @@ class Server:
         self.path = path
         self._site: UnixSite | None = None
         self.limits = limits or Limits()
+        self.max_connections = connection_budget(self.limits.max_connections)
+        if self.max_connections < self.limits.max_connections:
+            log.warning(
+                "at most %d connections (not %d): the open-files limit is %d",
+                self.max_connections,
+                self.limits.max_connections,
+                resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+            )
         self.name = name
         self.schema = schema or proto.load_schema()
         self.uid = os.geteuid()
         self.socket_gid = None if socket_group is None else resolve_group(socket_group)
         self._connections: set[ServerConnection] = set()
         self._streams = 0
+        self._lingering = 0
         self._closing = False
         self._methods: dict[str, OpMethod | None] = {}
 
@@ -608,14 +688,21 @@ class Server:
             )
         if self._closing:
             return Unavailable("supd is shutting down")
-        if len(self._connections) >= self.limits.max_connections:
+        if len(self._connections) >= self.max_connections:
             log.warning("refused connection from pid %d: too many connections", peer.pid)
             return ResourceExhausted(
-                f"too many connections to supd (limit {self.limits.max_connections})",
+                f"too many connections to supd (limit {self.max_connections})",
                 {"limit": "max_connections"},
             )
         self._connections.add(conn)
         return None
+
+    def _linger(self, conn: ServerConnection) -> bool:
+        """Whether a refused connection may linger (see ServerConnection._refuse)."""
+        if self._lingering >= _MAX_LINGERING:
+            return False
+        self._lingering += 1
+        return True
 
     def _forget(self, conn: ServerConnection) -> None:
         self._connections.discard(conn)

@@ -11,7 +11,8 @@ Output follows kubectl; the printing rules live in printers.py (pure, tested wit
 clock).
 
 Exit codes: 0 done, 1 the operation failed, 2 bad usage or input (argparse errors, unreadable
-files, InvalidArgument replies). Imports: client, protocol, errors and printers only (and yaml).
+files, InvalidArgument replies). Imports: client, protocol, errors and printers only (and yaml,
+through yamlload for what it reads).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import IO, Any, BinaryIO, NoReturn, TextIO
 
 import yaml
 
-from supervisor import __version__, bench
+from supervisor import __version__, bench, yamlload
 from supervisor.client import Client, Stream, default_socket_path
 from supervisor.errors import (
     DeadlineExceeded,
@@ -154,15 +155,19 @@ def read_manifests(paths: Sequence[str], stdin: IO[str]) -> list[tuple[str, list
         source = "STDIN" if path == "-" else path
         text = _read_text(path, stdin)
         try:
-            docs = list(yaml.safe_load_all(text))
-        except yaml.YAMLError as e:
-            raise UsageError(f"error parsing {source}: {e}") from None
+            docs = yamlload.load_all(text)
+        except yamlload.LOAD_ERRORS as e:
+            raise UsageError(f"error parsing {source}: {yamlload.describe_error(e)}") from None
         manifests: list[dict[str, Any]] = []
         for i, doc in enumerate(docs):
             if doc is None:
                 continue
             if not isinstance(doc, dict):
                 raise UsageError(f"{source}: document {i + 1} is not a mapping")
+            # Before _plain copies it: an alias bomb would be copied exponentially.
+            problem = yamlload.shape_problem(doc)
+            if problem:
+                raise UsageError(f"{source}: document {i + 1}: {problem}")
             doc = _plain(doc)
             if doc.get("kind") == "List":
                 for j, item in enumerate(as_list(doc.get("items"))):
