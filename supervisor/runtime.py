@@ -35,7 +35,13 @@ from . import _native, handlers, lifecycle, rootfs, security
 from .backoff import BackoffPolicy, next_restart
 from .broadcast import Broadcast
 from .cgroups import Cgroups, Limits, NoCgroups, Usage
-from .errors import InvalidArgument, NotFound, PermissionDenied, SupervisorError
+from .errors import (
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    SupervisorError,
+    process_limit_hint,
+)
 from .events import EventLog
 from .expansion import container_env, expand
 from .handlers import Outcome, Result, Target
@@ -100,7 +106,7 @@ class Infra:
         sock: socket.socket,
         on_report: Callable[[Report], None],
         on_exit: Callable[[int], None],
-        reaped: Callable[[int], int] | None = None,
+        reaped: Callable[[int, Callable[[int], None]], int | None] | None = None,
     ) -> None:
         self.loop = loop
         self.pid = pid
@@ -242,8 +248,17 @@ class Infra:
         try:
             status = _native.waitid_pidfd(self.pidfd)
         except ChildProcessError:  # not ours to reap: the zygote's child, which reaps it
-            status = self._reaped(self.pid) if self._reaped is not None else -1
+            status = self._reaped(self.pid, self._gone) if self._reaped is not None else -1
+            if status is None:  # the zygote's report of it is on its way: _gone then
+                self.loop.remove_reader(self.pidfd)
+                return
         if status is None:
+            return
+        self._gone(status)
+
+    def _gone(self, status: int) -> None:
+        """The infra is gone with wait status `status` (-1: unknown)."""
+        if self.closed:
             return
         for report in self.drain():
             self._dispatch(report)
@@ -286,6 +301,7 @@ class InfraFactory:
         self._next_rid = 0
         self._waiting: dict[int, Callable[[int, int, int], None]] = {}
         self._statuses: dict[int, int] = {}
+        self._status_waiters: dict[int, Callable[[int], None]] = {}
         loop.add_reader(ours.fileno(), self._readable)
 
     def spawn(
@@ -311,9 +327,17 @@ class InfraFactory:
         self.sock.sendmsg([frame], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
         self._waiting[rid] = done
 
-    def reaped(self, pid: int) -> int:
-        """The wait status of an infra the zygote reaped (-1 when it has not said yet)."""
-        return self._statuses.pop(pid, -1)
+    def reaped(self, pid: int, then: Callable[[int], None] | None = None) -> int | None:
+        """The wait status of an infra the zygote reaped. When the zygote has not said yet:
+        None, and `then(status)` is called from the loop once it does (-1 if the zygote goes
+        first); -1 without `then`. Its pidfd can poll readable before the zygote's report."""
+        status = self._statuses.pop(pid, None)
+        if status is not None:
+            return status
+        if then is None or self.closed:
+            return -1
+        self._status_waiters[pid] = then
+        return None
 
     def _readable(self) -> None:
         while not self.closed:
@@ -341,6 +365,10 @@ class InfraFactory:
                     os.close(fd)
                 continue
             if reply[0] == "exited":
+                waiter = self._status_waiters.pop(reply[1], None)
+                if waiter is not None:
+                    self.loop.call_soon(waiter, reply[2])
+                    continue
                 if len(self._statuses) > 4096:  # infras nobody asked about (detached pods)
                     self._statuses.clear()
                 self._statuses[reply[1]] = reply[2]
@@ -368,6 +396,9 @@ class InfraFactory:
             select.select([self.pidfd], [], [], ZYGOTE_EXIT_WAIT)
             _native.waitid_pidfd(self.pidfd)
         os.close(self.pidfd)
+        status_waiters, self._status_waiters = self._status_waiters, {}
+        for then in status_waiters.values():
+            self.loop.call_soon(then, -1)
         waiting, self._waiting = self._waiting, {}
         for done in waiting.values():
             done(-1, -1, errno.EPIPE)
@@ -591,7 +622,13 @@ class Runtime:
         if into is None and not spec.sysctls and flags == POOL_FLAGS and self._take_pooled(pod):
             return
         factory = self._factory_or_none() if not spec.sysctls else None
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        except OSError as e:  # EMFILE, ENFILE: FailedCreatePodSandBox, retried
+            if into is not None:
+                into.close()
+            self._sandbox_failed(pod, f"create pod sandbox: socketpair: {e.strerror}")
+            return
         ours.setblocking(False)
         if factory is None:
             try:
@@ -616,7 +653,15 @@ class Runtime:
                     into.close()
             self._sandbox_made(pod, ours, pid, pidfd, None)
             return
-        r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        try:
+            r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError as e:
+            for sock in (ours, theirs):
+                sock.close()
+            if into is not None:
+                into.close()
+            self._sandbox_failed(pod, f"create pod sandbox: pipe: {e.strerror}")
+            return
         try:
             factory.spawn(
                 theirs.fileno(),
@@ -712,7 +757,7 @@ class Runtime:
         ours: socket.socket,
         pid: int,
         pidfd: int,
-        reaped: Callable[[int], int] | None,
+        reaped: Callable[[int, Callable[[int], None]], int | None] | None,
     ) -> None:
         infra = Infra(self.loop, pid, pidfd, ours, lambda r: None, lambda s: None, reaped)
         if self.pods.get(pod.key) is not pod or pod.status.stopping:
@@ -772,9 +817,19 @@ class Runtime:
             factory = self._factory_or_none()
             if factory is None:
                 return
-            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            except OSError as e:  # EMFILE: the pool refills when a pod next takes one
+                log.warning("infra pool: socketpair: %s", e)
+                return
             ours.setblocking(False)
-            r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+            try:
+                r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+            except OSError as e:
+                log.warning("infra pool: pipe: %s", e)
+                ours.close()
+                theirs.close()
+                return
             try:
                 # SIGKILL when its parent, the zygote, dies (with supd): a pooled infra holds
                 # no pod and must not outlive the supd that made it, even one killed before
@@ -1300,7 +1355,9 @@ class Runtime:
                 )
             else:
                 events = lifecycle.container_start_failed(
-                    spec, pod.status, name, f"{err}{privilege_hint(err)}", err.exit_code, t,
+                    spec, pod.status, name,
+                    f"{err}{privilege_hint(err)}{process_limit_hint(err, self.pod_pids_limit)}",
+                    err.exit_code, t,
                     self.backoff,
                 )  # fmt: skip
             self._container_gone(pod, name, instance)
@@ -1477,6 +1534,7 @@ class Runtime:
         t.message = text.decode(errors="replace")
 
     def _on_infra_exit(self, pod: Pod, status: int) -> None:
+        pid = pod.infra.pid if pod.infra is not None else 0
         pod.infra = None
         now = self.clock()
         if pod.deleted_at is not None:
@@ -1497,7 +1555,10 @@ class Runtime:
         events: list[PodEvent] = []
         if lost or not pod.status.phase.terminal:
             # Its containers died with it (PR_SET_PDEATHSIG, or the PID namespace's end).
-            log.warning("pod %s: infra exited unexpectedly (%#x)", pod.key, status)
+            # kubelet sees the sandbox gone: SandboxChanged, a new sandbox, and each
+            # container restarted as its restartPolicy says (counted as a restart).
+            why = f"the pod's sandbox (infra pid {pid}) {describe_wait_status(status)}"
+            log.warning("pod %s: %s; its containers are gone", pod.key, why)
             events.append(
                 PodEvent(
                     EventType.NORMAL,
@@ -1515,6 +1576,8 @@ class Runtime:
                     now,
                     self.backoff,
                 )
+                if st.terminated is not None:
+                    st.terminated.message = f"container killed: {why}"
                 self._container_gone(pod, st.name, st.instance)
         events += lifecycle.sandbox_gone(pod.spec, pod.status, now)
         for event in events:
@@ -1734,6 +1797,20 @@ _PRIVILEGE_HINTS = {
     "setgid": ("CAP_SETGID", "leaving out runAsGroup"),
     "setuid": ("CAP_SETUID", "leaving out runAsUser"),
 }
+
+
+def describe_wait_status(status: int) -> str:
+    """What a wait(2) status says: "was killed by SIGKILL", "exited with code 1"."""
+    if status < 0:
+        return "exited (its status is unknown)"
+    if os.WIFSIGNALED(status):
+        signo = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(signo).name
+        except ValueError:
+            name = f"signal {signo}"
+        return f"was killed by {name}"
+    return f"exited with code {os.WEXITSTATUS(status)}"
 
 
 def privilege_hint(e: OSError) -> str:
