@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 from conftest import (
+    SUPCTL,
     Supd,
     alive,
     finish_supd,
@@ -35,6 +36,9 @@ from conftest import (
     require_root,
     until_dir_changes,
     until_gone,
+)
+from conftest import (
+    _json_stream as json_stream,
 )
 
 PIDS_LIMIT = 24
@@ -371,14 +375,39 @@ def test_supd_out_of_file_descriptors(make_supd: Callable[..., Supd]) -> None:
     bystander = Bystander(d)
     assert d.proc is not None
     pid = d.proc.pid
+    # A container that restarts every few tenths of a second, followed over a connection
+    # opened before the limit: it keeps being served, and tells why the restarts fail.
+    d.apply(pod("restarter", "sleep 0.2; exit 1"))
+    d.wait("restarter", "condition=PodReadyToStartContainers")
+    watch = subprocess.Popen(
+        [SUPCTL, "--socket", str(d.socket), "get", "pod", "restarter", "-w", "-o", "json"],
+        stdout=subprocess.PIPE,
+    )
     soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
     try:
+        assert watch.stdout is not None
+        assert next(json_stream(watch.stdout.fileno(), time.monotonic() + 10), None)
         resource.prlimit(pid, resource.RLIMIT_NOFILE, (lowest_free_fd(pid), hard))
         before = cpu_ticks(pid)
         for _ in range(20):
             res = d.ctl("get", "pods", check=False)
             assert res.returncode == 1
             assert "supd is out of file descriptors (Too many open files, EMFILE)" in res.stderr
+        for obj in json_stream(watch.stdout.fileno(), time.monotonic() + 20):
+            message = json.dumps(container_status(obj))
+            if "Too many open files" in message:
+                break
+        else:
+            raise AssertionError("the restarter's status never said EMFILE")
+        # Whichever step ran out first (the termination-log file, the log, a cgroup file)
+        # is named, with kubelet's reason for a container that could not be created/started.
+        cs = container_status(obj)
+        waiting = cs["state"].get("waiting", {})
+        terminated = cs["lastState"].get("terminated", {})
+        assert (
+            waiting.get("reason") == "CreateContainerError"
+            and waiting["message"].startswith("create container main: ")
+        ) or terminated.get("reason") == "StartError", message
         # A bounded wait on an event that must not come (supd exiting): a loop spinning on
         # EMFILE would burn about a second of CPU meanwhile.
         assert not wait_on_pidfd(pid, 1.0)
@@ -394,6 +423,8 @@ def test_supd_out_of_file_descriptors(make_supd: Callable[..., Supd]) -> None:
         assert not [p for p in (d.state_dir / "pods").iterdir() if "_starved_" in p.name]
     finally:
         resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+        watch.kill()
+        watch.wait()
     assert d.ctl("get", "pod", "starved", check=False).returncode == 1
     log = (d.state_dir.parent / "supd.log").read_text()
     assert "accept: Too many open files (EMFILE): refusing connections" in log
