@@ -230,8 +230,10 @@ class Soak:
             obj = change["object"]
             fut = self.ready.get(obj["metadata"]["name"])
             conditions = obj["status"].get("conditions") or []
-            if fut is not None and not fut.done() and any(
-                c["type"] == "Ready" and c["status"] == "True" for c in conditions
+            if (
+                fut is not None
+                and not fut.done()
+                and any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
             ):
                 fut.set_result(None)
 
@@ -341,11 +343,7 @@ def run(
     tag = secrets.token_hex(3)
     cgroup_parent = f"supd-soak-{tag}"
     bridge = f"svs{tag}"
-    net_flags = (
-        ["--network", "bridge", "--bridge", bridge, "--pod-cidr", cidr]
-        if network
-        else []
-    )
+    net_flags = ["--network", "bridge", "--bridge", bridge, "--pod-cidr", cidr] if network else []
     # Veths are named sv + a hash of the pod's uid; ours are the ones on our bridge.
     net = rf"\b{bridge}\b" if network else None
     with tempfile.TemporaryDirectory(prefix="supd-soak-") as name:
