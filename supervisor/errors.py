@@ -6,6 +6,7 @@ what, and why it failed; `code` is the protocol's error code (proto/PROTOCOL.md)
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 
@@ -99,3 +100,13 @@ CODES: dict[str, type[SupervisorError]] = {
 def from_wire(code: str, message: str, details: dict[str, Any] | None = None) -> SupervisorError:
     """Rebuild the typed error a server sent (unknown codes become Internal)."""
     return CODES.get(code, Internal)(message, details)
+
+
+def process_limit_hint(e: OSError, pids_limit: int | None) -> str:
+    """ " (why)" for a clone that failed with EAGAIN: the pod's pids.max when it has one,
+    else a system-wide limit (fork(2), clone(2) ERRORS)."""
+    if e.errno != errno.EAGAIN or getattr(e, "step", None) != "clone":
+        return ""
+    if pids_limit is not None:
+        return f" (the pod is at its pids limit of {pids_limit}: supd --pod-pids-limit)"
+    return " (a process limit is reached: RLIMIT_NPROC, kernel.pid_max or kernel.threads-max)"

@@ -30,6 +30,7 @@ from .errors import (
     InvalidArgument,
     ResourceExhausted,
     Unavailable,
+    process_limit_hint,
 )
 from .expansion import container_env
 
@@ -98,7 +99,7 @@ def exec_target(
     return pod.infra, st.instance, c
 
 
-def _start_failed(err: Any, pod: Pod, container: str) -> Exception:
+def _start_failed(err: Any, runtime: Runtime, pod: Pod, container: str) -> Exception:
     """The error for an exec_failed report (a SpawnError: step, errno, exit_code)."""
     where = f'container "{container}" in pod "{pod.spec.name}"'
     if err.step == "slot":
@@ -113,7 +114,8 @@ def _start_failed(err: Any, pod: Pod, container: str) -> Exception:
         return Internal(f"exec in {where}: {err}")
     if err.step == "frame":
         return InvalidArgument(f"exec in {where}: {err}")
-    return ExecStartError(str(err), err.exit_code, {"step": err.step})
+    hint = process_limit_hint(err, runtime.pod_pids_limit)
+    return ExecStartError(f"{err}{hint}", err.exit_code, {"step": err.step})
 
 
 async def exec_process(
@@ -158,7 +160,7 @@ async def exec_process(
             _resolve(started, 0)
             _resolve(exited, report[2])
         elif kind == "exec_failed":
-            _fail(started, _start_failed(report[2], pod, container))
+            _fail(started, _start_failed(report[2], runtime, pod, container))
         else:  # exec_lost
             err = Unavailable(f"lost contact with the infra of pod {pod.spec.name}")
             if not started.done():

@@ -35,7 +35,13 @@ from . import _native, handlers, lifecycle, restore, rootfs, security
 from .backoff import BackoffPolicy, next_restart
 from .broadcast import Broadcast
 from .cgroups import Cgroups, Limits, NoCgroups, Usage
-from .errors import InvalidArgument, NotFound, PermissionDenied, SupervisorError
+from .errors import (
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    SupervisorError,
+    process_limit_hint,
+)
 from .events import EventLog
 from .expansion import container_env, expand
 from .handlers import Outcome, Result, Target
@@ -100,7 +106,7 @@ class Infra:
         sock: socket.socket,
         on_report: Callable[[Report, int], None],
         on_exit: Callable[[int], None],
-        reaped: Callable[[int], int] | None = None,
+        reaped: Callable[[int, Callable[[int], None]], int | None] | None = None,
     ) -> None:
         self.loop = loop
         self.pid = pid
@@ -256,8 +262,17 @@ class Infra:
         try:
             status = _native.waitid_pidfd(self.pidfd)
         except ChildProcessError:  # not ours to reap: the zygote's child, which reaps it
-            status = self._reaped(self.pid) if self._reaped is not None else -1
+            status = self._reaped(self.pid, self._gone) if self._reaped is not None else -1
+            if status is None:  # the zygote's report of it is on its way: _gone then
+                self.loop.remove_reader(self.pidfd)
+                return
         if status is None:
+            return
+        self._gone(status)
+
+    def _gone(self, status: int) -> None:
+        """The infra is gone with wait status `status` (-1: unknown)."""
+        if self.closed:
             return
         for report, seq in self.drain():
             self._dispatch(report, seq)
@@ -300,6 +315,7 @@ class InfraFactory:
         self._next_rid = 0
         self._waiting: dict[int, Callable[[int, int, int], None]] = {}
         self._statuses: dict[int, int] = {}
+        self._status_waiters: dict[int, Callable[[int], None]] = {}
         loop.add_reader(ours.fileno(), self._readable)
 
     def spawn(
@@ -329,9 +345,17 @@ class InfraFactory:
         self.sock.sendmsg([frame], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
         self._waiting[rid] = done
 
-    def reaped(self, pid: int) -> int:
-        """The wait status of an infra the zygote reaped (-1 when it has not said yet)."""
-        return self._statuses.pop(pid, -1)
+    def reaped(self, pid: int, then: Callable[[int], None] | None = None) -> int | None:
+        """The wait status of an infra the zygote reaped. When the zygote has not said yet:
+        None, and `then(status)` is called from the loop once it does (-1 if the zygote goes
+        first); -1 without `then`. Its pidfd can poll readable before the zygote's report."""
+        status = self._statuses.pop(pid, None)
+        if status is not None:
+            return status
+        if then is None or self.closed:
+            return -1
+        self._status_waiters[pid] = then
+        return None
 
     def _readable(self) -> None:
         while not self.closed:
@@ -359,6 +383,10 @@ class InfraFactory:
                     os.close(fd)
                 continue
             if reply[0] == "exited":
+                waiter = self._status_waiters.pop(reply[1], None)
+                if waiter is not None:
+                    self.loop.call_soon(waiter, reply[2])
+                    continue
                 if len(self._statuses) > 4096:  # infras nobody asked about (detached pods)
                     self._statuses.clear()
                 self._statuses[reply[1]] = reply[2]
@@ -386,6 +414,9 @@ class InfraFactory:
             select.select([self.pidfd], [], [], ZYGOTE_EXIT_WAIT)
             _native.waitid_pidfd(self.pidfd)
         os.close(self.pidfd)
+        status_waiters, self._status_waiters = self._status_waiters, {}
+        for then in status_waiters.values():
+            self.loop.call_soon(then, -1)
         waiting, self._waiting = self._waiting, {}
         for done in waiting.values():
             done(-1, -1, errno.EPIPE)
@@ -635,7 +666,15 @@ class Runtime:
             self._sandbox_failed(pod, f"create pod sandbox: bind {restore.SOCKET}: {e}")
             return
         listen = listener.fileno() if listener is not None else -1
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        except OSError as e:  # EMFILE, ENFILE: FailedCreatePodSandBox, retried
+            if into is not None:
+                into.close()
+            if listener is not None:
+                listener.close()
+            self._sandbox_failed(pod, f"create pod sandbox: socketpair: {e.strerror}")
+            return
         ours.setblocking(False)
         if factory is None:
             try:
@@ -663,7 +702,15 @@ class Runtime:
                     into.close()
             self._sandbox_made(pod, ours, pid, pidfd, None)
             return
-        r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        try:
+            r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError as e:
+            for sock in (ours, theirs):
+                sock.close()
+            if into is not None:
+                into.close()
+            self._sandbox_failed(pod, f"create pod sandbox: pipe: {e.strerror}")
+            return
         try:
             factory.spawn(
                 theirs.fileno(),
@@ -769,7 +816,7 @@ class Runtime:
         ours: socket.socket,
         pid: int,
         pidfd: int,
-        reaped: Callable[[int], int] | None,
+        reaped: Callable[[int, Callable[[int], None]], int | None] | None,
     ) -> None:
         infra = Infra(self.loop, pid, pidfd, ours, lambda r, q: None, lambda s: None, reaped)
         if self.pods.get(pod.key) is not pod or pod.status.stopping:
@@ -848,10 +895,22 @@ class Runtime:
             except OSError as e:
                 log.warning("infra pool: bind %s: %s", self._pool_sockets / name, e)
                 return
-            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            ours.setblocking(False)
-            r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
             path = self._pool_sockets / name if listener is not None else None
+            try:
+                ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            except OSError as e:  # EMFILE: the pool refills when a pod next takes one
+                log.warning("infra pool: socketpair: %s", e)
+                self._drop_listener(listener, path)
+                return
+            ours.setblocking(False)
+            try:
+                r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+            except OSError as e:
+                log.warning("infra pool: pipe: %s", e)
+                ours.close()
+                theirs.close()
+                self._drop_listener(listener, path)
+                return
             try:
                 # SIGKILL when its parent, the zygote, dies (with supd): a pooled infra holds
                 # no pod and must not outlive the supd that made it, even one killed before
@@ -913,6 +972,13 @@ class Runtime:
             log.warning("infra pool: %s", message)
 
         self._when_set_up(ours, r, pid, pidfd, err, ready, failed)
+
+    @staticmethod
+    def _drop_listener(listener: socket.socket | None, path: Path | None) -> None:
+        if listener is not None:
+            listener.close()
+        if path is not None:
+            path.unlink(missing_ok=True)
 
     def _move_listener(self, infra: Infra, to: Path) -> None:
         if infra.listen_path is None:
@@ -1461,7 +1527,9 @@ class Runtime:
                 )
             else:
                 events = lifecycle.container_start_failed(
-                    spec, pod.status, name, f"{err}{privilege_hint(err)}", err.exit_code, t,
+                    spec, pod.status, name,
+                    f"{err}{privilege_hint(err)}{process_limit_hint(err, self.pod_pids_limit)}",
+                    err.exit_code, t,
                     self.backoff,
                 )  # fmt: skip
             self._container_gone(pod, name, instance)
@@ -1639,6 +1707,7 @@ class Runtime:
 
     def _on_infra_exit(self, pod: Pod, status: int) -> None:
         log.debug("pod %s: infra exited (%#x)", pod.key, status)
+        pid = pod.infra.pid if pod.infra is not None else 0
         pod.infra = None
         now = self.clock()
         if pod.deleted_at is not None:
@@ -1659,7 +1728,10 @@ class Runtime:
         events: list[PodEvent] = []
         if lost or not pod.status.phase.terminal:
             # Its containers died with it (PR_SET_PDEATHSIG, or the PID namespace's end).
-            log.warning("pod %s: infra exited unexpectedly (%#x)", pod.key, status)
+            # kubelet sees the sandbox gone: SandboxChanged, a new sandbox, and each
+            # container restarted as its restartPolicy says (counted as a restart).
+            why = f"the pod's sandbox (infra pid {pid}) {describe_wait_status(status)}"
+            log.warning("pod %s: %s; its containers are gone", pod.key, why)
             events.append(
                 PodEvent(
                     EventType.NORMAL,
@@ -1677,6 +1749,8 @@ class Runtime:
                     now,
                     self.backoff,
                 )
+                if st.terminated is not None:
+                    st.terminated.message = f"container killed: {why}"
                 self._container_gone(pod, st.name, st.instance)
         events += self._sandbox_gone(pod, now)
         for event in events:
@@ -2060,6 +2134,20 @@ _PRIVILEGE_HINTS = {
     "setgid": ("CAP_SETGID", "leaving out runAsGroup"),
     "setuid": ("CAP_SETUID", "leaving out runAsUser"),
 }
+
+
+def describe_wait_status(status: int) -> str:
+    """What a wait(2) status says: "was killed by SIGKILL", "exited with code 1"."""
+    if status < 0:
+        return "exited (its status is unknown)"
+    if os.WIFSIGNALED(status):
+        signo = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(signo).name
+        except ValueError:
+            name = f"signal {signo}"
+        return f"was killed by {name}"
+    return f"exited with code {os.WEXITSTATUS(status)}"
 
 
 def privilege_hint(e: OSError) -> str:

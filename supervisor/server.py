@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import grp
 import logging
@@ -766,7 +767,7 @@ class UnixSite:
         self.server = server
         self.path = path
         self.backlog = backlog
-        self._listener: asyncio.AbstractServer | None = None
+        self._listener: Acceptor | None = None
         self._inode: tuple[int, int] | None = None
 
     @property
@@ -804,10 +805,7 @@ class UnixSite:
                 raise
             st = os.stat(self.path)
             self._inode = (st.st_dev, st.st_ino)
-            loop = asyncio.get_running_loop()
-            self._listener = await loop.create_unix_server(
-                self.server, sock=sock, backlog=self.backlog
-            )
+            self._listener = Acceptor(asyncio.get_running_loop(), sock, self.server)
         except BaseException:
             sock.close()
             raise
@@ -824,6 +822,176 @@ class UnixSite:
                 if (st.st_dev, st.st_ino) == self._inode:
                     os.unlink(self.path)
             self._inode = None
+
+
+# accept(2) errors that say supd is out of something, not that one client went wrong.
+_ACCEPT_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+ACCEPT_PAUSE = 0.1
+"""Seconds accepting stops for when even the reserve descriptor cannot be had back."""
+REFUSED_LINGER = 1.0
+"""The longest a refused connection is held open for its client to read why."""
+
+
+class Acceptor:
+    """accept(2) on the listening socket as loop events, each connection handed to the
+    server's protocol (connect_accepted_socket).
+
+    Out of file descriptors (EMFILE), accept keeps failing while the backlog stays readable:
+    an event loop that only retries spins at 100% CPU. One descriptor is kept in reserve
+    (libuv's and nginx's trick): it is closed to accept the waiting connection, which is
+    answered ResourceExhausted and closed, and then taken again, so every client learns why
+    at once and the backlog drains. If the reserve cannot be had back (something else took
+    the descriptor), accepting pauses for ACCEPT_PAUSE seconds at a time."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, server: Server
+    ) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.server = server
+        self.refused = 0
+        self.exhausted = False  # since the last accept that succeeded
+        self._reserve = self._take_reserve()
+        self._resume: asyncio.TimerHandle | None = None
+        self._held: socket.socket | None = None  # a refused connection being answered
+        self._tasks: set[asyncio.Task[Any]] = set()
+        sock.setblocking(False)
+        loop.add_reader(sock.fileno(), self._readable)
+
+    @staticmethod
+    def _take_reserve() -> int:
+        try:
+            return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return -1
+
+    def _readable(self) -> None:
+        for _ in range(64):  # a bounded batch per wakeup: the loop serves the others too
+            try:
+                conn, _addr = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as e:
+                if e.errno in _ACCEPT_EXHAUSTED and self._refuse_one(e):
+                    continue
+                if e.errno not in _ACCEPT_EXHAUSTED:
+                    log.warning("accept: %s", e)
+                return
+            if self.exhausted:
+                log.info("accept: descriptors are free again (%d refused)", self.refused)
+                self.refused, self.exhausted = 0, False
+            self._serve(conn)
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.setblocking(False)
+        task = self.loop.create_task(self.loop.connect_accepted_socket(self.server, sock=conn))
+        self._tasks.add(task)
+        task.add_done_callback(functools.partial(self._served, conn))
+
+    def _served(self, conn: socket.socket, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("accepted connection: %s", task.exception())
+            conn.close()
+
+    def _refuse_one(self, e: OSError) -> bool:
+        """Accept one waiting connection on the reserve descriptor and answer it
+        ResourceExhausted; logs once per episode. Returns whether accepting may go on now:
+        it pauses while the refused client is answered, or when there is no reserve."""
+        name = errno.errorcode.get(e.errno or 0, "")
+        if not self.exhausted:
+            self.exhausted = True
+            log.warning(
+                "accept: %s (%s): refusing connections with ResourceExhausted until "
+                "descriptors are free",
+                e.strerror,
+                name,
+            )
+        if self._reserve < 0:
+            self._pause(ACCEPT_PAUSE)
+            return False
+        os.close(self._reserve)
+        self._reserve = -1
+        still_out = False
+        try:
+            conn, _addr = self.sock.accept()
+        except (BlockingIOError, InterruptedError):
+            conn = None
+        except OSError as again:  # one descriptor was not enough (a limit lowered under us)
+            conn, still_out = None, again.errno in _ACCEPT_EXHAUSTED
+        if conn is None:
+            self._reserve = self._take_reserve()
+            if still_out:
+                self._pause(ACCEPT_PAUSE)
+            return False
+        self.refused += 1
+        err = ResourceExhausted(
+            f"supd is out of file descriptors ({e.strerror}, {name}): try again later",
+            {"errno": name},
+        )
+        try:
+            conn.setblocking(False)
+            conn.send(proto.encode_frame(proto.error_message(None, err)))
+            # Closing now, with the client's hello unread, would make its write fail
+            # (EPIPE) before it reads why: end our side, and close once it has spoken.
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            conn.close()
+            self._reserve = self._take_reserve()
+            return True
+        self._held = conn
+        self.loop.add_reader(conn.fileno(), self._release_held)
+        self._pause(REFUSED_LINGER)
+        return False
+
+    def _release_held(self) -> None:
+        """The refused client spoke (or REFUSED_LINGER passed): close it, take the reserve
+        back, accept again."""
+        conn, self._held = self._held, None
+        if conn is not None:
+            self.loop.remove_reader(conn.fileno())
+            with contextlib.suppress(OSError):
+                conn.recv(65536)
+            conn.close()
+        if self._resume is not None:
+            self._resume.cancel()
+        self._resume_accepting()
+
+    def _pause(self, seconds: float) -> None:
+        """Stop watching the socket for `seconds` instead of spinning on it."""
+        self.loop.remove_reader(self.sock.fileno())
+        if self._resume is not None:
+            self._resume.cancel()
+        self._resume = self.loop.call_later(seconds, self._resume_or_release)
+
+    def _resume_or_release(self) -> None:
+        self._resume = None
+        if self._held is not None:
+            self._release_held()
+        else:
+            self._resume_accepting()
+
+    def _resume_accepting(self) -> None:
+        self._resume = None
+        if self._reserve < 0:
+            self._reserve = self._take_reserve()
+        self.loop.add_reader(self.sock.fileno(), self._readable)
+
+    def close(self) -> None:
+        if self._resume is not None:
+            self._resume.cancel()
+            self._resume = None
+        if self._held is not None:
+            self.loop.remove_reader(self._held.fileno())
+            self._held.close()
+            self._held = None
+        self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+        if self._reserve >= 0:
+            os.close(self._reserve)
+            self._reserve = -1
 
 
 def _check_stale(path: str) -> None:

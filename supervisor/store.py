@@ -23,6 +23,8 @@ Imports only errors and spec; pods are re-validated by the caller when loaded.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import re
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidArgument
+from .errors import Internal, InvalidArgument, ResourceExhausted
 from .spec import PodSpec
 
 # Names come validated as RFC 1123 labels and subdomains; a uid given in a manifest is
@@ -75,9 +77,25 @@ class Store:
         """Persist the pod: write a temporary file and rename it into place (see the module
         docstring for when it reaches the disk)."""
         directory = self.pod_dir(spec)
-        directory.mkdir(exist_ok=True, mode=0o700)
         path = directory / "pod.json"
-        write_atomic(path, json.dumps(spec.manifest, sort_keys=True).encode(), fsync=self.sync)
+        created = False
+        try:
+            directory.mkdir(mode=0o700)
+            created = True
+        except FileExistsError:
+            pass
+        except OSError as e:
+            raise _save_error(spec, directory, e) from None
+        try:
+            write_atomic(path, json.dumps(spec.manifest, sort_keys=True).encode(), fsync=self.sync)
+        except OSError as e:
+            # Nothing half-created: a pod that could not be saved leaves no directory.
+            if created:  # empty again (write_atomic cleans up): rmdir needs no descriptor
+                try:
+                    directory.rmdir()
+                except OSError:
+                    shutil.rmtree(directory, ignore_errors=True)
+            raise _save_error(spec, directory, e) from None
         if self.sync:
             _fsync_dir(self.pods)
         else:
@@ -117,16 +135,41 @@ class Store:
         self._flusher.queue(target, remove=True)
 
 
+# A full disk, a quota or no free descriptor: the request may succeed later, unchanged.
+_EXHAUSTED = {errno.ENOSPC, errno.EDQUOT, errno.EMFILE, errno.ENFILE, errno.ENOMEM}
+
+
+def _save_error(spec: PodSpec, directory: Path, e: OSError) -> Exception:
+    code = errno.errorcode.get(e.errno or 0, str(e.errno))
+    message = (
+        f"save pod {spec.namespace}/{spec.name} in {directory}: {e.strerror} ({code}); "
+        "the pod was not created"
+    )
+    details = {"path": str(directory), "errno": code}
+    if e.errno in _EXHAUSTED:
+        return ResourceExhausted(message, details)
+    return Internal(message, details)
+
+
 def write_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
+    """Write `data` to a temporary file and rename it over `path`; on failure neither the
+    temporary file nor a partial `path` is left."""
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, data)
-        if fsync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 class _Flusher:
