@@ -147,6 +147,7 @@ class Infra:
         if not self.shutting_down:
             self.shutting_down = True
             self.send(_native.encode_shutdown())
+            self.after_reports()  # what it waits for: an ACK of what it has reported
 
     def start_exec(
         self,
@@ -1791,6 +1792,8 @@ class Runtime:
             write_atomic(pod.directory / restore.RECORD, restore.encode_record(record), fsync=False)
         except OSError as e:  # unacknowledged, the reports wait in the infra
             log.warning("pod %s: write %s: %s", pod.key, restore.RECORD, e)
+            if pod.infra is not None and pod.infra.shutting_down:
+                pod.infra.ack(pod.applied_seq)  # but not an infra that must leave (a full disk)
             return
         if pod.infra is not None:
             pod.infra.ack(pod.applied_seq)
