@@ -3,7 +3,9 @@
 #
 # supd -> infra
 #   START     header, u64 clone_flags, u32 uid, u32 gid, u32 flags, u32 ngroups, u32 argc,
-#             u32 envc, u32 blob_len, u64 caps, u32 groups[ngroups], blob; the blob is
+#             u32 envc, u32 blob_len, u64 caps, u64 log_max, u32 groups[ngroups], blob;
+#             log_max: the log size (bytes) past which infra reports LOG_FULL, 0 never;
+#             the blob is
 #             argc + envc (+ 1 when START_HAS_CWD) NUL-terminated strings: argv, env, cwd;
 #             with START_HAS_FS the rest of the frame is an FS section (fs.pyx: the
 #             filesystem operations of the container). Sent with the log file
@@ -19,6 +21,11 @@
 #             with exactly three fds in SCM_RIGHTS: the process's stdin, stdout and stderr
 #             (with EXEC_TTY, the same pty slave three times: it becomes the controlling tty).
 #   EXEC_SIGNAL  header (eid), u32 signo, u32 flags (SIGNAL_GROUP)
+#   REOPEN    header (cid), sent with exactly one fd: the container's new log file
+#             (O_WRONLY|O_APPEND). Infra writes the records after this frame there and
+#             closes the old one; a record is never split between the two files. For no
+#             such container, or without exactly one fd, the fds are closed and nothing
+#             changes.
 # infra -> supd
 #   STARTED       header, i32 pid, u32 0, i64 time_ns
 #   START_FAILED  header, u32 step, i32 errno
@@ -27,6 +34,10 @@
 #   EXEC_STARTED  header (eid), then as STARTED
 #   EXEC_FAILED   header (eid), then as START_FAILED
 #   EXEC_EXITED   header (eid), then as EXITED
+#   LOG_FULL      header, u64 bytes: the container's log file holds `bytes` >= its
+#                 log_max. Sent once per file (the next after a REOPEN), and again to a
+#                 supd that (re)attaches while the file is still over: supd rotates it
+#                 and answers with REOPEN.
 
 cdef enum:
     FRAME_HEADER_SIZE = 8
@@ -40,6 +51,7 @@ cdef enum:
     FRAME_EXEC = 4
     FRAME_EXEC_SIGNAL = 5
     FRAME_KEEP = 6
+    FRAME_REOPEN = 7
     REPORT_STARTED = 16
     REPORT_START_FAILED = 17
     REPORT_EXITED = 18
@@ -47,11 +59,14 @@ cdef enum:
     REPORT_EXEC_STARTED = 20
     REPORT_EXEC_FAILED = 21
     REPORT_EXEC_EXITED = 22
+    REPORT_LOG_FULL = 23
 
-    START_FIXED_SIZE = 52               # header + the fixed fields before groups
+    START_FIXED_SIZE = 60               # header + the fixed fields before groups
     SIGNAL_SIZE = 16
     SHUTDOWN_SIZE = 8
     KEEP_SIZE = 8
+    REOPEN_SIZE = 8
+    LOG_FULL_SIZE = 16
     STARTED_SIZE = 24
     START_FAILED_SIZE = 16
     EXITED_SIZE = 24
@@ -88,6 +103,7 @@ ctypedef struct start_request:
     uint32_t argc
     uint32_t envc
     uint64_t caps
+    uint64_t log_max
     char **argv                 # argc entries + NULL, then envp: envc entries + NULL
     char **envp
     char *cwd                   # NULL when absent
@@ -112,4 +128,4 @@ ctypedef struct report_rec:
     uint32_t cid                # the eid for EXEC_* reports
     int32_t a                   # [EXEC_]STARTED, [EXEC_]EXITED: pid; [EXEC_]FAILED: step
     int32_t b                   # [EXEC_]EXITED: wait status; [EXEC_]FAILED: errno
-    int64_t ns                  # STARTED, EXITED: CLOCK_REALTIME nanoseconds
+    int64_t ns                  # STARTED, EXITED: CLOCK_REALTIME ns; LOG_FULL: bytes

@@ -35,6 +35,9 @@ ctypedef struct container_slot:
     int out_fd                          # read ends of the stdout/stderr pipes, -1 at EOF
     int err_fd
     int log_fd                          # the CRI log file, closed when both pipes are
+    uint64_t log_max                    # LOG_FULL past this many bytes in log_fd (0: never)
+    uint64_t log_bytes                  # bytes in log_fd (its size when received + written)
+    int log_reported                    # LOG_FULL sent for this log_fd
     int pidfd                           # CLONE_PIDFD, while running: EXEC joins through it
     uint64_t clone_flags                # the namespaces it has of its own (from START)
     uint32_t id_flags                   # START_SET_UID | START_SET_GID | START_SET_GROUPS

@@ -395,3 +395,121 @@ def test_container_uid_and_groups_through_frames(infra: Any) -> None:
     assert pod.expect("exited", 1)[3] == 0
     assert [msg for *_, msg in cri_lines(log)] == ["65534", "65534", "65534"]
     assert pod.shutdown() == 0
+
+
+# -- log rotation: LOG_FULL and REOPEN -------------------------------------------------------
+
+
+def open_log_file(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+def infra_holds(pid: int, path: Path) -> bool:
+    """Whether process `pid` has `path` open (its /proc fd links)."""
+    fds = Path(f"/proc/{pid}/fd")
+    return any(os.readlink(fds / fd) == str(path) for fd in os.listdir(fds))
+
+
+def cri_messages(path: Path) -> list[tuple[str, str]]:
+    """(stream, line) for each line of a CRI log, its partial (P) records joined; a line is
+    never left unfinished at the end of a file."""
+    out, parts = [], {"stdout": "", "stderr": ""}
+    for _, stream, tag, message in cri_lines(path):
+        parts[stream] += message
+        if tag == "F":
+            out.append((stream, parts[stream]))
+            parts[stream] = ""
+    assert parts == {"stdout": "", "stderr": ""}, parts
+    return out
+
+
+def sync(pod: Any) -> None:
+    """Frames are served in order: once a START without a log fd is refused, every frame
+    sent before it has been handled."""
+    pod.send(_native.encode_start(99, ["true"], [], "/", clone_flags=CONTAINER_FLAGS))
+    assert pod.expect("start_failed", 99)[2:] == (FRAME, errno.EBADF)
+
+
+def test_log_full_once_per_file_and_reopen_swaps_between_records(
+    infra: Any, tmp_path: Path
+) -> None:
+    pod = infra()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    script = f"seq 1 2000; read x < {fifo}; seq 2001 4000; seq 4001 4005 >&2"
+    first = pod.start(1, ["sh", "-c", script], log_max=4096)
+    pod.expect("started", 1)
+    full = pod.expect("log_full", 1)
+    assert full[2] >= 4096
+    second = tmp_path / "second.log"
+    fd = open_log_file(second)
+    try:
+        socket.send_fds(pod.sock, [_native.encode_reopen(1)], [fd])
+    finally:
+        os.close(fd)
+    sync(pod)  # no second log_full came before: it is once per file
+    assert not infra_holds(pod.pid, first) and infra_holds(pod.pid, second)
+    os.close(os.open(fifo, os.O_WRONLY))  # the second half goes to the new file
+    assert pod.expect("log_full", 1)[2] >= 4096
+    pod.expect("exited", 1)
+    assert cri_messages(first) == [("stdout", str(i)) for i in range(1, 2001)]
+    assert full[2] <= first.stat().st_size  # what the file held when it passed the limit
+    assert cri_messages(second) == [("stdout", str(i)) for i in range(2001, 4001)] + [
+        ("stderr", str(i)) for i in range(4001, 4006)
+    ]
+    assert pod.shutdown() == 0
+
+
+def test_no_log_full_without_a_limit(infra: Any) -> None:
+    pod = infra()
+    log = pod.start(1, ["seq", "1", "20000"])
+    pod.expect("started", 1)
+    pod.expect("exited", 1)  # not a log_full first
+    assert log.stat().st_size > 100_000
+    assert pod.shutdown() == 0
+
+
+def test_reopen_without_a_container_or_an_fd_changes_nothing(infra: Any, tmp_path: Path) -> None:
+    pod = infra()
+    log = pod.start(1, ["sleep", "100"], log_max=4096)
+    pod.expect("started", 1)
+    stray = tmp_path / "stray.log"
+    fd = open_log_file(stray)
+    try:
+        socket.send_fds(pod.sock, [_native.encode_reopen(7)], [fd])  # no container 7
+        socket.send_fds(pod.sock, [_native.encode_reopen(1)], [fd, fd])  # two fds
+        socket.send_fds(pod.sock, [_native.encode_reopen(1) + b"\0"], [fd])  # too long
+    finally:
+        os.close(fd)
+    pod.send(_native.encode_reopen(1))  # no fd
+    sync(pod)
+    assert infra_holds(pod.pid, log) and not infra_holds(pod.pid, stray)
+    assert pod.shutdown() == 0
+
+
+def test_log_full_is_said_again_to_a_new_supd(infra: Any, tmp_path: Path) -> None:
+    path = str(tmp_path / "infra.sock")
+    pod = infra(listen_path=path)
+    pod.start(1, ["sh", "-c", "seq 1 2000; exec sleep 100"], log_max=4096)
+    pod.start(2, ["sleep", "100"], log_max=4096)
+    pod.expect("started", 1)
+    pod.expect("started", 2)
+    bytes_ = pod.expect("log_full", 1)[2]
+    pod.reconnect(path)  # supd died before rotating: the new one hears it again
+    assert pod.expect("hello")[1]
+    assert pod.expect("log_full", 1)[2] == bytes_
+    sync(pod)  # and only that one
+    assert pod.shutdown() == 0
+
+
+def test_log_frames_encode_and_decode() -> None:
+    assert _native.encode_reopen(3) == (7).to_bytes(4, "little") + (3).to_bytes(4, "little")
+    report = (23).to_bytes(4, "little") + (4).to_bytes(4, "little") + (70000).to_bytes(8, "little")
+    assert _native.decode_report(report) == ("log_full", 4, 70000)
+    with pytest.raises(ValueError):
+        _native.decode_report(report[:12])
+    frame = _native.encode_start(1, ["x"], [], None, clone_flags=CONTAINER_FLAGS, log_max=65536)
+    assert frame[52:60] == (65536).to_bytes(8, "little")
+    for bad in (-1, 2**63):
+        with pytest.raises(ValueError):
+            _native.encode_start(1, ["x"], [], None, clone_flags=CONTAINER_FLAGS, log_max=bad)
