@@ -3,18 +3,28 @@
 Each record is `TIMESTAMP STREAM TAG MESSAGE\n`, TAG F for a full line and P for a part of
 one (pkg/kubelet/kuberuntime/logs). Records are written by the pod's infra, never by supd;
 this module only reads them. Following waits on inotify, never on a timer.
+
+A log rotated by size (logrotate.py) is a sequence of files: `N.log.<timestamp>`, oldest
+first, then `N.log`, the one infra writes. Readers take them in that order: `--tail` counts
+across them, and a follower goes on to the next file once the one it reads is rotated and
+done with. A record never spans two files.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 
-from .inotify import IN_CLOSE_WRITE, IN_MODIFY, Inotify
+from .inotify import IN_CLOSE_WRITE, IN_CREATE, IN_MODIFY, IN_MOVED_TO, Inotify
 
 READ_CHUNK = 1 << 16
+# kubelet's rotated-log suffix is "20060102-150405"; nanoseconds make a fast writer's names
+# unique, and the fixed width keeps the names in rotation order when sorted.
+_ROTATED = re.compile(r"^\.(\d{8}-\d{6})\.(\d{9})$")
 
 
 def parse_record(line: bytes) -> tuple[bytes, bytes, bool, bytes] | None:
@@ -58,12 +68,81 @@ def tail_records(lines: list[bytes], tail: int | None) -> list[bytes]:
     return lines
 
 
-def read_log(path: Path, *, tail: int | None = None, timestamps: bool = False) -> bytes:
+def format_rotated_suffix(ns: int) -> str:
+    """The suffix ".20261202-033440.123456789" for CLOCK_REALTIME nanoseconds `ns`."""
+    secs, nsec = divmod(ns, 1_000_000_000)
+    return f".{datetime.fromtimestamp(secs, UTC):%Y%m%d-%H%M%S}.{nsec:09d}"
+
+
+def parse_rotated_suffix(suffix: str) -> int | None:
+    """The nanoseconds a rotated log's suffix names, or None when it is not one."""
+    m = _ROTATED.match(suffix)
+    if m is None:
+        return None
+    when = datetime.strptime(m.group(1), "%Y%m%d-%H%M%S").replace(tzinfo=UTC)
+    return int(when.timestamp()) * 1_000_000_000 + int(m.group(2))
+
+
+def rotated_logs(path: Path) -> list[Path]:
+    """The rotated files of the log at `path`, oldest first."""
+    prefix = path.name
     try:
-        data = path.read_bytes()
+        names = os.listdir(path.parent)
     except FileNotFoundError:
-        return b""
-    return format_records(tail_records(data.splitlines(), tail), timestamps)
+        return []
+    return [
+        path.with_name(name)
+        for name in sorted(names)
+        if name.startswith(prefix) and _ROTATED.match(name[len(prefix) :])
+    ]
+
+
+def open_log(path: Path) -> list[int]:
+    """Read-only fds of the log's files in order, the current one last ([] when there is
+    none). The current file is opened first: a rotation that happens meanwhile shows as
+    that file among the rotated ones, and what follows it is left to the follower."""
+    try:
+        current: int | None = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        current = None  # between a rotation's rename and link: the newest rotated is it
+    ident = _ident(current) if current is not None else None
+    fds: list[int] = []
+    try:
+        for rotated in rotated_logs(path):
+            try:
+                fd = os.open(rotated, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue  # the oldest, deleted by a rotation meanwhile
+            if _ident(fd) == ident:
+                os.close(fd)
+                break
+            fds.append(fd)
+    except BaseException:
+        for fd in fds + ([current] if current is not None else []):
+            os.close(fd)
+        raise
+    if current is not None:
+        fds.append(current)
+    return fds
+
+
+def read_log(path: Path, *, tail: int | None = None, timestamps: bool = False) -> bytes:
+    """The log's output across its rotated files; the last `tail` lines with `tail`."""
+    fds = open_log(path)
+    lines: list[bytes] = []
+    try:
+        # Newest first, so that a --tail reads only the files it needs.
+        for fd in reversed(fds):
+            records = _read_all(fd).split(b"\n")
+            if not records[-1]:
+                records.pop()
+            lines = records + lines
+            if tail is not None and tail >= 0 and len(tail_records(lines, tail)) < len(lines):
+                break
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return format_records(tail_records(lines, tail), timestamps)
 
 
 async def follow_log(
@@ -74,48 +153,106 @@ async def follow_log(
     tail: int | None = None,
     timestamps: bool = False,
 ) -> AsyncIterator[bytes]:
-    """Yield the log's output as it grows, until `done()` (the instance exited) and the file
-    is read to its end. Wakes on inotify for the file and on `changed()` for the pod."""
+    """Yield the log's output as it grows, across rotations, until `done()` (the instance
+    exited) and the files are read to their end. Wakes on inotify for the log's directory
+    (writes, and the files a rotation renames and links) and on `changed()` for the pod.
+
+    A rotated file is left for the next one only once that one has data or the instance is
+    done: infra writes the old file until supd's REOPEN reaches it and never after, so the
+    old file is complete by then and nothing is read out of order."""
     loop = asyncio.get_running_loop()
     notify = Inotify()
     wake: asyncio.Future[None] = loop.create_future()
+    pending: list[bytes] = []
+    rest = b""
 
     def on_inotify() -> None:
         notify.read()
         if not wake.done():
             wake.set_result(None)
 
+    def take(data: bytes) -> None:
+        nonlocal rest
+        lines = (rest + data).split(b"\n")
+        rest = lines.pop()  # an incomplete record waits for its newline
+        pending.extend(lines)
+
+    fd = -1
     try:
-        notify.add_watch(path, IN_MODIFY | IN_CLOSE_WRITE)
+        notify.add_watch(path.parent, IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO)
         loop.add_reader(notify.fd, on_inotify)
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            rest = b""
-            first = True
-            while True:
-                finished = done()  # read before draining: no exit can slip in between
-                chunk = _read_all(fd)
-                if chunk or first:
-                    lines = (rest + chunk).split(b"\n")
-                    rest = lines.pop()  # an incomplete record waits for its newline
-                    if first:
-                        lines = tail_records(lines, tail)
-                        first = False
-                    out = format_records(lines, timestamps)
-                    if out:
-                        yield out
-                if finished:
-                    return
-                # The pod's change future is shared by every waiter: wait on it, never cancel it.
-                await asyncio.wait({wake, changed()}, return_when=asyncio.FIRST_COMPLETED)
-                if wake.done():
-                    wake = loop.create_future()
-        finally:
-            os.close(fd)
+        while True:
+            finished = done()  # read before draining: no exit can slip in between
+            if fd < 0:
+                fds = open_log(path)  # after the watch: no change can slip in between
+                for older in fds[:-1]:
+                    take(_read_all(older))
+                    os.close(older)
+                fd = fds[-1] if fds else -1
+            if fd >= 0:
+                take(_read_all(fd))
+                while (following := _next_file(path, fd, finished)) is not None:
+                    take(_read_all(fd))  # the last of the old file
+                    rest = b""  # a record cut short (a failed write) is not glued on
+                    os.close(fd)
+                    fd = following
+                    take(_read_all(fd))
+            lines, pending[:] = list(pending), []
+            if tail is not None:
+                lines = tail_records(lines, tail)
+                tail = None
+            out = format_records(lines, timestamps)
+            if out:
+                yield out
+            if finished:
+                return
+            # The pod's change future is shared by every waiter: wait on it, never cancel it.
+            await asyncio.wait({wake, changed()}, return_when=asyncio.FIRST_COMPLETED)
+            if wake.done():
+                wake = loop.create_future()
     finally:
+        if fd >= 0:
+            os.close(fd)
         if notify.fd >= 0:
             loop.remove_reader(notify.fd)
         notify.close()
+
+
+def _ident(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def _next_file(path: Path, fd: int, finished: bool) -> int | None:
+    """An fd of the file after the one `fd` reads, once it is time to go on to it: `fd`'s
+    file has been rotated and the next has data (or the instance is done). None to stay."""
+    ident = _ident(fd)
+    try:
+        st = os.stat(path)
+        if (st.st_dev, st.st_ino) == ident:
+            return None  # still the current file: the common case, one stat
+    except FileNotFoundError:
+        pass  # between a rotation's rename and link
+    files = [*rotated_logs(path), path]
+    after = files  # ours was deleted (the oldest go first): every file left is newer
+    for i, name in enumerate(files):
+        try:
+            st = os.stat(name)
+        except FileNotFoundError:
+            continue
+        if (st.st_dev, st.st_ino) == ident:
+            after = files[i + 1 :]
+            break
+    for name in after:
+        try:
+            following = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        if finished or os.fstat(following).st_size > 0:
+            return following
+        os.close(following)
+        return None
+    return None
 
 
 def _read_all(fd: int) -> bytes:

@@ -50,6 +50,7 @@ from .lifecycle import (
     StopPod,
     StopSandbox,
 )
+from .logrotate import LogRotation, rotate
 from .logs import read_log
 from .network import Network, NetworkConfig, PodAddress
 from .podview import render_pod
@@ -438,8 +439,10 @@ class Runtime:
         images: ImageStore | None = None,
         pool_size: int = 2,
         infra_factory: bool = True,
+        log_rotation: LogRotation | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
+        self.log_rotation = log_rotation or LogRotation()
         self.store = store
         self.events = events
         self.node = node or socket.gethostname()
@@ -1174,6 +1177,7 @@ class Runtime:
                 mount_proc="mnt" in pod.namespaces.container and image is None,
                 fs=fs.plan.ops if fs.plan is not None else None,
                 cgroup_into=placement is not None and placement.clone_into,
+                log_max=self.log_rotation.max_size,
                 **ids,
             )
             pod.infra.send(frame, (log_fd, *(placement.fds if placement else ())))
@@ -1267,6 +1271,9 @@ class Runtime:
     # -- reports from the infra --------------------------------------------------------------
 
     def _on_report(self, pod: Pod, report: Report) -> None:
+        if report[0] == "log_full":
+            self._rotate_log(pod, report[1])
+            return
         if pod.key in self._refills:
             self.loop.call_soon(self._refill_after, pod.key)
         kind, instance = report[0], report[1] if len(report) > 1 else 0
@@ -1321,6 +1328,30 @@ class Runtime:
             log.warning("pod %s: unknown report %r", pod.key, report)
             return
         self._apply(pod, events, t)
+
+    def _rotate_log(self, pod: Pod, instance: int) -> None:
+        """LOG_FULL from the infra: rotate the running instance's log (logrotate.py) and
+        send it the new file. A report about a file already rotated (one a new supd hears
+        again) finds the new file small and is let be. On failure infra goes on writing the
+        old file: nothing is lost, the log only grows."""
+        name = pod.instances.get(instance)
+        policy = self.log_rotation
+        if name is None or pod.infra is None or not policy.max_size or not pod.logs.get(name):
+            return
+        if pod.status.container(name).instance != instance:
+            return
+        path = pod.logs[name][-1]
+        try:
+            if os.stat(path).st_size < policy.max_size:
+                return
+            fd = rotate(path, policy.max_files, time.time_ns())
+        except OSError as e:
+            log.warning("pod %s: rotate the log of container %s: %s", pod.key, name, e)
+            return
+        try:
+            pod.infra.send(_native.encode_reopen(instance), (fd,))
+        finally:
+            os.close(fd)
 
     def _container_gone(self, pod: Pod, name: str, instance: int) -> None:
         """An instance ended (or never started): stop its probes, wake who waits for it."""

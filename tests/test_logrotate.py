@@ -1,0 +1,265 @@
+"""Container log rotation: the names, rotate() on real files, reading and following across
+rotated files (a simulated writer that behaves as infra does), then real pods whose logs
+rotate under a real supd, `supctl logs`, `supd run` and the flags."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import select
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SUPD, Supd, finish_supd, require_root
+
+from supervisor import inotify
+from supervisor.logrotate import parse_max_files, parse_max_size, rotate
+from supervisor.logs import (
+    follow_log,
+    format_rotated_suffix,
+    parse_rotated_suffix,
+    read_log,
+    rotated_logs,
+)
+
+TS = "2026-12-02T03:00:00.000000000Z"
+
+
+def records(first: int, last: int) -> bytes:
+    return b"".join(f"{TS} stdout F {i}\n".encode() for i in range(first, last + 1))
+
+
+def numbers(text: str | bytes) -> list[int]:
+    if isinstance(text, bytes):
+        text = text.decode()
+    return [int(x) for x in text.splitlines()]
+
+
+def open_append(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+# -- flags and names ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("10Mi", 10 << 20), ("64Ki", 65536), ("1G", 10**9), ("0", 0), ("1024", 1024)],
+)
+def test_max_size_quantities(text: str, value: int) -> None:
+    assert parse_max_size(text) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("10Q", "not a quantity of bytes"),
+        ("ten", "not a quantity of bytes"),
+        ("512", "below the minimum of 1Ki"),
+        ("-1Mi", "below the minimum"),
+        ("1e30", "out of range"),
+    ],
+)
+def test_max_size_rejects(text: str, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        parse_max_size(text)
+
+
+def test_max_files() -> None:
+    assert parse_max_files("2") == 2
+    assert parse_max_files("5") == 5
+    for text, error in (("1", "at least 2"), ("0", "at least 2"), ("x", "not a whole number")):
+        with pytest.raises(ValueError, match=error):
+            parse_max_files(text)
+
+
+def test_rotated_suffix_round_trip_and_order() -> None:
+    ns = 1_795_000_000_123_456_789
+    suffix = format_rotated_suffix(ns)
+    assert re.fullmatch(r"\.\d{8}-\d{6}\.\d{9}", suffix), suffix
+    assert parse_rotated_suffix(suffix) == ns
+    assert parse_rotated_suffix(".tmp") is None
+    assert parse_rotated_suffix(suffix + ".gz") is None
+    stamps = [ns - 10**9, ns - 1, ns, ns + 1, ns + 10**12]
+    assert sorted(format_rotated_suffix(t) for t in stamps) == [
+        format_rotated_suffix(t) for t in stamps
+    ]
+
+
+def test_flags_are_validated_with_the_flag_named(tmp_path: Path) -> None:
+    for args, needle in (
+        (["--container-log-max-size", "10Q"], "--container-log-max-size: '10Q' is not a quantity"),
+        (["--container-log-max-size", "100"], "below the minimum of 1Ki"),
+        (["--container-log-max-files", "1"], "--container-log-max-files: 1 must be at least 2"),
+    ):
+        for prefix in ([], ["run", str(tmp_path / "none.yaml")]):
+            res = subprocess.run(
+                [SUPD, *prefix, "--socket", str(tmp_path / "s"), *args]
+                if not prefix
+                else [SUPD, *prefix, *args],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert res.returncode == 2, res
+            assert needle in res.stderr, res.stderr
+    assert not (tmp_path / "s").exists()
+
+
+# -- rotate() and read_log on files ------------------------------------------------------------
+
+
+def test_rotate_keeps_max_files_and_names_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "0.log"
+    fd = open_append(path)
+    ns = 1_795_000_000_000_000_000
+    written = 0
+    for n in range(6):
+        os.write(fd, records(written + 1, written + 10))
+        written += 10
+        os.close(fd)
+        # The same nanosecond twice: names stay unique and in rotation order.
+        fd = rotate(path, 3, ns if n < 2 else ns + n)
+        files = [*rotated_logs(path), path]
+        assert len(files) == min(n + 2, 3)
+        assert os.fstat(fd).st_ino == path.stat().st_ino and path.stat().st_size == 0
+    os.write(fd, records(61, 65))
+    os.close(fd)
+    assert sorted(tmp_path.iterdir()) == sorted(files)  # nothing else: no temporary left
+    assert numbers(read_log(path)) == list(range(41, 66))
+    assert numbers(read_log(path, tail=7)) == list(range(59, 66))
+    assert numbers(read_log(path, tail=25)) == list(range(41, 66))
+    assert read_log(path, tail=0) == b""
+    assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+def test_rotate_failure_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "0.log"
+    rotated = path.with_name("0.log" + format_rotated_suffix(10**18))
+    rotated.write_bytes(records(1, 3))
+    with pytest.raises(FileNotFoundError):
+        rotate(path, 5, 10**18)  # no current file to rename
+    assert list(tmp_path.iterdir()) == [rotated]  # and no new file left behind
+
+
+def test_read_log_while_the_current_file_was_just_renamed(tmp_path: Path) -> None:
+    """Between a rotation's rename and link there is no current file: the newest rotated
+    one is it."""
+    path = tmp_path / "0.log"
+    older = path.with_name("0.log" + format_rotated_suffix(10**18))
+    newest = path.with_name("0.log" + format_rotated_suffix(10**18 + 1))
+    older.write_bytes(records(1, 5))
+    newest.write_bytes(records(6, 8))
+    assert numbers(read_log(path)) == list(range(1, 9))
+    assert numbers(read_log(path, tail=4)) == list(range(5, 9))
+
+
+# -- following across rotations, with a writer that behaves as infra does ----------------------
+
+
+class Writer:
+    """infra and supd in miniature: records go to the fd infra holds; a rotation gives a
+    new fd that infra takes only at `reopen()` (until then it writes the renamed file)."""
+
+    def __init__(self, path: Path, max_files: int) -> None:
+        self.path, self.max_files = path, max_files
+        self.fd = open_append(path)
+        self.pending: int | None = None
+        self.next = 1
+
+    def write(self, count: int) -> int:
+        os.write(self.fd, records(self.next, self.next + count - 1))
+        self.next += count
+        return self.next - 1
+
+    def rotate(self) -> None:
+        assert self.pending is None
+        self.pending = rotate(self.path, self.max_files, time.time_ns())
+
+    def reopen(self) -> None:
+        assert self.pending is not None
+        os.close(self.fd)
+        self.fd, self.pending = self.pending, None
+
+    def close(self) -> None:
+        for fd in (self.fd, self.pending):
+            if fd is not None:
+                os.close(fd)
+
+
+def test_follow_across_rotations_in_order(tmp_path: Path) -> None:
+    async def main() -> list[int]:
+        loop = asyncio.get_running_loop()
+        writer = Writer(tmp_path / "0.log", max_files=50)
+        writer.write(5)  # there before the follower: all of it comes (no --tail)
+        finished = False
+        changed: asyncio.Future[None] = loop.create_future()
+        seen: list[int] = []
+        progress = asyncio.Event()
+
+        async def follow() -> None:
+            async for chunk in follow_log(
+                writer.path, done=lambda: finished, changed=lambda: changed
+            ):
+                seen.extend(numbers(chunk))
+                progress.set()
+
+        async def until(last: int) -> None:
+            while not seen or seen[-1] < last:
+                progress.clear()
+                await asyncio.wait_for(progress.wait(), 10)
+
+        task = loop.create_task(follow())
+        try:
+            await until(5)
+            writer.rotate()
+            await until(writer.write(3))  # infra still writes the renamed file: it is read
+            writer.reopen()
+            await until(writer.write(4))
+            # A burst with the follower away: three rotations, old files written after
+            # their rename, and a REOPEN each, all before the follower runs again.
+            for _ in range(3):
+                writer.write(2)
+                writer.rotate()
+                writer.write(2)
+                writer.reopen()
+            await until(writer.write(1))
+            # Rotated, and the instance ends before the new file has a record.
+            writer.rotate()
+            last = writer.write(2)
+            finished = True
+            changed.set_result(None)
+            await asyncio.wait_for(task, 10)
+            assert seen[-1] == last
+            return seen
+        finally:
+            task.cancel()
+            writer.close()
+
+    assert asyncio.run(main()) == list(range(1, 28))
+
+
+def test_follow_with_tail_starts_in_an_older_file(tmp_path: Path) -> None:
+    async def main() -> bytes:
+        writer = Writer(tmp_path / "0.log", max_files=5)
+        writer.write(10)
+        writer.rotate()
+        writer.reopen()
+        writer.write(3)
+        writer.close()
+        out = b""
+        async for chunk in follow_log(
+            writer.path,
+            done=lambda: True,
+            changed=asyncio.get_running_loop().create_future,
+            tail=5,
+        ):
+            out += chunk
+        return out
+
+    assert numbers(asyncio.run(main())) == [9, 10, 11, 12, 13]
