@@ -21,11 +21,11 @@
 #             with exactly three fds in SCM_RIGHTS: the process's stdin, stdout and stderr
 #             (with EXEC_TTY, the same pty slave three times: it becomes the controlling tty).
 #   EXEC_SIGNAL  header (eid), u32 signo, u32 flags (SIGNAL_GROUP)
-#   REOPEN    header (cid), sent with exactly one fd: the container's new log file
-#             (O_WRONLY|O_APPEND). Infra writes the records after this frame there and
-#             closes the old one; a record is never split between the two files. For no
-#             such container, or without exactly one fd, the fds are closed and nothing
-#             changes.
+#   REOPEN    header (cid), supd's answer to LOG_FULL. With one fd, the container's new
+#             log file (O_WRONLY|O_APPEND): infra writes the records after this frame
+#             there and closes the old one; a record is never split between two files.
+#             With none: go on in the same file, counted from zero (supd could not rotate
+#             it). For no such container, or more fds, the fds are closed.
 # infra -> supd
 #   STARTED       header, i32 pid, u32 0, i64 time_ns
 #   START_FAILED  header, u32 step, i32 errno
@@ -37,7 +37,9 @@
 #   LOG_FULL      header, u64 bytes: the container's log file holds `bytes` >= its
 #                 log_max. Sent once per file (the next after a REOPEN), and again to a
 #                 supd that (re)attaches while the file is still over: supd rotates it
-#                 and answers with REOPEN.
+#                 and answers with REOPEN. At INFRA_LOG_PAUSE * log_max bytes, while
+#                 supd is connected, infra stops reading the container's output until
+#                 the REOPEN (the writer blocks on its full pipe; nothing is lost).
 
 cdef enum:
     FRAME_HEADER_SIZE = 8

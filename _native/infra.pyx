@@ -280,11 +280,33 @@ cdef ssize_t relay_once(int i, bint is_stderr) noexcept nogil:
 cdef void check_log_size(int i) noexcept nogil:
     """LOG_FULL once the log passes its limit: once per file, supd answers with REOPEN.
     Until then every record still goes to this file: nothing is lost while supd rotates
-    (or is away)."""
+    (or is away). A writer faster than supd's answer is held back rather than the file let
+    grow: at INFRA_LOG_PAUSE times the limit, with supd there to answer, infra stops
+    reading the container's pipes (they fill, and its writes block) until the REOPEN."""
     cdef container_slot *s = &INFRA.slots[i]
-    if s.log_max and not s.log_reported and s.log_bytes >= s.log_max and s.log_fd >= 0:
+    if not s.log_max or s.log_fd < 0 or s.log_bytes < s.log_max:
+        return
+    if not s.log_reported:
         s.log_reported = True
         queue_report(REPORT_LOG_FULL, s.cid, 0, 0, <int64_t>s.log_bytes)
+    if (not s.log_paused and INFRA.conn >= 0
+            and s.log_bytes >= INFRA_LOG_PAUSE * s.log_max):
+        pause_streams(i, True)
+
+
+cdef void pause_streams(int i, bint paused) noexcept nogil:
+    """Take a container's pipes out of the epoll set (events 0: still registered) or put
+    them back. Level-triggered: unread data wakes the loop again once they are back."""
+    cdef container_slot *s = &INFRA.slots[i]
+    cdef system.epoll_event ev
+    s.log_paused = paused
+    ev.events = 0 if paused else system.EPOLLIN
+    if s.out_fd >= 0:
+        ev.data.u64 = (<uint64_t>EV_STDOUT << 32) | <uint32_t>i
+        system.epoll_ctl(INFRA.epfd, system.EPOLL_CTL_MOD, s.out_fd, &ev)
+    if s.err_fd >= 0:
+        ev.data.u64 = (<uint64_t>EV_STDERR << 32) | <uint32_t>i
+        system.epoll_ctl(INFRA.epfd, system.EPOLL_CTL_MOD, s.err_fd, &ev)
 
 
 cdef uint64_t file_size(int fd) noexcept nogil:
@@ -312,10 +334,15 @@ cdef void drain(int i) noexcept nogil:
 cdef void drop_conn() noexcept nogil:
     """supd went away (or is being replaced): infra keeps running its containers and keeps
     reports until a connection is accepted on the listening socket."""
+    cdef int i
     if INFRA.conn >= 0:
         system.close(INFRA.conn)
         INFRA.conn = -1
         INFRA.conn_out_armed = False
+    # No REOPEN can come now: held-back containers go on, into the full files.
+    for i in range(INFRA_MAX_CONTAINERS):
+        if INFRA.slots[i].state != SLOT_FREE and INFRA.slots[i].log_paused:
+            pause_streams(i, False)
 
 
 cdef int send_frame(const char *buf, size_t n) noexcept nogil:
@@ -529,7 +556,7 @@ cdef bint start_container_with(size_t n, int logfd, const int *cgroup_fds,
     s.log_fd = logfd
     s.log_max = req.log_max
     s.log_bytes = file_size(logfd)
-    s.log_reported = False
+    s.log_reported = s.log_paused = False
     s.pidfd = res.pidfd
     s.clone_flags = req.clone_flags
     s.id_flags = req.flags & (START_SET_UID | START_SET_GID | START_SET_GROUPS)
@@ -552,10 +579,11 @@ cdef bint start_container_with(size_t n, int logfd, const int *cgroup_fds,
 
 
 cdef void reopen_log(size_t n, const int *fds, int nfds) noexcept nogil:
-    """REOPEN: the container's log goes on in fds[0] (supd rotated the old file). Frames
-    are handled between reads, so the swap falls between two records. Also for an exited
-    container whose pipes are still open (a grandchild writes): its records are still
-    coming. A REOPEN for no such container, or without exactly one fd, closes the fds."""
+    """REOPEN: with one fd, the container's log goes on in it (supd rotated the old file);
+    with none, in the same file, counted from zero again (supd could not rotate it: the
+    next LOG_FULL comes after another log_max bytes). Frames are handled between reads, so
+    a swap falls between two records. Also for an exited container whose pipes are still
+    open (a grandchild writes). For no such container, or more fds, the fds are closed."""
     cdef int i, k
     cdef uint32_t cid = get_u32(RECV_BUF + 4)
     cdef container_slot *s
@@ -565,14 +593,19 @@ cdef void reopen_log(size_t n, const int *fds, int nfds) noexcept nogil:
             if INFRA.slots[k].state == SLOT_EXITED and INFRA.slots[k].cid == cid:
                 i = k
                 break
-    if n != REOPEN_SIZE or nfds != 1 or i < 0 or INFRA.slots[i].log_fd < 0:
+    if n != REOPEN_SIZE or nfds > 1 or i < 0 or INFRA.slots[i].log_fd < 0:
         close_recv_fds(nfds)
         return
     s = &INFRA.slots[i]
-    system.close(s.log_fd)
-    s.log_fd = fds[0]
-    s.log_bytes = file_size(fds[0])
+    if nfds == 1:
+        system.close(s.log_fd)
+        s.log_fd = fds[0]
+        s.log_bytes = file_size(fds[0])
+    else:
+        s.log_bytes = 0
     s.log_reported = False
+    if s.log_paused:
+        pause_streams(i, False)
     check_log_size(i)
 
 
@@ -1016,7 +1049,7 @@ cdef int infra_setup(infra_cfg *cfg) noexcept nogil:
         INFRA.slots[i].state = SLOT_FREE
         INFRA.slots[i].out_fd = INFRA.slots[i].err_fd = INFRA.slots[i].log_fd = -1
         INFRA.slots[i].log_max = INFRA.slots[i].log_bytes = 0
-        INFRA.slots[i].log_reported = False
+        INFRA.slots[i].log_reported = INFRA.slots[i].log_paused = False
         INFRA.slots[i].pidfd = -1
         INFRA.slots[i].n_cgroup = 0
     for i in range(INFRA_MAX_EXECS):
@@ -1062,8 +1095,10 @@ cdef void infra_loop() noexcept nogil:
             elif kind == EV_LISTEN:
                 serve_listen()
             elif kind == EV_STDOUT or kind == EV_STDERR:
-                # Level-triggered: one read per wakeup keeps the streams fair.
-                relay_once(<int>index, kind == EV_STDERR)
+                # Level-triggered: one read per wakeup keeps the streams fair. Not from a
+                # stream paused by an earlier event of this batch.
+                if not INFRA.slots[index].log_paused:
+                    relay_once(<int>index, kind == EV_STDERR)
         if INFRA.shutting_down and INFRA.running == 0 and INFRA.exec_running == 0:
             infra_exit()
 

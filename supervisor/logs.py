@@ -22,6 +22,9 @@ from pathlib import Path
 from .inotify import IN_CLOSE_WRITE, IN_CREATE, IN_MODIFY, IN_MOVED_TO, Inotify
 
 READ_CHUNK = 1 << 16
+# What a follower reads before it lets the loop run: a writer as fast as the reader would
+# otherwise keep it reading, and supd's loop (which also rotates that log) stalled.
+FOLLOW_BUDGET = 1 << 20
 # kubelet's rotated-log suffix is "20060102-150405"; nanoseconds make a fast writer's names
 # unique, and the fixed width keeps the names in rotation order when sorted.
 _ROTATED = re.compile(r"^\.(\d{8}-\d{6})\.(\d{9})$")
@@ -157,9 +160,11 @@ async def follow_log(
     exited) and the files are read to their end. Wakes on inotify for the log's directory
     (writes, and the files a rotation renames and links) and on `changed()` for the pod.
 
-    A rotated file is left for the next one only once that one has data or the instance is
-    done: infra writes the old file until supd's REOPEN reaches it and never after, so the
-    old file is complete by then and nothing is read out of order."""
+    The follower holds an fd of each file from the one it reads to the newest (opened as
+    soon as a rotation shows), so a file deleted before it is read is still read. It goes
+    on to the next only once that one has data or the instance is done: infra writes the
+    old file until supd's REOPEN reaches it and never after, so the old file is complete
+    by then and nothing is read out of order."""
     loop = asyncio.get_running_loop()
     notify = Inotify()
     wake: asyncio.Future[None] = loop.create_future()
@@ -177,33 +182,42 @@ async def follow_log(
         rest = lines.pop()  # an incomplete record waits for its newline
         pending.extend(lines)
 
-    fd = -1
+    files: list[int] = []  # the file being read first, then the newer ones
     try:
         notify.add_watch(path.parent, IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO)
         loop.add_reader(notify.fd, on_inotify)
         while True:
             finished = done()  # read before draining: no exit can slip in between
-            if fd < 0:
-                fds = open_log(path)  # after the watch: no change can slip in between
-                for older in fds[:-1]:
-                    take(_read_all(older))
-                    os.close(older)
-                fd = fds[-1] if fds else -1
-            if fd >= 0:
-                take(_read_all(fd))
-                while (following := _next_file(path, fd, finished)) is not None:
-                    take(_read_all(fd))  # the last of the old file
+            if not files:
+                files = open_log(path)  # after the watch: no change can slip in between
+                if tail is not None:  # all there is now, for a --tail across the files
+                    for fd in files[:-1]:
+                        take(_read_all(fd))
+                        os.close(fd)
+                    del files[:-1]
+            more = False
+            if files:
+                _open_newer(path, files)
+                data = _read_all(files[0], FOLLOW_BUDGET)
+                more = len(data) >= FOLLOW_BUDGET
+                take(data)
+                while not more and len(files) > 1 and (finished or _size(files[1]) > 0):
+                    take(_read_all(files[0]))  # the last of the old file
                     rest = b""  # a record cut short (a failed write) is not glued on
-                    os.close(fd)
-                    fd = following
-                    take(_read_all(fd))
+                    os.close(files.pop(0))
+                    data = _read_all(files[0], FOLLOW_BUDGET)
+                    more = len(data) >= FOLLOW_BUDGET
+                    take(data)
             lines, pending[:] = list(pending), []
-            if tail is not None:
+            if tail is not None and files:
                 lines = tail_records(lines, tail)
                 tail = None
             out = format_records(lines, timestamps)
             if out:
                 yield out
+            if more:
+                await asyncio.sleep(0)  # let the loop run, then read on: no wait for inotify
+                continue
             if finished:
                 return
             # The pod's change future is shared by every waiter: wait on it, never cancel it.
@@ -211,11 +225,15 @@ async def follow_log(
             if wake.done():
                 wake = loop.create_future()
     finally:
-        if fd >= 0:
+        for fd in files:
             os.close(fd)
         if notify.fd >= 0:
             loop.remove_reader(notify.fd)
         notify.close()
+
+
+# The most files a follower holds open ahead of the one it reads.
+FOLLOW_MAX_FILES = 64
 
 
 def _ident(fd: int) -> tuple[int, int]:
@@ -223,40 +241,49 @@ def _ident(fd: int) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def _next_file(path: Path, fd: int, finished: bool) -> int | None:
-    """An fd of the file after the one `fd` reads, once it is time to go on to it: `fd`'s
-    file has been rotated and the next has data (or the instance is done). None to stay."""
-    ident = _ident(fd)
+def _size(fd: int) -> int:
+    return os.fstat(fd).st_size
+
+
+def _open_newer(path: Path, files: list[int]) -> None:
+    """Append fds of the files newer than files[-1] once it has been rotated: one stat when
+    it has not (the common case)."""
+    ident = _ident(files[-1])
     try:
         st = os.stat(path)
         if (st.st_dev, st.st_ino) == ident:
-            return None  # still the current file: the common case, one stat
+            return
     except FileNotFoundError:
         pass  # between a rotation's rename and link
-    files = [*rotated_logs(path), path]
-    after = files  # ours was deleted (the oldest go first): every file left is newer
-    for i, name in enumerate(files):
+    names = [*rotated_logs(path), path]
+    idents: list[tuple[int, int] | None] = []
+    for name in names:
         try:
             st = os.stat(name)
         except FileNotFoundError:
+            idents.append(None)
             continue
-        if (st.st_dev, st.st_ino) == ident:
-            after = files[i + 1 :]
-            break
-    for name in after:
+        idents.append((st.st_dev, st.st_ino))
+    # Not there: it was deleted (the oldest go first), and every file left is newer.
+    start = idents.index(ident) + 1 if ident in idents else 0
+    for name, seen in zip(names[start:], idents[start:], strict=True):
+        if seen is None or len(files) > FOLLOW_MAX_FILES:
+            continue
         try:
-            following = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             continue
-        if finished or os.fstat(following).st_size > 0:
-            return following
-        os.close(following)
-        return None
-    return None
+        if _ident(fd) != seen:  # rotated again meanwhile: the rest at the next wakeup
+            os.close(fd)
+            return
+        files.append(fd)
 
 
-def _read_all(fd: int) -> bytes:
+def _read_all(fd: int, budget: int = -1) -> bytes:
+    """To EOF, or until `budget` bytes are read (-1: no budget)."""
     parts = []
-    while chunk := os.read(fd, READ_CHUNK):
+    total = 0
+    while (budget < 0 or total < budget) and (chunk := os.read(fd, READ_CHUNK)):
         parts.append(chunk)
+        total += len(chunk)
     return b"".join(parts)

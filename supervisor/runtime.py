@@ -1330,28 +1330,35 @@ class Runtime:
         self._apply(pod, events, t)
 
     def _rotate_log(self, pod: Pod, instance: int) -> None:
-        """LOG_FULL from the infra: rotate the running instance's log (logrotate.py) and
-        send it the new file. A report about a file already rotated (one a new supd hears
-        again) finds the new file small and is let be. On failure infra goes on writing the
-        old file: nothing is lost, the log only grows."""
+        """LOG_FULL from the infra: rotate the instance's log (logrotate.py) and send the
+        new file in a REOPEN. Every LOG_FULL gets its REOPEN, without a file when there is
+        nothing to rotate (a report heard twice across a supd restart finds the new file
+        small) or rotation failed: infra then goes on in the old file (it may be holding the
+        container's output back until the answer) and says LOG_FULL again later."""
+        if pod.infra is None:
+            return
+        fd = self._rotated_log(pod, instance)
+        try:
+            pod.infra.send(_native.encode_reopen(instance), (fd,) if fd >= 0 else ())
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    def _rotated_log(self, pod: Pod, instance: int) -> int:
         name = pod.instances.get(instance)
         policy = self.log_rotation
-        if name is None or pod.infra is None or not policy.max_size or not pod.logs.get(name):
-            return
+        if name is None or not policy.max_size or not pod.logs.get(name):
+            return -1
         if pod.status.container(name).instance != instance:
-            return
+            return -1
         path = pod.logs[name][-1]
         try:
             if os.stat(path).st_size < policy.max_size:
-                return
-            fd = rotate(path, policy.max_files, time.time_ns())
+                return -1
+            return rotate(path, policy.max_files, time.time_ns())
         except OSError as e:
             log.warning("pod %s: rotate the log of container %s: %s", pod.key, name, e)
-            return
-        try:
-            pod.infra.send(_native.encode_reopen(instance), (fd,))
-        finally:
-            os.close(fd)
+            return -1
 
     def _container_gone(self, pod: Pod, name: str, instance: int) -> None:
         """An instance ended (or never started): stop its probes, wake who waits for it."""

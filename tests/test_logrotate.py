@@ -263,3 +263,215 @@ def test_follow_with_tail_starts_in_an_older_file(tmp_path: Path) -> None:
         return out
 
     assert numbers(asyncio.run(main())) == [9, 10, 11, 12, 13]
+
+
+# -- real pods under a real supd ---------------------------------------------------------------
+
+
+@pytest.fixture
+def rotating(tmp_path: Path) -> Iterator[Any]:
+    """A factory of supd daemons with the given log rotation flags."""
+    require_root()
+    made: list[tuple[Supd, Path]] = []
+
+    def make(max_size: str, max_files: int) -> Supd:
+        home = tmp_path / f"supd{len(made)}"
+        home.mkdir()
+        d = Supd(socket=home / "supd.sock", state_dir=home / "state")
+        d.start("--container-log-max-size", max_size, "--container-log-max-files", str(max_files))
+        made.append((d, home))
+        return d
+
+    yield make
+    for d, home in made:
+        finish_supd(d, home)
+
+
+def writer_pod(name: str, script: str, restart: str = "Never") -> str:
+    return (
+        f"apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n"
+        f"  restartPolicy: {restart}\n  terminationGracePeriodSeconds: 1\n"
+        f"  containers:\n  - name: c\n    command: [sh, -c, {script!r}]\n"
+    )
+
+
+def log_dir(d: Supd, pod: str) -> Path:
+    (found,) = (d.state_dir / "pods").glob(f"default_{pod}_*/c")
+    return found
+
+
+def cri_numbers(files: list[Path]) -> list[int]:
+    lines = cri_text(files)
+    assert all(lines), lines
+    return [int(x) for x in lines]
+
+
+def cri_text(files: list[Path]) -> list[str]:
+    """The numbered lines of a sequence of CRI log files: every record valid, partial
+    records (P) joined to their line, also across a file boundary (infra swaps files between
+    two reads, as containerd's log reopen does). The first may be the end of a line whose
+    start was in a deleted file."""
+    out: list[str] = []
+    part = ""
+    for path in files:
+        data = path.read_text()
+        assert not data or data.endswith("\n"), f"{path.name} ends in the middle of a record"
+        for line in data.splitlines():
+            ts, stream, tag, message = line.split(" ", 3)
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", ts), line
+            assert stream == "stdout" and tag in ("F", "P"), line
+            part += message
+            if tag == "F":
+                out.append(part)
+                part = ""
+    assert part == "", "the log ends in a partial line"
+    return out
+
+
+class DirWatch:
+    """Every entry created, renamed or removed in a directory, to check a bound that must
+    hold at every moment and not only at the end."""
+
+    EVENTS = 0x100 | 0x200 | 0x40 | 0x80  # IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO
+
+    def __init__(self, directory: Path) -> None:
+        self.watch = inotify.Inotify()
+        self.watch.add_watch(directory, self.EVENTS)
+        self.names = {p.name for p in directory.iterdir()}
+        self.most = len(self.names)
+
+    def drain(self) -> None:
+        while select.select([self.watch.fd], [], [], 0)[0]:
+            for _wd, mask, name in self.watch.read():
+                assert not mask & 0x4000, "inotify queue overflowed"
+                if mask & (0x100 | 0x80):
+                    self.names.add(name.decode())
+                else:
+                    self.names.discard(name.decode())
+                self.most = max(self.most, len(self.names))
+
+    def close(self) -> None:
+        self.watch.close()
+
+
+def test_a_fast_writer_keeps_max_files_and_a_contiguous_tail(rotating: Any, tmp_path: Path) -> None:
+    d = rotating("64Ki", 3)
+    fifo = tmp_path / "go"
+    os.mkfifo(fifo)
+    d.apply(writer_pod("fast", f"read x < {fifo}; seq 1 300000"))
+    d.wait("fast", "condition=Ready")
+    directory = log_dir(d, "fast")
+    watch = DirWatch(directory)
+    try:
+        os.close(os.open(fifo, os.O_WRONLY))  # go
+        done = d.watch_until("fast", lambda p: p["status"]["phase"] == "Succeeded", timeout=120)
+        assert done["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+        watch.drain()
+    finally:
+        watch.close()
+    files = sorted(directory.iterdir())
+    names = [p.name for p in files]
+    assert names[0] == "0.log" and len(names) == 3, names
+    assert all(re.fullmatch(r"0\.log\.\d{8}-\d{6}\.\d{9}", n) for n in names[1:]), names
+    assert watch.most <= 3, f"{watch.most} files at once"
+    kept = [*files[1:], files[0]]  # oldest first, current last
+    assert all(p.stat().st_size for p in kept[:-1]), "a rotated file is empty"
+    first, *rest = cri_text(kept)
+    whole = [int(x) for x in rest]
+    # Contiguous across every file boundary, ending with the last line: the older files
+    # are gone by design, nothing else is. The first line may be the end of one cut by a
+    # rotation (its start went with a deleted file).
+    assert whole == list(range(whole[0], 300001)), "a gap or a duplicate"
+    assert str(whole[0] - 1).endswith(first) and whole[0] > 2
+    # Rotated once over the limit, not before; and infra holds a writer faster than supd's
+    # rotation back at twice the limit, so a file has one read's records over that at most
+    # (32 KiB of output as records of lines of 1 byte and more).
+    sizes = [p.stat().st_size for p in kept[:-1]]
+    assert all(64 * 1024 <= size < 2 * 64 * 1024 + 32768 + 41 * 16384 for size in sizes), sizes
+
+    tail = len(rest) - 3  # into the oldest kept file: it holds far more than 3 lines
+    assert tail > len(cri_text(kept[1:]))
+    out = d.ctl("logs", "fast", "--tail", str(tail)).stdout
+    assert numbers(out) == list(range(300001 - tail, 300001))
+    assert d.ctl("logs", "fast").stdout.splitlines() == [first, *rest]
+    stamped = d.ctl("logs", "fast", "--tail", "2", "--timestamps").stdout.splitlines()
+    assert [line.split(" ")[1] for line in stamped] == ["299999", "300000"]
+
+
+def test_follow_sees_every_line_across_rotations(rotating: Any, tmp_path: Path) -> None:
+    d = rotating("128Ki", 100)  # nothing the follower must see is deleted
+    fifo = tmp_path / "go"
+    os.mkfifo(fifo)
+    d.apply(writer_pod("followed", f"read x < {fifo}; seq 1 100000"))
+    d.wait("followed", "condition=Ready")
+    follow = d.follow_logs("followed")
+    try:
+        os.close(os.open(fifo, os.O_WRONLY))
+        assert follow.stdout is not None
+        out = follow.stdout.read()  # to EOF: logs -f ends when the container does
+        assert follow.wait(timeout=60) == 0
+    finally:
+        follow.kill()
+        follow.wait()
+    assert numbers(out) == list(range(1, 100001))
+    rotated = rotated_logs(log_dir(d, "followed") / "0.log")
+    assert len(rotated) >= 2, "it did not rotate twice"
+
+
+def test_restart_and_previous_with_rotated_logs(rotating: Any, tmp_path: Path) -> None:
+    d = rotating("16Ki", 2)
+    marker = tmp_path / "ran-once"
+    script = (
+        f"if [ -e {marker} ]; then seq 1 50; exec sleep 1000; fi; "
+        f"touch {marker}; seq 1 100000; exit 3"
+    )
+    d.apply(writer_pod("again", script, restart="OnFailure"))
+    d.watch_until(
+        "again",
+        lambda p: (
+            (p["status"].get("containerStatuses") or [{}])[0].get("restartCount") == 1
+            and "running" in p["status"]["containerStatuses"][0]["state"]
+        ),
+    )
+    follow = d.follow_logs("again")  # instance 2 writes 50 lines and sleeps
+    try:
+        assert follow.stdout is not None
+        assert [follow.stdout.readline() for _ in range(50)] == [f"{i}\n" for i in range(1, 51)]
+    finally:
+        follow.kill()
+        follow.wait()
+    directory = log_dir(d, "again")
+    assert numbers(d.ctl("logs", "again").stdout) == list(range(1, 51))
+    first, *rest = d.ctl("logs", "again", "--previous").stdout.splitlines()
+    previous = [int(x) for x in rest]  # the first may be the end of a line cut by rotation
+    assert previous == list(range(previous[0], 100001)) and str(previous[0] - 1).endswith(first)
+    assert numbers(d.ctl("logs", "again", "--previous", "--tail", "3").stdout) == [
+        99998,
+        99999,
+        100000,
+    ]
+    names = sorted(p.name for p in directory.iterdir())
+    # Instance 0's files, at most 2, and instance 1's own.
+    assert len(names) == 3 and names[0] == "0.log" and names[2] == "1.log", names
+    assert re.fullmatch(r"0\.log\.\d{8}-\d{6}\.\d{9}", names[1]), names
+
+
+def test_supd_run_prints_every_line_across_rotations(tmp_path: Path) -> None:
+    require_root()
+    manifest = tmp_path / "pod.yaml"
+    state = tmp_path / "state"
+    # The container counts the rotated files at its end: supd run removes its pods.
+    manifest.write_text(writer_pod("run", f"seq 1 200000; ls {state}/pods/*/c | grep -c 'log[.]'"))
+    res = subprocess.run(
+        [
+            SUPD, "run", "--container-log-max-size", "16Ki", "--container-log-max-files", "1000",
+            "--state-dir", str(state), str(manifest),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    *lines, count = res.stdout.splitlines()
+    assert lines == [f"run/c | {i}" for i in range(1, 200001)]
+    assert int(count.removeprefix("run/c | ")) >= 2, "it did not rotate twice"
