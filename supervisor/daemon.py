@@ -206,7 +206,7 @@ class Api:
                     f'previous terminated container "{container}" in pod '
                     f'"{pod.spec.name}" not found'
                 )
-            await call.send({"data": read_log(paths[-2], tail=tail, timestamps=timestamps)})
+            await _send_log(call, read_log(paths[-2], tail=tail, timestamps=timestamps))
             return
         if not paths:
             st = pod.status.container(container)
@@ -216,7 +216,7 @@ class Api:
             )
         path = paths[-1]
         if not args.get("follow"):
-            await call.send({"data": read_log(path, tail=tail, timestamps=timestamps)})
+            await _send_log(call, read_log(path, tail=tail, timestamps=timestamps))
             return
         st = pod.status.container(container)
         instance = st.instance
@@ -391,3 +391,15 @@ def _top_row(then: Usage | None, now: Usage | None, elapsed: float) -> dict[str,
     if then is not None and now is not None and elapsed > 0:
         cpu = max(0, round((now.cpu_ns - then.cpu_ns) / (elapsed * 1e9) * 1000))
     return {"cpu_millis": cpu, "memory_bytes": now.memory_bytes if now is not None else None}
+
+
+# A log's output in stream frames of at most this much: with rotation an instance keeps up to
+# max-files x max-size of it, more than a reply frame may hold (protocol.MAX_REPLY_FRAME_SIZE).
+LOG_FRAME_DATA = 1 << 20
+
+
+async def _send_log(call: Call, data: bytes) -> None:
+    for start in range(0, len(data), LOG_FRAME_DATA):
+        await call.send({"data": data[start : start + LOG_FRAME_DATA]})
+    if not data:
+        await call.send({"data": b""})

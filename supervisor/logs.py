@@ -190,7 +190,8 @@ async def follow_log(
             finished = done()  # read before draining: no exit can slip in between
             if not files:
                 files = open_log(path)  # after the watch: no change can slip in between
-                if tail is not None:  # all there is now, for a --tail across the files
+                if tail is not None:  # what the --tail reaches of all there is now
+                    _drop_unreached(files, tail)
                     for fd in files[:-1]:
                         take(_read_all(fd))
                         os.close(fd)
@@ -230,6 +231,27 @@ async def follow_log(
         if notify.fd >= 0:
             loop.remove_reader(notify.fd)
         notify.close()
+
+
+def _drop_unreached(files: list[int], tail: int) -> None:
+    """Close the oldest of `files` that the last `tail` lines do not reach (counted from the
+    newest, so that `-f --tail 10` does not read every kept file in supd's loop), and
+    rewind the others, to be read from their start."""
+    if tail < 0:
+        return
+    count, first = 0, 0
+    for k in range(len(files) - 1, -1, -1):
+        for line in _read_all(files[k]).split(b"\n"):
+            rec = parse_record(line)
+            count += rec is not None and rec[2]
+        if count > tail:
+            first = k
+            break
+    for fd in files[:first]:
+        os.close(fd)
+    del files[:first]
+    for fd in files:
+        os.lseek(fd, 0, os.SEEK_SET)
 
 
 # The most files a follower holds open ahead of the one it reads.

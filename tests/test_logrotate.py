@@ -244,12 +244,17 @@ def test_follow_across_rotations_in_order(tmp_path: Path) -> None:
     assert asyncio.run(main()) == list(range(1, 28))
 
 
-def test_follow_with_tail_starts_in_an_older_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("tail", "expected"),
+    [(5, [19, 20, 21, 22, 23]), (2, [22, 23]), (3, [21, 22, 23]), (0, []), (50, range(1, 24))],
+)
+def test_follow_with_tail_across_files(tmp_path: Path, tail: int, expected: list[int]) -> None:
     async def main() -> bytes:
         writer = Writer(tmp_path / "0.log", max_files=5)
-        writer.write(10)
-        writer.rotate()
-        writer.reopen()
+        for count in (10, 10):
+            writer.write(count)
+            writer.rotate()
+            writer.reopen()
         writer.write(3)
         writer.close()
         out = b""
@@ -257,12 +262,12 @@ def test_follow_with_tail_starts_in_an_older_file(tmp_path: Path) -> None:
             writer.path,
             done=lambda: True,
             changed=asyncio.get_running_loop().create_future,
-            tail=5,
+            tail=tail,
         ):
             out += chunk
         return out
 
-    assert numbers(asyncio.run(main())) == [9, 10, 11, 12, 13]
+    assert numbers(asyncio.run(main())) == list(expected)
 
 
 # -- real pods under a real supd ---------------------------------------------------------------
@@ -475,3 +480,14 @@ def test_supd_run_prints_every_line_across_rotations(tmp_path: Path) -> None:
     *lines, count = res.stdout.splitlines()
     assert lines == [f"run/c | {i}" for i in range(1, 200001)]
     assert int(count.removeprefix("run/c | ")) >= 2, "it did not rotate twice"
+
+
+def test_logs_larger_than_a_reply_frame(rotating: Any) -> None:
+    """Kept rotated files can hold more than one protocol frame (16 MiB): the output comes
+    in several."""
+    d = rotating("8Mi", 5)
+    d.apply(writer_pod("big", "yes 0123456789012345678901234567890123456789 | head -n 500000"))
+    d.watch_until("big", lambda p: p["status"]["phase"] == "Succeeded", timeout=120)
+    assert len(rotated_logs(log_dir(d, "big") / "0.log")) >= 1  # and nothing deleted:
+    out = d.ctl("logs", "big").stdout  # 20.5 MB of output
+    assert out == "0123456789012345678901234567890123456789\n" * 500000
