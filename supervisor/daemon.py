@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from . import __version__
@@ -24,7 +25,7 @@ from .errors import (
 from .events import matches
 from .execs import ExecSession
 from .images import normalize
-from .logs import follow_log, read_log
+from .logs import follow_log, iter_log
 from .manifest import parse_pod
 from .runtime import Pod, Runtime
 from .spec import PodSpec
@@ -206,7 +207,7 @@ class Api:
                     f'previous terminated container "{container}" in pod '
                     f'"{pod.spec.name}" not found'
                 )
-            await _send_log(call, read_log(paths[-2], tail=tail, timestamps=timestamps))
+            await _send_log(call, iter_log(paths[-2], tail=tail, timestamps=timestamps))
             return
         if not paths:
             st = pod.status.container(container)
@@ -216,7 +217,7 @@ class Api:
             )
         path = paths[-1]
         if not args.get("follow"):
-            await _send_log(call, read_log(path, tail=tail, timestamps=timestamps))
+            await _send_log(call, iter_log(path, tail=tail, timestamps=timestamps))
             return
         st = pod.status.container(container)
         instance = st.instance
@@ -393,13 +394,13 @@ def _top_row(then: Usage | None, now: Usage | None, elapsed: float) -> dict[str,
     return {"cpu_millis": cpu, "memory_bytes": now.memory_bytes if now is not None else None}
 
 
-# A log's output in stream frames of at most this much: with rotation an instance keeps up to
-# max-files x max-size of it, more than a reply frame may hold (protocol.MAX_REPLY_FRAME_SIZE).
-LOG_FRAME_DATA = 1 << 20
-
-
-async def _send_log(call: Call, data: bytes) -> None:
-    for start in range(0, len(data), LOG_FRAME_DATA):
-        await call.send({"data": data[start : start + LOG_FRAME_DATA]})
-    if not data:
+async def _send_log(call: Call, pieces: Iterator[bytes]) -> None:
+    """A log's output in stream frames of at most about 1 MiB (logs.iter_log): with rotation
+    an instance keeps up to max-files x max-size of it, more than a reply frame may hold
+    (protocol.MAX_REPLY_FRAME_SIZE) and more than the loop should read at once."""
+    sent = False
+    for piece in pieces:
+        await call.send({"data": piece})
+        sent = True
+    if not sent:
         await call.send({"data": b""})

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +25,7 @@ READ_CHUNK = 1 << 16
 # What a follower reads before it lets the loop run: a writer as fast as the reader would
 # otherwise keep it reading, and supd's loop (which also rotates that log) stalled.
 FOLLOW_BUDGET = 1 << 20
+LOG_PIECE = 1 << 20  # what iter_log yields at a time, at most (about)
 # kubelet's rotated-log suffix is "20060102-150405"; nanoseconds make a fast writer's names
 # unique, and the fixed width keeps the names in rotation order when sorted.
 _ROTATED = re.compile(r"^\.(\d{8}-\d{6})\.(\d{9})$")
@@ -146,6 +147,31 @@ def read_log(path: Path, *, tail: int | None = None, timestamps: bool = False) -
         for fd in fds:
             os.close(fd)
     return format_records(tail_records(lines, tail), timestamps)
+
+
+def iter_log(path: Path, *, tail: int | None = None, timestamps: bool = False) -> Iterator[bytes]:
+    """read_log in pieces of at most about LOG_PIECE bytes, so that a caller can send each
+    and let its loop run between them: without `tail`, the files are read a piece at a
+    time rather than at once (an instance keeps up to max-files x max-size)."""
+    if tail is not None and tail >= 0:
+        data = read_log(path, tail=tail, timestamps=timestamps)
+        for start in range(0, len(data), LOG_PIECE):
+            yield data[start : start + LOG_PIECE]
+        return
+    fds = open_log(path)
+    try:
+        for fd in fds:
+            rest = b""
+            while chunk := os.read(fd, LOG_PIECE):
+                lines = (rest + chunk).split(b"\n")
+                rest = lines.pop()
+                if out := format_records(lines, timestamps):
+                    yield out
+            if rest:  # a record without its newline yet, as read_log has it
+                yield format_records([rest], timestamps)
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 async def follow_log(

@@ -20,8 +20,10 @@ from conftest import SUPD, Supd, finish_supd, require_root
 from supervisor import inotify
 from supervisor.logrotate import parse_max_files, parse_max_size, rotate
 from supervisor.logs import (
+    LOG_PIECE,
     follow_log,
     format_rotated_suffix,
+    iter_log,
     parse_rotated_suffix,
     read_log,
     rotated_logs,
@@ -157,6 +159,20 @@ def test_read_log_while_the_current_file_was_just_renamed(tmp_path: Path) -> Non
     newest.write_bytes(records(6, 8))
     assert numbers(read_log(path)) == list(range(1, 9))
     assert numbers(read_log(path, tail=4)) == list(range(5, 9))
+
+
+def test_iter_log_is_read_log_in_pieces(tmp_path: Path) -> None:
+    path = tmp_path / "0.log"
+    old = path.with_name("0.log" + format_rotated_suffix(10**18))
+    old.write_bytes(records(1, 40000))  # more than one piece
+    path.write_bytes(records(40001, 40010) + f"{TS} stdout P partial".encode())
+    pieces = list(iter_log(path))
+    assert len(pieces) > 1 and all(len(p) <= 2 * LOG_PIECE for p in pieces)
+    assert b"".join(pieces) == read_log(path)
+    assert read_log(path).endswith(b"40010\npartial")
+    assert b"".join(iter_log(path, tail=3, timestamps=True)) == read_log(
+        path, tail=3, timestamps=True
+    )
 
 
 # -- following across rotations, with a writer that behaves as infra does ----------------------
