@@ -3,7 +3,9 @@
 #
 # supd -> infra
 #   START     header, u64 clone_flags, u32 uid, u32 gid, u32 flags, u32 ngroups, u32 argc,
-#             u32 envc, u32 blob_len, u64 caps, u32 groups[ngroups], blob; the blob is
+#             u32 envc, u32 blob_len, u64 caps, u64 log_max, u32 groups[ngroups], blob;
+#             log_max: the log size (bytes) past which infra reports LOG_FULL, 0 never;
+#             the blob is
 #             argc + envc (+ 1 when START_HAS_CWD) NUL-terminated strings: argv, env, cwd;
 #             with START_HAS_FS the rest of the frame is an FS section (fs.pyx: the
 #             filesystem operations of the container). Sent with the log file
@@ -21,6 +23,11 @@
 #             with exactly three fds in SCM_RIGHTS: the process's stdin, stdout and stderr
 #             (with EXEC_TTY, the same pty slave three times: it becomes the controlling tty).
 #   EXEC_SIGNAL  header (eid), u32 signo, u32 flags (SIGNAL_GROUP)
+#   REOPEN    header (cid), supd's answer to LOG_FULL. With one fd, the container's new
+#             log file (O_WRONLY|O_APPEND): infra writes the records after this frame
+#             there and closes the old one; a record is never split between two files.
+#             With none: go on in the same file, counted from zero (supd could not rotate
+#             it). For no such container, or more fds, the fds are closed.
 # infra -> supd (every report but HELLO ends with u64 seq, its number: 1, 2, ...)
 #   STARTED       header, i32 pid, u32 0, i64 time_ns, u64 seq
 #   START_FAILED  header, u32 step, i32 errno, u64 seq
@@ -33,6 +40,12 @@
 #   EXEC_STARTED  header (eid), then as STARTED
 #   EXEC_FAILED   header (eid), then as START_FAILED
 #   EXEC_EXITED   header (eid), then as EXITED
+#   LOG_FULL      header, u64 bytes, u64 seq: the container's log file holds `bytes` >= its
+#                 log_max. Sent once per file (the next after a REOPEN), and again to a
+#                 supd that (re)attaches while the file is still over: supd rotates it
+#                 and answers with REOPEN. At INFRA_LOG_PAUSE * log_max bytes, while
+#                 supd is connected, infra stops reading the container's output until
+#                 the REOPEN (the writer blocks on its full pipe; nothing is lost).
 
 cdef enum:
     FRAME_HEADER_SIZE = 8
@@ -47,6 +60,7 @@ cdef enum:
     FRAME_EXEC_SIGNAL = 5
     FRAME_KEEP = 6
     FRAME_ACK = 7
+    FRAME_REOPEN = 8
     REPORT_STARTED = 16
     REPORT_START_FAILED = 17
     REPORT_EXITED = 18
@@ -54,12 +68,15 @@ cdef enum:
     REPORT_EXEC_STARTED = 20
     REPORT_EXEC_FAILED = 21
     REPORT_EXEC_EXITED = 22
+    REPORT_LOG_FULL = 23
 
-    START_FIXED_SIZE = 52               # header + the fixed fields before groups
+    START_FIXED_SIZE = 60               # header + the fixed fields before groups
     SIGNAL_SIZE = 16
     SHUTDOWN_SIZE = 8
     KEEP_SIZE = 8
     ACK_SIZE = 16
+    REOPEN_SIZE = 8
+    LOG_FULL_SIZE = 24
     STARTED_SIZE = 32
     START_FAILED_SIZE = 24
     EXITED_SIZE = 32
@@ -96,6 +113,7 @@ ctypedef struct start_request:
     uint32_t argc
     uint32_t envc
     uint64_t caps
+    uint64_t log_max
     char **argv                 # argc entries + NULL, then envp: envc entries + NULL
     char **envp
     char *cwd                   # NULL when absent
@@ -120,5 +138,5 @@ ctypedef struct report_rec:
     uint32_t cid                # the eid for EXEC_* reports
     int32_t a                   # [EXEC_]STARTED, [EXEC_]EXITED: pid; [EXEC_]FAILED: step
     int32_t b                   # [EXEC_]EXITED: wait status; [EXEC_]FAILED: errno
-    int64_t ns                  # STARTED, EXITED: CLOCK_REALTIME nanoseconds
+    int64_t ns                  # STARTED, EXITED: CLOCK_REALTIME ns; LOG_FULL: bytes
     uint64_t seq                # its number, for ACK (0: an exec report of a previous supd)

@@ -82,6 +82,7 @@ cdef int decode_start(char *buf, size_t n, start_request *req, char **ptrs,
     req.envc = get_u32(buf + 36)
     blob_len = get_u32(buf + 40)
     req.caps = get_u64(buf + 44)
+    req.log_max = get_u64(buf + 52)
     req.cwd = NULL
     req.n_fs = 0
     if req.ngroups > FRAME_MAX_GROUPS:
@@ -136,6 +137,10 @@ cdef size_t encode_report(const report_rec *r, char *out) noexcept nogil:
     have the layouts of their container counterparts; every one ends with its seq."""
     cdef bint exited = r.type == REPORT_EXITED or r.type == REPORT_EXEC_EXITED
     put_header(out, r.type, r.cid)
+    if r.type == REPORT_LOG_FULL:
+        put_u64(out + 8, <uint64_t>r.ns)
+        put_u64(out + 16, r.seq)
+        return LOG_FULL_SIZE
     put_u32(out + 8, <uint32_t>r.a)
     if r.type == REPORT_START_FAILED or r.type == REPORT_EXEC_FAILED:
         put_u32(out + 12, <uint32_t>r.b)
@@ -175,13 +180,14 @@ cdef uint32_t id_field(long long value, str what) except? 0:
 
 def encode_start(uint32_t cid, argv, env, cwd, *, clone_flags, long long uid=-1,
                  long long gid=-1, groups=(), bint mount_proc=True, fs=None, caps=None,
-                 bint no_new_privs=False, bint cgroup_into=False):
+                 bint no_new_privs=False, bint cgroup_into=False, log_max=0):
     """The START frame for container `cid`. Changing uid or gid, or giving groups, sets the
     supplementary groups to exactly `groups` (none when empty), as Kubernetes does. `fs`:
     the container's filesystem operations (see encode_fs), run after mount_proc. `caps` (a
     capability bit mask, None: keep) becomes the bounding, permitted and effective sets;
     `cgroup_into` says the frame's second fd is a cgroup v2 directory for
-    CLONE_INTO_CGROUP."""
+    CLONE_INTO_CGROUP; past `log_max` bytes in its log (0: never) infra reports
+    LOG_FULL."""
     cdef uint64_t flags64 = check_clone_flags(clone_flags)
     cdef list args = [fs_bytes(a, "argv") for a in argv]
     cdef list envs = [fs_bytes(e, "env") for e in env]
@@ -217,6 +223,8 @@ def encode_start(uint32_t cid, argv, env, cwd, *, clone_flags, long long uid=-1,
             raise ValueError("caps must be a 64-bit capability mask")
         flags |= START_SET_CAPS
         cap_mask = <uint64_t>caps
+    if not 0 <= log_max < 2**63:
+        raise ValueError("log_max must be in 0..2**63-1")
     if no_new_privs:
         flags |= START_NO_NEW_PRIVS
     if cgroup_into:
@@ -243,6 +251,7 @@ def encode_start(uint32_t cid, argv, env, cwd, *, clone_flags, long long uid=-1,
     put_u32(out + 36, <uint32_t>len(envs))
     put_u32(out + 40, <uint32_t>len(blob))
     put_u64(out + 44, cap_mask)
+    put_u64(out + 52, <uint64_t>log_max)
     for i in range(len(gids)):
         if not 0 <= gids[i] < 0xFFFFFFFF:
             raise ValueError(f"group {gids[i]} out of range")
@@ -340,6 +349,13 @@ def report_seq(frame):
     return get_u64(<const char *>&view[n - 8])
 
 
+def encode_reopen(uint32_t cid):
+    """The REOPEN frame: container `cid` logs to the file sent with it from now on."""
+    cdef char out[REOPEN_SIZE]
+    put_header(out, FRAME_REOPEN, cid)
+    return out[:REOPEN_SIZE]
+
+
 def decode_report(frame):
     """One infra -> supd report as a tuple (see the .pyi). Raises ValueError when
     malformed."""
@@ -366,6 +382,8 @@ def decode_report(frame):
         return ("exec_failed", cid, <int32_t>get_u32(p + 8), <int32_t>get_u32(p + 12))
     if kind == REPORT_EXEC_EXITED and n == EXITED_SIZE:
         return ("exec_exited", cid, <int32_t>get_u32(p + 12))
+    if kind == REPORT_LOG_FULL and n == LOG_FULL_SIZE:
+        return ("log_full", cid, <int64_t>get_u64(p + 8))
     if kind == REPORT_HELLO and n >= HELLO_FIXED_SIZE:
         count = get_u32(p + 8)
         if n == HELLO_FIXED_SIZE + <size_t>count * HELLO_ENTRY_SIZE:

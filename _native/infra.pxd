@@ -14,6 +14,7 @@ cdef enum:
     INFRA_MAX_PATHS = 4096
     INFRA_CMSG_FDS = 8                  # fds kept from one frame (more: closed, malformed)
     INFRA_SYSCTL_BUF = 8192             # the pod's sysctls: "path\0value\0" pairs
+    INFRA_LOG_PAUSE = 2                 # times log_max at which the pipes wait for REOPEN
 
     # epoll_data.u64 = kind << 32 | slot index
     EV_CONN = 1
@@ -35,6 +36,10 @@ ctypedef struct container_slot:
     int out_fd                          # read ends of the stdout/stderr pipes, -1 at EOF
     int err_fd
     int log_fd                          # the CRI log file, closed when both pipes are
+    uint64_t log_max                    # LOG_FULL past this many bytes in log_fd (0: never)
+    uint64_t log_bytes                  # bytes in log_fd (its size when received + written)
+    int log_reported                    # LOG_FULL sent for this log_fd
+    int log_paused                      # its pipes out of the epoll set until REOPEN
     int pidfd                           # CLONE_PIDFD, while running: EXEC joins through it
     uint64_t clone_flags                # the namespaces it has of its own (from START)
     uint32_t id_flags                   # START_SET_UID | START_SET_GID | START_SET_GROUPS

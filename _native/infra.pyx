@@ -8,7 +8,8 @@
 # PID 1 of the pod's PID namespace when it has one, else a child subreaper), delivers
 # signals, and reports (started / start_failed / exited, and the exec_ ones) to supd over a
 # SOCK_SEQPACKET socket, keeping reports in a ring while supd is away. Idle, it sleeps in
-# epoll_wait().
+# epoll_wait(). Log rotation is supd's (it renames, deletes, opens): infra counts each log's
+# bytes, says LOG_FULL past the limit START gave, and swaps in the file a REOPEN brings.
 
 cdef infra_state INFRA
 cdef char RECV_BUF[FRAME_MAX]
@@ -124,15 +125,16 @@ cdef void writev_all(int fd, system.iovec *iov, int count) noexcept nogil:
             iov[0].iov_len -= done
 
 
-cdef void write_cri(int logfd, bint is_stderr, char *data, size_t n) noexcept nogil:
+cdef size_t write_cri(int logfd, bint is_stderr, char *data, size_t n) noexcept nogil:
     """Append one read's worth of output to the CRI log: each complete line as
     "TIME STREAM F line\\n"; a trailing piece without '\\n' at once as "TIME STREAM P
-    piece\\n" (conmon's behaviour: nothing is buffered across reads)."""
-    cdef size_t pos = 0, end
+    piece\\n" (conmon's behaviour: nothing is buffered across reads). Returns the bytes
+    of the records (what the file grew by unless a write failed)."""
+    cdef size_t pos = 0, end, total = 0
     cdef char *nl
     cdef int count = 0
     if logfd < 0:
-        return
+        return 0
     cdef int64_t now = realtime_ns()
     format_cri_prefix(PREFIX_F, now, is_stderr, 70)  # 'F'
     format_cri_prefix(PREFIX_P, now, is_stderr, 80)  # 'P'
@@ -154,12 +156,15 @@ cdef void write_cri(int logfd, bint is_stderr, char *data, size_t n) noexcept no
             IOV[count + 2].iov_base = <char *>b"\n"
             IOV[count + 2].iov_len = 1
             count += 3
+            total += 1
             pos = n
+        total += CRI_PREFIX_LEN
         if count + 3 > INFRA_IOV_BATCH:
             writev_all(logfd, IOV, count)
             count = 0
     if count > 0:
         writev_all(logfd, IOV, count)
+    return total + n
 
 
 # ---------------------------------------------------------------------------------------
@@ -263,12 +268,50 @@ cdef ssize_t relay_once(int i, bint is_stderr) noexcept nogil:
             continue
         break
     if n > 0:
-        write_cri(s.log_fd, is_stderr, READ_BUF, <size_t>n)
+        s.log_bytes += write_cri(s.log_fd, is_stderr, READ_BUF, <size_t>n)
+        check_log_size(i)
         return n
     if n < 0 and errno == system.EAGAIN:
         return 0
     close_stream(i, is_stderr)
     return 0
+
+
+cdef void check_log_size(int i) noexcept nogil:
+    """LOG_FULL once the log passes its limit: once per file, supd answers with REOPEN.
+    Until then every record still goes to this file: nothing is lost while supd rotates
+    (or is away). A writer faster than supd's answer is held back rather than the file let
+    grow: at INFRA_LOG_PAUSE times the limit, with supd there to answer, infra stops
+    reading the container's pipes (they fill, and its writes block) until the REOPEN."""
+    cdef container_slot *s = &INFRA.slots[i]
+    if not s.log_max or s.log_fd < 0 or s.log_bytes < s.log_max:
+        return
+    if not s.log_reported:
+        s.log_reported = True
+        queue_report(REPORT_LOG_FULL, s.cid, 0, 0, <int64_t>s.log_bytes)
+    if (not s.log_paused and INFRA.conn >= 0
+            and s.log_bytes >= INFRA_LOG_PAUSE * s.log_max):
+        pause_streams(i, True)
+
+
+cdef void pause_streams(int i, bint paused) noexcept nogil:
+    """Take a container's pipes out of the epoll set (events 0: still registered) or put
+    them back. Level-triggered: unread data wakes the loop again once they are back."""
+    cdef container_slot *s = &INFRA.slots[i]
+    cdef system.epoll_event ev
+    s.log_paused = paused
+    ev.events = 0 if paused else system.EPOLLIN
+    if s.out_fd >= 0:
+        ev.data.u64 = (<uint64_t>EV_STDOUT << 32) | <uint32_t>i
+        system.epoll_ctl(INFRA.epfd, system.EPOLL_CTL_MOD, s.out_fd, &ev)
+    if s.err_fd >= 0:
+        ev.data.u64 = (<uint64_t>EV_STDERR << 32) | <uint32_t>i
+        system.epoll_ctl(INFRA.epfd, system.EPOLL_CTL_MOD, s.err_fd, &ev)
+
+
+cdef uint64_t file_size(int fd) noexcept nogil:
+    cdef system.off_t end = system.lseek(fd, 0, system.SEEK_END)
+    return <uint64_t>end if end > 0 else 0
 
 
 cdef void drain(int i) noexcept nogil:
@@ -291,10 +334,15 @@ cdef void drain(int i) noexcept nogil:
 cdef void drop_conn() noexcept nogil:
     """supd went away (or is being replaced): infra keeps running its containers and keeps
     reports until a connection is accepted on the listening socket."""
+    cdef int i
     if INFRA.conn >= 0:
         system.close(INFRA.conn)
         INFRA.conn = -1
         INFRA.conn_out_armed = False
+    # No REOPEN can come now: held-back containers go on, into the full files.
+    for i in range(INFRA_MAX_CONTAINERS):
+        if INFRA.slots[i].state != SLOT_FREE and INFRA.slots[i].log_paused:
+            pause_streams(i, False)
 
 
 cdef int send_frame(const char *buf, size_t n) noexcept nogil:
@@ -439,6 +487,8 @@ cdef void attach(int fd) noexcept nogil:
     if send_hello(HELLO_FIXED_SIZE + count * HELLO_ENTRY_SIZE) < 0:
         drop_conn()
         return
+    # A LOG_FULL the supd before did not answer comes again with the rest: it is only
+    # acknowledged once answered.
     flush_reports()
 
 
@@ -564,6 +614,9 @@ cdef bint start_container_with(size_t n, int logfd, const int *cgroup_fds,
     s.out_fd = out[0]
     s.err_fd = err[0]
     s.log_fd = logfd
+    s.log_max = req.log_max
+    s.log_bytes = file_size(logfd)
+    s.log_reported = s.log_paused = False
     s.pidfd = res.pidfd
     s.clone_flags = req.clone_flags
     s.id_flags = req.flags & (START_SET_UID | START_SET_GID | START_SET_GROUPS)
@@ -583,6 +636,37 @@ cdef bint start_container_with(size_t n, int logfd, const int *cgroup_fds,
         close_stream(i, True)
     queue_report(REPORT_STARTED, cid, res.pid, 0, now)
     return True
+
+
+cdef void reopen_log(size_t n, const int *fds, int nfds) noexcept nogil:
+    """REOPEN: with one fd, the container's log goes on in it (supd rotated the old file);
+    with none, in the same file, counted from zero again (supd could not rotate it: the
+    next LOG_FULL comes after another log_max bytes). Frames are handled between reads, so
+    a swap falls between two records. Also for an exited container whose pipes are still
+    open (a grandchild writes). For no such container, or more fds, the fds are closed."""
+    cdef int i, k
+    cdef uint32_t cid = get_u32(RECV_BUF + 4)
+    cdef container_slot *s
+    i = slot_running(cid)
+    if i < 0:
+        for k in range(INFRA_MAX_CONTAINERS):
+            if INFRA.slots[k].state == SLOT_EXITED and INFRA.slots[k].cid == cid:
+                i = k
+                break
+    if n != REOPEN_SIZE or nfds > 1 or i < 0 or INFRA.slots[i].log_fd < 0:
+        close_recv_fds(nfds)
+        return
+    s = &INFRA.slots[i]
+    if nfds == 1:
+        system.close(s.log_fd)
+        s.log_fd = fds[0]
+        s.log_bytes = file_size(fds[0])
+    else:
+        s.log_bytes = 0
+    s.log_reported = False
+    if s.log_paused:
+        pause_streams(i, False)
+    check_log_size(i)
 
 
 cdef void signal_container(size_t n) noexcept nogil:
@@ -792,6 +876,9 @@ cdef void handle_frame(size_t n, int nfds, bint truncated) noexcept nogil:
         else:
             start_exec(n, RECV_FDS)
         close_recv_fds(nfds)
+        return
+    if kind == FRAME_REOPEN and not truncated:
+        reopen_log(n, RECV_FDS, nfds)
         return
     close_recv_fds(nfds)
     if truncated:
@@ -1028,6 +1115,8 @@ cdef int infra_setup(infra_cfg *cfg) noexcept nogil:
     for i in range(INFRA_MAX_CONTAINERS):
         INFRA.slots[i].state = SLOT_FREE
         INFRA.slots[i].out_fd = INFRA.slots[i].err_fd = INFRA.slots[i].log_fd = -1
+        INFRA.slots[i].log_max = INFRA.slots[i].log_bytes = 0
+        INFRA.slots[i].log_reported = INFRA.slots[i].log_paused = False
         INFRA.slots[i].pidfd = -1
         INFRA.slots[i].n_cgroup = 0
     for i in range(INFRA_MAX_EXECS):
@@ -1073,8 +1162,10 @@ cdef void infra_loop() noexcept nogil:
             elif kind == EV_LISTEN:
                 serve_listen()
             elif kind == EV_STDOUT or kind == EV_STDERR:
-                # Level-triggered: one read per wakeup keeps the streams fair.
-                relay_once(<int>index, kind == EV_STDERR)
+                # Level-triggered: one read per wakeup keeps the streams fair. Not from a
+                # stream paused by an earlier event of this batch.
+                if not INFRA.slots[index].log_paused:
+                    relay_once(<int>index, kind == EV_STDERR)
         if INFRA.shutting_down and INFRA.running == 0 and INFRA.exec_running == 0:
             # Told by supd with a listening socket to take over: its last reports matter
             # (the exits of a finished pod), so it stays until supd has recorded them,

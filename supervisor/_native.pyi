@@ -102,7 +102,8 @@ def set_hostname(pidfd: int, hostname: str | bytes) -> None: ...
 # O_WRONLY|O_APPEND, where infra writes CRI log lines) as the first fd in SCM_RIGHTS, then
 # its cgroup: one cgroup v2 directory with `cgroup_into`, else cgroup v1 cgroup.procs
 # files (at most 7). `caps` (a capability bit mask; None keeps supd's) becomes the
-# bounding, permitted and effective sets.
+# bounding, permitted and effective sets. Past `log_max` bytes in its log (0: never) infra
+# reports log_full; supd rotates the file and sends the new one with encode_reopen.
 def encode_start(
     cid: int,
     argv: Sequence[str | bytes],
@@ -118,7 +119,9 @@ def encode_start(
     caps: int | None = None,
     no_new_privs: bool = False,
     cgroup_into: bool = False,
+    log_max: int = 0,
 ) -> bytes: ...
+def encode_reopen(cid: int) -> bytes: ...  # sent with exactly one fd: the new log file
 def encode_signal(cid: int, signo: int, group: bool = False) -> bytes: ...
 def encode_shutdown() -> bytes: ...
 def encode_keep() -> bytes: ...  # clear infra's parent-death signal: it outlives supd
@@ -151,6 +154,7 @@ def encode_exec_signal(eid: int, signo: int, group: bool = False) -> bytes: ...
 #   ("exec_started", eid, pid)
 #   ("exec_failed", eid, step, errno)
 #   ("exec_exited", eid, wait_status)
+#   ("log_full", cid, bytes)   its log passed log_max: once per file, again on reattach
 def decode_report(frame: bytes) -> tuple: ...  # ValueError when malformed
 def report_seq(frame: bytes) -> int: ...  # the seq every report but HELLO ends with
 

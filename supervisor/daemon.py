@@ -408,18 +408,20 @@ LOG_FRAME_BYTES = 1 << 20
 """Log data per stream frame: a log larger than a reply frame (16 MiB) was unreadable."""
 
 
+def _top_row(then: Usage | None, now: Usage | None, elapsed: float) -> dict[str, Any]:
+    cpu = None
+    if then is not None and now is not None and elapsed > 0:
+        cpu = max(0, round((now.cpu_ns - then.cpu_ns) / (elapsed * 1e9) * 1000))
+    return {"cpu_millis": cpu, "memory_bytes": now.memory_bytes if now is not None else None}
+
+
 async def _send_log(call: Call, pieces: Iterator[bytes]) -> None:
-    """Each piece as its own frame (at least one frame, empty for an empty log)."""
+    """A log's output in stream frames of at most about 1 MiB (logs.iter_log): with rotation
+    an instance keeps up to max-files x max-size of it, more than a reply frame may hold
+    (protocol.MAX_REPLY_FRAME_SIZE) and more than the loop should read at once."""
     sent = False
     for piece in pieces:
         await call.send({"data": piece})
         sent = True
     if not sent:
         await call.send({"data": b""})
-
-
-def _top_row(then: Usage | None, now: Usage | None, elapsed: float) -> dict[str, Any]:
-    cpu = None
-    if then is not None and now is not None and elapsed > 0:
-        cpu = max(0, round((now.cpu_ns - then.cpu_ns) / (elapsed * 1e9) * 1000))
-    return {"cpu_millis": cpu, "memory_bytes": now.memory_bytes if now is not None else None}

@@ -56,6 +56,7 @@ from .lifecycle import (
     StopPod,
     StopSandbox,
 )
+from .logrotate import LogRotation, rotate
 from .logs import read_log
 from .network import Network, NetworkConfig, PodAddress
 from .podview import render_pod
@@ -496,8 +497,10 @@ class Runtime:
         images: ImageStore | None = None,
         pool_size: int = 2,
         infra_factory: bool = True,
+        log_rotation: LogRotation | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
+        self.log_rotation = log_rotation or LogRotation()
         self.store = store
         self.events = events
         self.node = node or socket.gethostname()
@@ -1361,6 +1364,7 @@ class Runtime:
                 mount_proc="mnt" in pod.namespaces.container and image is None,
                 fs=fs.plan.ops if fs.plan is not None else None,
                 cgroup_into=placement is not None and placement.clone_into,
+                log_max=self.log_rotation.max_size,
                 **ids,
             )
             pod.infra.send(frame, (log_fd, *(placement.fds if placement else ())))
@@ -1495,6 +1499,9 @@ class Runtime:
             self._reconcile(pod)
 
     def _apply_report(self, pod: Pod, report: Report) -> None:
+        if report[0] == "log_full":
+            self._rotate_log(pod, report[1])
+            return
         kind, instance = report[0], report[1] if len(report) > 1 else 0
         if kind == "hello" or not isinstance(instance, int):
             return
@@ -1551,6 +1558,37 @@ class Runtime:
             log.warning("pod %s: unknown report %r", pod.key, report)
             return
         self._apply(pod, events, t)
+
+    def _rotate_log(self, pod: Pod, instance: int) -> None:
+        """LOG_FULL from the infra: rotate the instance's log (logrotate.py) and send the
+        new file in a REOPEN. Every LOG_FULL gets its REOPEN, without a file when there is
+        nothing to rotate (a report heard twice across a supd restart finds the new file
+        small) or rotation failed: infra then goes on in the old file (it may be holding the
+        container's output back until the answer) and says LOG_FULL again later."""
+        if pod.infra is None:
+            return
+        fd = self._rotated_log(pod, instance)
+        try:
+            pod.infra.send(_native.encode_reopen(instance), (fd,) if fd >= 0 else ())
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    def _rotated_log(self, pod: Pod, instance: int) -> int:
+        name = pod.instances.get(instance)
+        policy = self.log_rotation
+        if name is None or not policy.max_size or not pod.logs.get(name):
+            return -1
+        if pod.status.container(name).instance != instance:
+            return -1
+        path = pod.logs[name][-1]
+        try:
+            if os.stat(path).st_size < policy.max_size:
+                return -1
+            return rotate(path, policy.max_files, time.time_ns())
+        except OSError as e:
+            log.warning("pod %s: rotate the log of container %s: %s", pod.key, name, e)
+            return -1
 
     def _container_gone(self, pod: Pod, name: str, instance: int) -> None:
         """An instance ended (or never started): stop its probes, wake who waits for it."""

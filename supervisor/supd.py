@@ -28,7 +28,7 @@ from typing import BinaryIO, TypedDict, TypeVar
 
 import uvloop
 
-from . import __version__, cgroups, network
+from . import __version__, cgroups, logrotate, network
 from .backoff import BackoffPolicy
 from .daemon import Api
 from .errors import InvalidArgument, ManifestError, SupervisorError
@@ -195,6 +195,23 @@ def _common(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="the most processes (pids.max) one pod may have (kubelet's podPidsLimit)",
     )
+    g = p.add_argument_group("container logs")
+    g.add_argument(
+        "--container-log-max-size",
+        type=_arg(logrotate.parse_max_size),
+        default=logrotate.parse_max_size(logrotate.DEFAULT_MAX_SIZE),
+        metavar="QUANTITY",
+        help="rotate a container's log once it holds this much, like 10Mi or 500Ki "
+        f"(kubelet: {logrotate.DEFAULT_MAX_SIZE}); 0: never",
+    )
+    g.add_argument(
+        "--container-log-max-files",
+        type=_arg(logrotate.parse_max_files),
+        default=logrotate.DEFAULT_MAX_FILES,
+        metavar="N",
+        help="log files kept per container instance, the current one included, at least 2 "
+        f"(kubelet: {logrotate.DEFAULT_MAX_FILES})",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 
@@ -213,6 +230,10 @@ def _arg(parse: Callable[[str], T]) -> Callable[[str], T]:
 
 def _backoff(args: argparse.Namespace) -> BackoffPolicy:
     return BackoffPolicy(args.backoff_initial, args.backoff_max, args.backoff_reset)
+
+
+def _log_rotation(args: argparse.Namespace) -> logrotate.LogRotation:
+    return logrotate.LogRotation(args.container_log_max_size, args.container_log_max_files)
 
 
 def _signal_policy(p: argparse.ArgumentParser, args: argparse.Namespace) -> SignalPolicy:
@@ -377,6 +398,7 @@ async def serve(
         store,
         EventLog(),
         backoff=_backoff(args),
+        log_rotation=_log_rotation(args),
         pods_die_with_supd=init_mode,
         infra_factory=not init_mode,
         isolation=isolation[0],
@@ -527,6 +549,7 @@ async def run_pods(
         store,
         EventLog(),
         backoff=_backoff(args),
+        log_rotation=_log_rotation(args),
         pods_die_with_supd=True,
         infra_factory=False,
         isolation=isolation[0],

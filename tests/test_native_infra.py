@@ -455,3 +455,141 @@ def test_container_uid_and_groups_through_frames(infra: Any) -> None:
     assert pod.expect("exited", 1)[3] == 0
     assert [msg for *_, msg in cri_lines(log)] == ["65534", "65534", "65534"]
     assert pod.shutdown() == 0
+
+
+# -- log rotation: LOG_FULL and REOPEN -------------------------------------------------------
+
+
+def open_log_file(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+def infra_holds(pid: int, path: Path) -> bool:
+    """Whether process `pid` has `path` open (its /proc fd links)."""
+    fds = Path(f"/proc/{pid}/fd")
+    return any(os.readlink(fds / fd) == str(path) for fd in os.listdir(fds))
+
+
+def cri_messages(paths: list[Path]) -> list[tuple[str, str]]:
+    """(stream, line) for each line of CRI log files, its partial (P) records joined, also
+    across files; every file ends with a whole record, the last one with a whole line."""
+    out, parts = [], {"stdout": "", "stderr": ""}
+    for path in paths:
+        assert path.read_bytes().endswith(b"\n"), path
+    for _, stream, tag, message in (rec for path in paths for rec in cri_lines(path)):
+        parts[stream] += message
+        if tag == "F":
+            out.append((stream, parts[stream]))
+            parts[stream] = ""
+    assert parts == {"stdout": "", "stderr": ""}, parts
+    return out
+
+
+def sync(pod: Any) -> list[tuple[Any, ...]]:
+    """Frames are served in order: once a START without a log fd is refused, every frame
+    sent before it has been handled. Returns the reports that came first."""
+    pod.send(_native.encode_start(99, ["true"], [], "/", clone_flags=CONTAINER_FLAGS))
+    before = []
+    while (report := pod.report())[:2] != ("start_failed", 99):
+        before.append(report)
+    assert report[2:] == (FRAME, errno.EBADF)
+    return before
+
+
+def test_log_full_once_per_file_and_reopen_swaps_between_records(
+    infra: Any, tmp_path: Path
+) -> None:
+    pod = infra()
+    first = pod.start(1, ["sh", "-c", "seq 1 20000; seq 1 5 >&2"], log_max=4096)
+    pod.expect("started", 1)
+    full = pod.expect("log_full", 1)
+    assert full[2] >= 4096
+    second = tmp_path / "second.log"
+    fd = open_log_file(second)
+    try:
+        socket.send_fds(pod.sock, [_native.encode_reopen(1)], [fd])
+    finally:
+        os.close(fd)
+    # Once per file: at most one more, about the new file.
+    early = sync(pod)
+    assert [r[:2] for r in early] in ([], [("log_full", 1)]), early
+    assert not infra_holds(pod.pid, first) and infra_holds(pod.pid, second)
+    # A supd that cannot rotate answers without a file: infra goes on in the same one and
+    # says log_full again after another log_max bytes (held back at twice that).
+    again = len(early)
+    if early:
+        pod.send(_native.encode_reopen(1))
+    while (report := pod.report())[0] == "log_full":
+        again += 1
+        pod.send(_native.encode_reopen(1))
+    assert report[0] == "exited" and again >= 1, (report, again)
+    # Every record whole in one file or the other, a line cut by the swap joined again by
+    # its P and F records; the order of records across the two pipes is not defined, each
+    # stream's own is.
+    messages = cri_messages([first, second])
+    assert [m for s, m in messages if s == "stdout"] == [str(i) for i in range(1, 20001)]
+    assert [m for s, m in messages if s == "stderr"] == [str(i) for i in range(1, 6)]
+    # Held back at twice the limit until the REOPEN: one read's records over it at most
+    # (without, a writer this fast puts most of its 20000 lines into the first file).
+    assert full[2] <= first.stat().st_size < 2 * 4096 + 40 * 32768 // 2
+    assert second.stat().st_size > first.stat().st_size
+    assert pod.shutdown() == 0
+
+
+def test_no_log_full_without_a_limit(infra: Any) -> None:
+    pod = infra()
+    log = pod.start(1, ["seq", "1", "20000"])
+    pod.expect("started", 1)
+    pod.expect("exited", 1)  # not a log_full first
+    assert log.stat().st_size > 100_000
+    assert pod.shutdown() == 0
+
+
+def test_reopen_without_a_container_or_an_fd_changes_nothing(infra: Any, tmp_path: Path) -> None:
+    pod = infra()
+    log = pod.start(1, ["sleep", "100"], log_max=4096)
+    pod.expect("started", 1)
+    stray = tmp_path / "stray.log"
+    fd = open_log_file(stray)
+    try:
+        socket.send_fds(pod.sock, [_native.encode_reopen(7)], [fd])  # no container 7
+        socket.send_fds(pod.sock, [_native.encode_reopen(1)], [fd, fd])  # two fds
+        socket.send_fds(pod.sock, [_native.encode_reopen(1) + b"\0"], [fd])  # too long
+    finally:
+        os.close(fd)
+    pod.send(_native.encode_reopen(1))  # no fd
+    assert sync(pod) == []
+    assert infra_holds(pod.pid, log) and not infra_holds(pod.pid, stray)
+    assert pod.shutdown() == 0
+
+
+def test_log_full_is_said_again_to_a_new_supd(infra: Any, tmp_path: Path) -> None:
+    path = str(tmp_path / "infra.sock")
+    pod = infra(listen_path=path)
+    pod.start(1, ["sh", "-c", "seq 1 2000; exec sleep 100"], log_max=4096)
+    pod.start(2, ["sleep", "100"], log_max=4096)
+    pod.expect("started", 1)
+    pod.expect("started", 2)
+    bytes_ = pod.expect("log_full", 1)[2]
+    pod.reconnect(path)  # supd died before rotating: the new one hears it again
+    assert pod.expect("hello")[1]
+    assert {pod.expect("started")[1] for _ in range(2)} == {1, 2}  # not acknowledged either
+    assert pod.expect("log_full", 1)[2] == bytes_
+    assert sync(pod) == []  # and only that one
+    assert pod.shutdown() == 0
+
+
+def test_log_frames_encode_and_decode() -> None:
+    assert _native.encode_reopen(3) == (8).to_bytes(4, "little") + (3).to_bytes(4, "little")
+    report = b"".join(
+        [(23).to_bytes(4, "little"), (4).to_bytes(4, "little"), (70000).to_bytes(8, "little")]
+    ) + (9).to_bytes(8, "little")  # its seq
+    assert _native.decode_report(report) == ("log_full", 4, 70000)
+    assert _native.report_seq(report) == 9
+    with pytest.raises(ValueError):
+        _native.decode_report(report[:16])
+    frame = _native.encode_start(1, ["x"], [], None, clone_flags=CONTAINER_FLAGS, log_max=65536)
+    assert frame[52:60] == (65536).to_bytes(8, "little")
+    for bad in (-1, 2**63):
+        with pytest.raises(ValueError):
+            _native.encode_start(1, ["x"], [], None, clone_flags=CONTAINER_FLAGS, log_max=bad)

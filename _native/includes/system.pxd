@@ -61,6 +61,9 @@ cdef extern from "unistd.h" nogil:
     int pipe2(int pipefd[2], int flags)
     ssize_t read(int fd, void *buf, size_t count)
     ssize_t write(int fd, const void *buf, size_t count)
+    off_t lseek(int fd, off_t offset, int whence)
+    enum:
+        SEEK_END
     int chdir(const char *path)
     int access(const char *path, int mode)
     enum:
