@@ -3,6 +3,8 @@
 Layout (kubelet's /var/log/pods naming, so paths stay readable):
     STATE/pods/NAMESPACE_NAME_UID/pod.json        the accepted manifest
     STATE/pods/NAMESPACE_NAME_UID/infra           "PID STARTTIME" of the pod's infra
+    STATE/pods/NAMESPACE_NAME_UID/infra.sock      where the infra listens for the next supd
+    STATE/pods/NAMESPACE_NAME_UID/status.json     the pod's record (restore.py)
     STATE/pods/NAMESPACE_NAME_UID/CONTAINER/N.log CRI log of the container's Nth instance
     STATE/trash/...                               removed pods, being deleted
 
