@@ -40,6 +40,8 @@
 #   EXEC_STARTED  header (eid), then as STARTED
 #   EXEC_FAILED   header (eid), then as START_FAILED
 #   EXEC_EXITED   header (eid), then as EXITED
+#   LOG_DROPPED   header, u32 errno, u32 0, u64 seq: a write to the container's log failed
+#                 (ENOSPC, EIO) and its output is being dropped; errno 0: written again
 #   LOG_FULL      header, u64 bytes, u64 seq: the container's log file holds `bytes` >= its
 #                 log_max. Sent once per file (the next after a REOPEN), and again to a
 #                 supd that (re)attaches while the file is still over: supd rotates it
@@ -69,6 +71,7 @@ cdef enum:
     REPORT_EXEC_FAILED = 21
     REPORT_EXEC_EXITED = 22
     REPORT_LOG_FULL = 23
+    REPORT_LOG_DROPPED = 24
 
     START_FIXED_SIZE = 60               # header + the fixed fields before groups
     SIGNAL_SIZE = 16

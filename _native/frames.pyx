@@ -142,7 +142,8 @@ cdef size_t encode_report(const report_rec *r, char *out) noexcept nogil:
         put_u64(out + 16, r.seq)
         return LOG_FULL_SIZE
     put_u32(out + 8, <uint32_t>r.a)
-    if r.type == REPORT_START_FAILED or r.type == REPORT_EXEC_FAILED:
+    if (r.type == REPORT_START_FAILED or r.type == REPORT_EXEC_FAILED
+            or r.type == REPORT_LOG_DROPPED):
         put_u32(out + 12, <uint32_t>r.b)
         put_u64(out + 16, r.seq)
         return START_FAILED_SIZE
@@ -382,6 +383,8 @@ def decode_report(frame):
         return ("exec_failed", cid, <int32_t>get_u32(p + 8), <int32_t>get_u32(p + 12))
     if kind == REPORT_EXEC_EXITED and n == EXITED_SIZE:
         return ("exec_exited", cid, <int32_t>get_u32(p + 12))
+    if kind == REPORT_LOG_DROPPED and n == START_FAILED_SIZE:
+        return ("log_dropped", cid, <int32_t>get_u32(p + 8))
     if kind == REPORT_LOG_FULL and n == LOG_FULL_SIZE:
         return ("log_full", cid, <int64_t>get_u64(p + 8))
     if kind == REPORT_HELLO and n >= HELLO_FIXED_SIZE:

@@ -40,6 +40,7 @@ ctypedef struct container_slot:
     uint64_t log_bytes                  # bytes in log_fd (its size when received + written)
     int log_reported                    # LOG_FULL sent for this log_fd
     int log_paused                      # its pipes out of the epoll set until REOPEN
+    int log_dropping                    # its log's writes fail (LOG_DROPPED sent)
     int pidfd                           # CLONE_PIDFD, while running: EXEC joins through it
     uint64_t clone_flags                # the namespaces it has of its own (from START)
     uint32_t id_flags                   # START_SET_UID | START_SET_GID | START_SET_GROUPS

@@ -104,9 +104,13 @@ cdef void format_cri_prefix(char *out, int64_t ns, bint is_stderr, char tag) noe
     out[CRI_TIME_LEN + 9] = 32  # ' '
 
 
+cdef int WRITE_ERR = 0  # the errno of the last failed log write (relay_once resets it)
+
+
 cdef void writev_all(int fd, system.iovec *iov, int count) noexcept nogil:
     """writev(2) until everything is written; a log that fails (ENOSPC, EIO) loses the
-    rest of this batch: infra must keep serving the pod."""
+    rest of this batch (WRITE_ERR says why): infra must keep serving the pod."""
+    global WRITE_ERR
     cdef ssize_t n
     cdef size_t done
     while count > 0:
@@ -114,6 +118,7 @@ cdef void writev_all(int fd, system.iovec *iov, int count) noexcept nogil:
         if n < 0:
             if errno == system.EINTR:
                 continue
+            WRITE_ERR = errno
             return
         done = <size_t>n
         while count > 0 and done >= iov[0].iov_len:
@@ -257,6 +262,7 @@ cdef void close_stream(int i, bint is_stderr) noexcept nogil:
 cdef ssize_t relay_once(int i, bint is_stderr) noexcept nogil:
     """One read() of a container's stdout or stderr into its log. Returns the bytes
     relayed, 0 when nothing is readable now or the stream ended (and was closed)."""
+    global WRITE_ERR
     cdef container_slot *s = &INFRA.slots[i]
     cdef int fd = s.err_fd if is_stderr else s.out_fd
     cdef ssize_t n
@@ -268,7 +274,12 @@ cdef ssize_t relay_once(int i, bint is_stderr) noexcept nogil:
             continue
         break
     if n > 0:
+        WRITE_ERR = 0
         s.log_bytes += write_cri(s.log_fd, is_stderr, READ_BUF, <size_t>n)
+        if (WRITE_ERR != 0) != (s.log_dropping != 0):
+            # Output being dropped (a full disk), or written again: supd says so in events.
+            s.log_dropping = WRITE_ERR != 0
+            queue_report(REPORT_LOG_DROPPED, s.cid, WRITE_ERR, 0, 0)
         check_log_size(i)
         return n
     if n < 0 and errno == system.EAGAIN:
@@ -616,7 +627,7 @@ cdef bint start_container_with(size_t n, int logfd, const int *cgroup_fds,
     s.log_fd = logfd
     s.log_max = req.log_max
     s.log_bytes = file_size(logfd)
-    s.log_reported = s.log_paused = False
+    s.log_reported = s.log_paused = s.log_dropping = False
     s.pidfd = res.pidfd
     s.clone_flags = req.clone_flags
     s.id_flags = req.flags & (START_SET_UID | START_SET_GID | START_SET_GROUPS)
@@ -1117,6 +1128,7 @@ cdef int infra_setup(infra_cfg *cfg) noexcept nogil:
         INFRA.slots[i].out_fd = INFRA.slots[i].err_fd = INFRA.slots[i].log_fd = -1
         INFRA.slots[i].log_max = INFRA.slots[i].log_bytes = 0
         INFRA.slots[i].log_reported = INFRA.slots[i].log_paused = False
+        INFRA.slots[i].log_dropping = False
         INFRA.slots[i].pidfd = -1
         INFRA.slots[i].n_cgroup = 0
     for i in range(INFRA_MAX_EXECS):

@@ -154,7 +154,8 @@ def encode_exec_signal(eid: int, signo: int, group: bool = False) -> bytes: ...
 #   ("exec_started", eid, pid)
 #   ("exec_failed", eid, step, errno)
 #   ("exec_exited", eid, wait_status)
-#   ("log_full", cid, bytes)   its log passed log_max: once per file, again on reattach
+#   ("log_dropped", cid, errno)        its output is being dropped (errno 0: written again)
+#   ("log_full", cid, bytes)   its log passed log_max: once per file, replayed until answered
 def decode_report(frame: bytes) -> tuple: ...  # ValueError when malformed
 def report_seq(frame: bytes) -> int: ...  # the seq every report but HELLO ends with
 

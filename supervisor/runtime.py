@@ -1502,6 +1502,9 @@ class Runtime:
         if report[0] == "log_full":
             self._rotate_log(pod, report[1])
             return
+        if report[0] == "log_dropped":
+            self._logs_dropped(pod, report[1], report[2])
+            return
         kind, instance = report[0], report[1] if len(report) > 1 else 0
         if kind == "hello" or not isinstance(instance, int):
             return
@@ -1558,6 +1561,26 @@ class Runtime:
             log.warning("pod %s: unknown report %r", pod.key, report)
             return
         self._apply(pod, events, t)
+
+    def _logs_dropped(self, pod: Pod, instance: int, err: int) -> None:
+        """The instance's output cannot be written to its log (a full disk): it is dropped
+        until a write succeeds again. Said in events (our reasons: kubelet has none)."""
+        name = pod.instances.get(instance)
+        if name is None:
+            return
+        if err:
+            event = PodEvent(
+                EventType.WARNING,
+                "LogsDropped",
+                f"container {name}: its output is being dropped: write its log: {os.strerror(err)}",
+                name,
+            )
+        else:
+            event = PodEvent(
+                EventType.NORMAL, "LogsResumed", f"container {name}: its log is written again", name
+            )
+        log.log(logging.WARNING if err else logging.INFO, "pod %s: %s", pod.key, event.message)
+        self._event(pod, event, self.clock())
 
     def _rotate_log(self, pod: Pod, instance: int) -> None:
         """LOG_FULL from the infra: rotate the instance's log (logrotate.py) and send the

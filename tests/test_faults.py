@@ -504,6 +504,11 @@ def test_full_log_disk_drops_lines_and_resumes(
         ticks = re.findall(rb"F tick (\d+)\n", log.read_bytes())
         return int(ticks[-1]) if ticks else 0
 
+    events = subprocess.Popen(
+        [SUPCTL, "--socket", str(d.socket), "events", "-w", "--for", "pod/ticker"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     filler = fill(d.state_dir)
     at_fill = count()
     # Lines of ~45 bytes: 400 of them are far more than what the log's last page can take.
@@ -533,6 +538,21 @@ def test_full_log_disk_drops_lines_and_resumes(
     # Lines in between were lost, not delayed: the log skips from before the fill to after.
     ticks = [int(t) for t in re.findall(rb"F tick (\d+)\n", log.read_bytes())]
     assert any(b - a > 300 for a, b in itertools.pairwise(ticks)), "no gap"
+    # And the pod's events said so, both ways.
+    try:
+        assert events.stdout is not None
+        seen = []
+        deadline = time.monotonic() + 20
+        for line in events.stdout:
+            seen.append(line)
+            if "LogsResumed" in line or time.monotonic() > deadline:
+                break
+        dropped = [line for line in seen if "LogsDropped" in line]
+        assert dropped and "No space left on device" in dropped[0], seen
+        assert "LogsResumed" in seen[-1], seen
+    finally:
+        events.kill()
+        events.wait()
     bystander.still_served()
 
 
