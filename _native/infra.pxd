@@ -65,6 +65,7 @@ ctypedef struct infra_cfg:
     int listen
     int errfd
     int pdeathsig
+    pid_t parent                        # the cloning process, for the pdeathsig race
     int exit_signal                     # SIGCHLD, or 0: a "clone" child (see clone_fork)
     uint64_t clone_flags
     size_t hostname_len

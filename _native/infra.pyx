@@ -1079,6 +1079,11 @@ cdef int infra_setup(infra_cfg *cfg) noexcept nogil:
     if cfg.pdeathsig and system.prctl(system.PR_SET_PDEATHSIG, <unsigned long>cfg.pdeathsig,
                                       0, 0, 0) < 0:
         return STEP_PDEATHSIG
+    # A parent that died before the prctl sends no signal (prctl(2)): outlived already, so
+    # go now. Outside a new PID namespace only (inside it, getppid() is 0).
+    if (cfg.pdeathsig and not cfg.clone_flags & system.CLONE_NEWPID
+            and system.getppid() != cfg.parent):
+        system._exit(0)
     # Orphans of containers come to infra when it is not PID 1 of the pod's namespace.
     if system.prctl(system.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0:
         return STEP_PRCTL
@@ -1206,6 +1211,7 @@ cdef int start_infra(infra_cfg *cfg, spawn_result *r) noexcept nogil:
     if open_error_pipe(errpipe, r) < 0:
         return -1
     cfg.errfd = errpipe[1]
+    cfg.parent = system.getpid()
     pid = clone_blocked(cfg.clone_flags, &pidfd, cfg.exit_signal, cfg.cgroup_dir)
     if pid == 0:
         infra_main(cfg)

@@ -129,6 +129,7 @@ cdef void zygote_spawn(int n, int *fds, int nfds) noexcept nogil:
     cfg.hostname[hostname_len] = 0
     cfg.exit_signal = system.SIGCHLD  # the zygote reaps its infras
     cfg.cgroup_dir = fds[nfds - 1] if extras & ZYGOTE_WITH_CGROUP else -1
+    cfg.parent = system.getpid()
     pid = clone_blocked(cfg.clone_flags, &pidfd, cfg.exit_signal, cfg.cgroup_dir)
     if pid == 0:
         infra_main(&cfg)

@@ -72,6 +72,7 @@ cdef extern from "unistd.h" nogil:
     int execve(const char *path, char *const argv[], char *const envp[])
     void _exit(int status)
     pid_t getpid()
+    pid_t getppid()
     pid_t setsid()
     int sethostname(const char *name, size_t len)
     int kill(pid_t pid, int sig)
