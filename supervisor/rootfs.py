@@ -164,13 +164,13 @@ def prepare_pod(
     Memory, sized by sizeLimit), hostPath checks and creation by type, the etc files."""
     etc = pod_dir / "etc"
     etc.mkdir(exist_ok=True, mode=0o755)
-    (etc / "hosts").write_text(hosts_file(spec, hostname, pod_ip, cluster_domain))
-    (etc / "hostname").write_text(hostname + "\n")
+    _write_file(etc / "hosts", hosts_file(spec, hostname, pod_ip, cluster_domain).encode())
+    _write_file(etc / "hostname", f"{hostname}\n".encode())
     try:
         host_resolv = Path("/etc/resolv.conf").read_text()
     except OSError:
         host_resolv = ""
-    (etc / "resolv.conf").write_text(resolv_conf(spec, host_resolv))
+    _write_file(etc / "resolv.conf", resolv_conf(spec, host_resolv).encode())
     (pod_dir / "shm").mkdir(exist_ok=True, mode=0o1777)
     os.chmod(pod_dir / "shm", 0o1777)
     for v in spec.volumes:
@@ -185,6 +185,20 @@ def prepare_pod(
                 mount_tmpfs(str(path), f"mode=1777{size}")
         else:
             check_host_path(v)
+
+
+def _write_file(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write a small file whole, with two system calls and no Python file object; `mode`
+    is set whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if mode is not None:
+            os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def check_host_path(v: Volume) -> None:
@@ -252,10 +266,13 @@ def prepare_container(
     the image again, as a new container does in Kubernetes), and the termination-log file.
     Returns the root directory, None for a host-filesystem container."""
     cdir = container_dir(pod_dir, c.name)
-    cdir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    log = cdir / "termination-log"
-    log.write_bytes(b"")
-    os.chmod(log, 0o666)
+    try:
+        os.mkdir(cdir, 0o700)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        cdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _write_file(cdir / "termination-log", b"", 0o666)
     if layers is None:
         return None
     for sub in ("upper", "work", "rootfs"):
@@ -513,8 +530,13 @@ def _plan_host(
 def read_termination_message(pod_dir: Path, name: str) -> str:
     """The container's termination-log file, cut to 4096 bytes (kubelet's limit)."""
     try:
-        with open(container_dir(pod_dir, name) / "termination-log", "rb") as f:
-            data = f.read(TERMINATION_MESSAGE_MAX)
+        fd = os.open(container_dir(pod_dir, name) / "termination-log", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return ""
+    try:
+        data = os.read(fd, TERMINATION_MESSAGE_MAX)
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
     return data.decode(errors="replace")

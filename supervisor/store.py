@@ -33,6 +33,7 @@ import re
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,86 @@ def write_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+Done = Callable[[OSError | None], None]
+
+
+class Writer:
+    """Small files written atomically on a thread of its own, off the event loop: the
+    records a pod's state changes leave (restore.py), the infra records. Each file is
+    written with `write_atomic` and no fsync, or removed (data None); a path queued again
+    before its turn is written once, with the newest data. `then` runs on the loop, with
+    the OSError or None, once its file is in place. The thread starts with the first
+    write and stops when it has been idle for a while."""
+
+    IDLE_SECONDS = 5.0
+
+    def __init__(self, call_soon_threadsafe: Callable[..., Any]) -> None:
+        self._call_soon = call_soon_threadsafe
+        self._cond = threading.Condition()
+        self._pending: dict[Path, tuple[bytes | None, list[Done]]] = {}
+        self._writing = False
+        self._thread: threading.Thread | None = None
+
+    def write(self, path: Path, data: bytes | None, then: Done | None = None) -> None:
+        with self._cond:
+            waiting = self._pending.get(path)
+            done = waiting[1] if waiting is not None else []
+            if then is not None:
+                done.append(then)
+            self._pending[path] = (data, done)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="store-write", daemon=True)
+                self._thread.start()
+            else:
+                self._cond.notify_all()
+
+    def discard(self, path: Path) -> None:
+        """Forget what waits for `path` (its directory is going), `then` and all."""
+        with self._cond:
+            self._pending.pop(path, None)
+
+    def flush(self) -> None:
+        """Wait until every file queued so far is written (their `then` run later)."""
+        with self._cond:
+            while self._pending or self._writing:
+                self._cond.wait()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+                if not self._pending:
+                    self._cond.wait(self.IDLE_SECONDS)
+                if not self._pending:
+                    self._thread = None
+                    return
+                batch, self._pending = self._pending, {}
+                self._writing = True
+            results: list[tuple[list[Done], OSError | None]] = []
+            for path, (data, done) in batch.items():
+                error = None
+                try:
+                    if data is None:
+                        path.unlink(missing_ok=True)
+                    else:
+                        write_atomic(path, data, fsync=False)
+                except OSError as e:
+                    error = e
+                if done:
+                    results.append((done, error))
+            if results:
+                # A closed loop (RuntimeError): nobody waits for these any more.
+                with contextlib.suppress(RuntimeError):
+                    self._call_soon(_report, results)
+
+
+def _report(results: list[tuple[list[Done], OSError | None]]) -> None:
+    for done, error in results:
+        for then in done:
+            then(error)
 
 
 class _Flusher:

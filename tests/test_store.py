@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 from supervisor.manifest import parse_pod
-from supervisor.store import Store
+from supervisor.store import Store, Writer
 
 
 def spec(name: str):  # type: ignore[no-untyped-def]
@@ -50,3 +51,72 @@ def test_trash_left_by_a_previous_supd_is_deleted(tmp_path: Path) -> None:
     store = Store(tmp_path)
     store.flush()
     assert list(store.trash.iterdir()) == []
+
+
+# -- Writer: the records written off the loop ---------------------------------------------
+
+
+async def _written(writer: Writer, path: Path, data: bytes | None) -> OSError | None:
+    done: asyncio.Future[OSError | None] = asyncio.get_running_loop().create_future()
+    writer.write(path, data, done.set_result)
+    return await done
+
+
+def test_writer_writes_atomically_and_answers_on_the_loop(tmp_path: Path) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        writer = Writer(loop.call_soon_threadsafe)
+        path = tmp_path / "status.json"
+        assert await _written(writer, path, b"one") is None
+        assert path.read_bytes() == b"one"
+        assert not (tmp_path / ".status.json.tmp").exists()
+        # Removal is a write of None, in order with the writes before it.
+        assert await _written(writer, path, None) is None
+        assert not path.exists()
+        # A failure reaches `then` (no directory), and leaves nothing behind.
+        err = await _written(writer, tmp_path / "gone" / "status.json", b"x")
+        assert isinstance(err, FileNotFoundError)
+        assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+    asyncio.run(main())
+
+
+def test_writer_coalesces_a_path_and_keeps_the_newest(tmp_path: Path) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        writer = Writer(loop.call_soon_threadsafe)
+        path = tmp_path / "r"
+        calls: list[tuple[int, OSError | None]] = []
+        # Hold the thread's lock so the three writes queue up before any is taken.
+        with writer._cond:
+            for i in range(3):
+
+                def then(e: OSError | None, i: int = i) -> None:
+                    calls.append((i, e))
+
+                writer.write(path, f"v{i}".encode(), then)
+        writer.flush()
+        assert path.read_bytes() == b"v2"
+        last = loop.create_future()
+        writer.write(tmp_path / "other", b"", lambda e: last.set_result(None))
+        await last
+        assert calls == [(0, None), (1, None), (2, None)]  # each told, once, in order
+
+    asyncio.run(main())
+
+
+def test_writer_discard_drops_what_waits(tmp_path: Path) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        writer = Writer(loop.call_soon_threadsafe)
+        told: list[OSError | None] = []
+        b_done = loop.create_future()
+        with writer._cond:
+            writer.write(tmp_path / "a", b"a", told.append)
+            writer.discard(tmp_path / "a")
+            writer.write(tmp_path / "b", b"b", b_done.set_result)
+        await b_done  # a's answer, had it been written, would have come first
+        assert not (tmp_path / "a").exists() and (tmp_path / "b").read_bytes() == b"b"
+        assert told == []
+
+    asyncio.run(main())
