@@ -166,11 +166,13 @@ def prepare_pod(
     etc.mkdir(exist_ok=True, mode=0o755)
     _write_file(etc / "hosts", hosts_file(spec, hostname, pod_ip, cluster_domain).encode())
     _write_file(etc / "hostname", f"{hostname}\n".encode())
-    try:
-        host_resolv = Path("/etc/resolv.conf").read_text()
-    except OSError:
-        host_resolv = ""
-    _write_file(etc / "resolv.conf", resolv_conf(spec, host_resolv).encode())
+    # Only a container of an image gets the pod's resolv.conf; the others see the host's.
+    if any(c.image is not None for c in spec.init_containers + spec.containers):
+        try:
+            host_resolv = Path("/etc/resolv.conf").read_text()
+        except OSError:
+            host_resolv = ""
+        _write_file(etc / "resolv.conf", resolv_conf(spec, host_resolv).encode())
     (pod_dir / "shm").mkdir(exist_ok=True, mode=0o1777)
     os.chmod(pod_dir / "shm", 0o1777)
     for v in spec.volumes:
@@ -266,6 +268,9 @@ def prepare_container(
     the image again, as a new container does in Kubernetes), and the termination-log file.
     Returns the root directory, None for a host-filesystem container."""
     cdir = container_dir(pod_dir, c.name)
+    # On the host's filesystem the log is bound only over a file that is there (_plan_host).
+    if layers is None and not os.path.isfile(c.termination_message_path):
+        return None
     try:
         os.mkdir(cdir, 0o700)
     except FileExistsError:
