@@ -5,7 +5,8 @@ Pure: spec + status in, plain dict out (msgpack- and JSON-able). Imports only le
 
 from __future__ import annotations
 
-import copy
+import functools
+import math
 import time
 from typing import Any
 
@@ -17,9 +18,23 @@ from .states import ConditionType, ContainerState
 
 def rfc3339(ts: float | None) -> str | None:
     """metav1.Time's wire form: UTC, whole seconds."""
-    if ts is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    return None if ts is None else _utc_second(math.floor(ts))
+
+
+@functools.lru_cache(maxsize=256)
+def _utc_second(second: int) -> str:
+    # A pod's timestamps share a few seconds, and every watch frame renders them all.
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+
+
+def _copy(value: Any) -> Any:
+    """A copy of plain data (dicts and lists of scalars): deepcopy's result in a third of
+    its time."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
 
 
 def render_pod(
@@ -30,7 +45,7 @@ def render_pod(
     deleted_at: float | None = None,
     grace: int | None = None,
 ) -> dict[str, Any]:
-    obj = copy.deepcopy(spec.manifest)
+    obj = _copy(spec.manifest)
     meta = obj.setdefault("metadata", {})
     meta["creationTimestamp"] = rfc3339(status.created_at)
     if deleted_at is not None:

@@ -5,12 +5,14 @@ Every test drives `supervisor.lifecycle` with a fake clock; nothing sleeps.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from supervisor import lifecycle as lc
 from supervisor.backoff import BackoffPolicy, next_restart
 from supervisor.lifecycle import RestartLater, StartContainer, StopPod, StopSandbox
-from supervisor.podview import render_pod
+from supervisor.podview import render_pod, rfc3339
 from supervisor.spec import ContainerSpec, Handler, PodSpec, Probe
 from supervisor.states import ContainerState, Phase, Reason
 
@@ -277,6 +279,20 @@ def test_render_matches_v1_pod_shape() -> None:
     assert set(c0["state"]) == {"running"} and c0["ready"] and c0["started"]
     assert st["startTime"].endswith("Z")
     assert obj["spec"]["nodeName"] == "host"
+
+
+def test_render_copies_the_manifest_and_writes_whole_utc_seconds() -> None:
+    manifest = {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c"}]}}
+    spec = dataclasses.replace(pod(), manifest=manifest)
+    s = Sim(spec)
+    s.status.created_at = 1764686400.999  # 2025-12-02T14:40:00.999Z
+    obj = render_pod(s.spec, s.status, node="host")
+    assert obj["metadata"]["creationTimestamp"] == "2025-12-02T14:40:00Z"
+    obj["metadata"]["labels"]["a"] = "changed"
+    obj["spec"]["containers"][0]["name"] = "changed"
+    assert manifest == {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c"}]}}
+    for ts, wire in [(0.0, "1970-01-01T00:00:00Z"), (59.5, "1970-01-01T00:00:59Z"), (None, None)]:
+        assert rfc3339(ts) == wire
 
 
 # -- issue 3: postStart, probes, sidecars, stopping ---------------------------------------------
