@@ -517,8 +517,9 @@ def measure(
                     walls[p.name] += time.perf_counter() - t0
                     time.sleep(gap)
                 done += size
-                print(f"\r# {kind} {mode}: {done}/{n}", end="", file=sys.stderr, flush=True)
-            print(file=sys.stderr)
+                if sys.stderr.isatty():  # a progress line on a terminal, not into a log
+                    print(f"\r# {kind} {mode}: {done}/{n}", end="", file=sys.stderr, flush=True)
+            print(f"\r# {kind} {mode}: {done}/{n}", file=sys.stderr)
             results[kind][mode] = {
                 name: {
                     "n": len(xs),
