@@ -431,19 +431,25 @@ cdef void report_exec_failed(uint32_t eid, int step, int err) noexcept nogil:
     queue_report(REPORT_EXEC_FAILED, eid, step, err, 0)
 
 
-cdef void forget_execs() noexcept nogil:
+cdef uint64_t forget_execs() noexcept nogil:
     """A new supd connected: exec'd processes are the old connection's (their stdio was its
-    fds), so their reports are for nobody now. They run on, reaped but not reported."""
+    fds), so their reports are for nobody now. They run on, reaped but not reported.
+    Returns the seq of the last report the new supd will get (0: none), which it waits
+    for before it reconciles: never one of those, which would not come."""
     cdef uint32_t k
     cdef report_rec *r
     cdef int i
+    cdef uint64_t last = 0
     for k in range(INFRA.ring_count):
         r = &INFRA.ring[(INFRA.ring_head + k) % INFRA_REPORT_RING]
         if (r.type == REPORT_EXEC_STARTED or r.type == REPORT_EXEC_FAILED
                 or r.type == REPORT_EXEC_EXITED):
             r.type = 0
+        elif r.type != 0:
+            last = r.seq
     for i in range(INFRA_MAX_EXECS):
         INFRA.execs[i].eid = 0
+    return last
 
 
 cdef int send_hello(size_t n) noexcept nogil:
@@ -481,12 +487,13 @@ cdef void attach(int fd) noexcept nogil:
     cdef int i
     cdef uint32_t count = 0
     cdef container_slot *s
+    cdef uint64_t last
     drop_conn()
     INFRA.conn = fd
     if ep_add(fd, system.EPOLLIN | system.EPOLLRDHUP, EV_CONN, 0) < 0:
         drop_conn()
         return
-    forget_execs()
+    last = forget_execs()
     INFRA.ring_sent = 0
     for i in range(INFRA_MAX_CONTAINERS):
         s = &INFRA.slots[i]
@@ -494,7 +501,7 @@ cdef void attach(int fd) noexcept nogil:
             encode_hello_entry(SEND_BUF + HELLO_FIXED_SIZE + count * HELLO_ENTRY_SIZE,
                                s.cid, s.pid, s.started_ns)
             count += 1
-    encode_hello_header(SEND_BUF, count, INFRA.ring_dropped, INFRA.next_seq)
+    encode_hello_header(SEND_BUF, count, INFRA.ring_dropped, last)
     if send_hello(HELLO_FIXED_SIZE + count * HELLO_ENTRY_SIZE) < 0:
         drop_conn()
         return

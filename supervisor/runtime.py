@@ -74,6 +74,10 @@ ExecListener = Callable[[Report], None]
 POOL_FLAGS = _native.CLONE_NEWNET | _native.CLONE_NEWIPC | _native.CLONE_NEWUTS
 POOL_REFILL_DELAY = 0.05  # seconds after a pooled infra is taken, at the latest
 ZYGOTE_EXIT_WAIT = 2.0  # seconds for the zygote to end once supd hangs up
+# Reports of execs alone are acknowledged within this many seconds, or once this many wait
+# (of the INFRA_REPORT_RING an infra keeps while they are not acknowledged).
+EXEC_ACK_DELAY = 5.0
+EXEC_ACK_BACKLOG = 256
 # Manifests accept any int64 grace period; timers take at most about a year.
 MAX_GRACE_SECONDS = 366 * 24 * 3600
 # kubelet's minimumGracePeriodInSeconds: what is left for the stop signal after preStop.
@@ -115,7 +119,8 @@ class Infra:
         self.sock = sock
         self.acked = 0  # the last report seq acknowledged
         self.seen = 0  # the last report seq dispatched
-        self.after_reports: Callable[[], None] = lambda: None  # after each batch
+        # After each batch of reports: True when one in it was not an exec's.
+        self.after_reports: Callable[[bool], None] = lambda changed: None
         self.listen_path: Path | None = None  # a pooled infra's socket, in STATE/pool
         self._on_report = on_report
         self._on_exit = on_exit
@@ -148,7 +153,7 @@ class Infra:
         if not self.shutting_down:
             self.shutting_down = True
             self.send(_native.encode_shutdown())
-            self.after_reports()  # what it waits for: an ACK of what it has reported
+            self.after_reports(True)  # what it waits for: an ACK of what it has reported
 
     def start_exec(
         self,
@@ -240,7 +245,7 @@ class Infra:
         for report, seq in reports:
             self._dispatch(report, seq)
         if reports:
-            self.after_reports()
+            self.after_reports(any(not r[0].startswith("exec_") for r, _seq in reports))
 
     def drain(self) -> list[tuple[Report, int]]:
         reports = []
@@ -466,6 +471,7 @@ class Pod:
     applied_seq: int = 0
     infra_identity: tuple[int, int] | None = None
     persisting: asyncio.Handle | None = None
+    acks_due: asyncio.TimerHandle | None = None  # a write for exec reports alone, later
     replay_until: int | None = None
     live_cids: set[int] = field(default_factory=set)
 
@@ -850,7 +856,7 @@ class Runtime:
         infra._on_exit = lambda status: self._on_infra_exit(pod, status)
         # Every report is acknowledged once the record written after it holds its effect;
         # an infra told to shut down waits for that before it exits.
-        infra.after_reports = lambda: self._persist_soon(pod)
+        infra.after_reports = lambda changed: self._after_reports(pod, changed)
         pod.infra = infra
 
     # -- infras made ahead of their pods ------------------------------------------------------
@@ -1841,8 +1847,22 @@ class Runtime:
         if pod.persisting is None and not self.pods_die_with_supd:
             pod.persisting = self.loop.call_soon(self._persist, pod)
 
+    def _after_reports(self, pod: Pod, changed: bool) -> None:
+        """A batch of reports was applied: write the record now, or, for reports of execs
+        alone (probes), within EXEC_ACK_DELAY. They change nothing in the record, and
+        are acknowledged only so that the infra may forget them; a pod probed every
+        second would otherwise rewrite its record twice a second."""
+        infra = pod.infra
+        if changed or infra is None or infra.seen - infra.acked >= EXEC_ACK_BACKLOG:
+            self._persist_soon(pod)
+        elif pod.acks_due is None and not self.pods_die_with_supd:
+            pod.acks_due = self.loop.call_later(EXEC_ACK_DELAY, self._persist_soon, pod)
+
     def _persist(self, pod: Pod) -> None:
         pod.persisting = None
+        if pod.acks_due is not None:  # this write covers them
+            pod.acks_due.cancel()
+            pod.acks_due = None
         if self.pods.get(pod.key) is not pod or pod.finishing:
             return
         if pod.infra is not None:  # its exec reports too: they change no status

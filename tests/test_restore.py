@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Supd, finish_supd, proc_children, until_gone, zombies_of
+from conftest import (
+    Supd,
+    finish_supd,
+    proc_children,
+    until_dir_changes,
+    until_gone,
+    zombies_of,
+)
 from test_pods import pod_yaml
 
 from supervisor import lifecycle, restore
@@ -110,6 +117,50 @@ def test_exits_while_supd_is_away_are_learned_and_counted(supd: Supd, tmp_path: 
     assert statuses(supd, "away")["s"]["restartCount"] == 0
     assert set(steady) <= set(proc_children(infra))  # the other container never stopped
     assert supd.ctl("logs", "away", "-c", "c", "--previous").stdout == "run\n"
+
+
+def test_probe_execs_leave_the_record_alone_and_survive_a_restart(
+    supd: Supd, tmp_path: Path
+) -> None:
+    """Reports of execs alone (a probe's, each second) change nothing in the pod's record:
+    it is not rewritten for them (it was, twice a second), and a supd killed while the
+    infra still holds them unacknowledged is followed by one that takes the pod over."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    supd.apply(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: probed}}
+spec:
+  containers:
+  - name: c
+    command: [sleep, "1000"]
+    readinessProbe:
+      exec: {{command: [sh, -c, 'touch {runs}/$(date +%s%N)']}}
+      periodSeconds: 1
+""")
+    supd.wait("probed")
+    infra = infra_record(supd, "probed")
+    (directory,) = (supd.state_dir / "pods").glob("default_probed_*")
+
+    def ran(n: int) -> bool:
+        return len(os.listdir(runs)) >= n
+
+    # The record is written at Ready; once a probe has run since, it is what it will be.
+    seen = len(os.listdir(runs))
+    assert until_dir_changes(runs, lambda: ran(seen + 1))
+    inode = (directory / restore.RECORD).stat().st_ino
+    seen = len(os.listdir(runs))
+    assert until_dir_changes(runs, lambda: ran(seen + 2))  # 2 s, within EXEC_ACK_DELAY (5 s)
+    assert (directory / restore.RECORD).stat().st_ino == inode
+    supd.stop(signal.SIGKILL)
+    supd.start()
+    seen = len(os.listdir(runs))
+    assert until_dir_changes(runs, lambda: ran(seen + 2))  # the new supd probes on
+    pod = supd.pod("probed")
+    assert {c["type"]: c["status"] for c in pod["status"]["conditions"]}["Ready"] == "True"
+    assert statuses(supd, "probed")["c"]["restartCount"] == 0
+    assert infra_record(supd, "probed") == infra
 
 
 def test_a_pod_whose_infra_died_meanwhile_gets_a_new_sandbox(supd: Supd) -> None:
