@@ -195,22 +195,24 @@ class Infra:
         if entry is not None:
             entry[0](("exec_lost", eid))
 
-    def _dispatch(self, report: Report, seq: int) -> None:
+    def _dispatch(self, report: Report, seq: int) -> bool:
+        """Hand a report to the pod (True) or to the exec it is about (False)."""
         self.seen = max(self.seen, seq)
         kind = report[0]
         if not kind.startswith("exec_"):
             self._on_report(report, seq)
-            return
+            return True
         eid = report[1]
         entry = self._execs.get(eid)
         if entry is None:
-            return
+            return False
         on_report, argv0, cwd = entry
         if kind == "exec_failed":
             report = (kind, eid, _native.spawn_error(report[2], report[3], argv0, cwd))
         if kind != "exec_started":
             del self._execs[eid]
         on_report(report)
+        return False
 
     def _flush(self) -> None:
         while self._outbox:
@@ -242,10 +244,11 @@ class Infra:
 
     def _readable(self) -> None:
         reports = self.drain()
+        changed = False
         for report, seq in reports:
-            self._dispatch(report, seq)
+            changed = self._dispatch(report, seq) or changed
         if reports:
-            self.after_reports(any(not r[0].startswith("exec_") for r, _seq in reports))
+            self.after_reports(changed)
 
     def drain(self) -> list[tuple[Report, int]]:
         reports = []

@@ -143,20 +143,19 @@ spec:
     infra = infra_record(supd, "probed")
     (directory,) = (supd.state_dir / "pods").glob("default_probed_*")
 
-    def ran(n: int) -> bool:
-        return len(os.listdir(runs)) >= n
+    def more_runs(n: int) -> bool:
+        """Wait until the probe has run `n` more times (each run makes a file in runs/)."""
+        seen = len(os.listdir(runs))
+        return until_dir_changes(runs, lambda: len(os.listdir(runs)) >= seen + n)
 
     # The record is written at Ready; once a probe has run since, it is what it will be.
-    seen = len(os.listdir(runs))
-    assert until_dir_changes(runs, lambda: ran(seen + 1))
+    assert more_runs(1)
     inode = (directory / restore.RECORD).stat().st_ino
-    seen = len(os.listdir(runs))
-    assert until_dir_changes(runs, lambda: ran(seen + 2))  # 2 s, within EXEC_ACK_DELAY (5 s)
+    assert more_runs(2)  # 2 s, within EXEC_ACK_DELAY (5 s)
     assert (directory / restore.RECORD).stat().st_ino == inode
     supd.stop(signal.SIGKILL)
     supd.start()
-    seen = len(os.listdir(runs))
-    assert until_dir_changes(runs, lambda: ran(seen + 2))  # the new supd probes on
+    assert more_runs(2)  # the new supd probes on
     pod = supd.pod("probed")
     assert {c["type"]: c["status"] for c in pod["status"]["conditions"]}["Ready"] == "True"
     assert statuses(supd, "probed")["c"]["restartCount"] == 0
