@@ -215,11 +215,12 @@ def until_dir(directory: Path, done: Callable[[], bool], timeout: float = 30) ->
 
 def settle(state: Path, pool_size: int = 2) -> None:
     """Wait for the pool of infras to refill and the removed pods to be deleted."""
-    pool, trash = state / "pool", state / "trash"
+    pool = state / "run" / "pool"
     if not until_dir(pool, lambda: len(list(pool.iterdir())) == pool_size):
         print(f"warning: pool has {len(list(pool.iterdir()))} records", file=sys.stderr)
-    if not until_dir(trash, lambda: not any(trash.iterdir())):
-        print("warning: the trash is not empty", file=sys.stderr)
+    for trash in (state / "trash", state / "run" / "trash"):
+        if not until_dir(trash, lambda: not any(trash.iterdir())):  # noqa: B023
+            print(f"warning: {trash} is not empty", file=sys.stderr)
 
 
 class Soak:

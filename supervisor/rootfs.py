@@ -155,26 +155,29 @@ def resolv_conf(spec: PodSpec, host_resolv: str) -> str:
 def prepare_pod(
     spec: PodSpec,
     pod_dir: Path,
+    run_dir: Path,
     hostname: str,
     mount_tmpfs: Callable[[str, str], None],
     pod_ip: str | None = None,
     cluster_domain: str = "cluster.local",
 ) -> None:
     """The pod's host side, once per sandbox: emptyDir directories (tmpfs for medium
-    Memory, sized by sizeLimit), hostPath checks and creation by type, the etc files."""
-    etc = pod_dir / "etc"
+    Memory, sized by sizeLimit) in `pod_dir`, hostPath checks and creation by type, the etc
+    files and the /dev/shm directory in `run_dir`."""
+    etc = run_dir / "etc"
     etc.mkdir(exist_ok=True, mode=0o755)
     _write_file(etc / "hosts", hosts_file(spec, hostname, pod_ip, cluster_domain).encode())
     _write_file(etc / "hostname", f"{hostname}\n".encode())
-    # Only a container of an image gets the pod's resolv.conf; the others see the host's.
+    # Only a container of an image gets the pod's resolv.conf and /dev/shm; the others see
+    # the host's.
     if any(c.image is not None for c in spec.init_containers + spec.containers):
         try:
             host_resolv = Path("/etc/resolv.conf").read_text()
         except OSError:
             host_resolv = ""
         _write_file(etc / "resolv.conf", resolv_conf(spec, host_resolv).encode())
-    (pod_dir / "shm").mkdir(exist_ok=True, mode=0o1777)
-    os.chmod(pod_dir / "shm", 0o1777)
+        (run_dir / "shm").mkdir(exist_ok=True, mode=0o1777)
+        os.chmod(run_dir / "shm", 0o1777)
     for v in spec.volumes:
         path = volume_path(pod_dir, v)
         if v.kind == "emptyDir":
@@ -338,15 +341,17 @@ def plan_container(
     spec: PodSpec,
     c: ContainerSpec,
     pod_dir: Path,
+    run_dir: Path,
     root: Path | None,
     layers: list[Path] | None,
     overlay: bool,
     image: str = "",
 ) -> FsPlan:
     """The operations for container `c` (see the module docstring). `root`: its root dir
-    for an image container (prepare_container), None to share the host's filesystem."""
+    for an image container (prepare_container), None to share the host's filesystem.
+    `pod_dir` and `run_dir` are the pod's directories in the state and run dirs."""
     plan = FsPlan()
-    etc = pod_dir / "etc"
+    etc = run_dir / "etc"
     cdir = container_dir(pod_dir, c.name)
     if root is None:
         return _plan_host(spec, c, pod_dir, etc, cdir, plan)
@@ -378,7 +383,7 @@ def plan_container(
         d: plan.open(f"bind /dev/{d}", f"/dev/{d}") for d in DEVICES if os.path.exists(f"/dev/{d}")
     }
     shm = plan.open(
-        "bind /dev/shm", str(pod_dir / "shm"), attrs=MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
+        "bind /dev/shm", str(run_dir / "shm"), attrs=MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
     )
     etc_slots = {
         name: plan.open(f"bind /etc/{name}", str(etc / name))

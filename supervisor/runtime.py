@@ -64,7 +64,7 @@ from .probes import ProbeWorker, first_delay
 from .signals import SignalPolicy, pod_policy
 from .spec import ContainerSpec, PodSpec
 from .states import EventType, Reason
-from .store import Store, Writer, write_atomic
+from .store import DELETING, Store, Writer, write_atomic
 
 log = logging.getLogger("supervisor.runtime")
 
@@ -436,12 +436,14 @@ class InfraFactory:
 class Pod:
     spec: PodSpec
     status: PodStatus
-    directory: Path
+    directory: Path  # in the state dir: its manifest, logs, volumes (store.py)
+    run: Path  # in the run dir: its record, infra socket, etc/ and shm/
     changed: asyncio.Future[None]
     gone: asyncio.Future[None]
     infra: Infra | None = None
     instances: dict[int, str] = field(default_factory=dict)
     next_instance: int = 1
+    final_saved: bool = False  # its terminal record is in the state dir too (_persist)
     logs: dict[str, list[Path]] = field(default_factory=dict)
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     deleted_at: float | None = None
@@ -553,7 +555,7 @@ class Runtime:
         self.use_factory = infra_factory
         self._factory: InfraFactory | None = None
         self._factory_or_none()
-        # Infras made ahead of their pods, recorded in STATE/pool so that the next supd
+        # Infras made ahead of their pods, recorded in RUN/pool so that the next supd
         # stops them if this one dies without doing so.
         # Only the common sandbox comes from the pool: new net, ipc and uts namespaces, no
         # cgroup v2 directory to clone into, and not rootless (naming a pooled infra steps
@@ -564,13 +566,13 @@ class Runtime:
         self._pool_pending = 0
         self._pool_closed = False
         self._refills: dict[str, tuple[int, asyncio.TimerHandle]] = {}
-        self._pool_serial = 0  # names the pooled infras' sockets in STATE/pool
+        self._pool_serial = 0  # names the pooled infras' sockets in RUN/pool
         # supd's ends of infras asked of the zygote and not yet serving (pods' and pooled).
         self._pending_socks: set[socket.socket] = set()
-        self._pool_dir = store.root / "pool"
+        self._pool_dir = store.run / "pool"
         self._pool_dir.mkdir(exist_ok=True, mode=0o700)
         # Their listening sockets (restore.py), moved into a pod's directory with the infra.
-        self._pool_sockets = store.root / "pool-sockets"
+        self._pool_sockets = store.run / "pool-sockets"
         self._pool_sockets.mkdir(exist_ok=True, mode=0o700)
         # A previous supd's records: killed once the pods it left are taken over (a pod
         # may hold one of them, its record not yet removed), or now when none can be.
@@ -613,6 +615,7 @@ class Runtime:
             spec=spec,
             status=lifecycle.new_status(spec, now),
             directory=directory,
+            run=self.store.run_of(directory),
             changed=self.loop.create_future(),
             gone=self.loop.create_future(),
             namespaces=self.admit(spec),
@@ -675,7 +678,7 @@ class Runtime:
             return
         factory = self._factory_or_none() if not spec.sysctls else None
         try:
-            listener = self._listener(pod.directory)
+            listener = self._listener(pod.run)
         except OSError as e:
             if into is not None:
                 into.close()
@@ -851,7 +854,7 @@ class Runtime:
         if self.pods.get(pod.key) is pod and pod.infra is infra:
             pod.infra_identity = (infra.pid, process_start_time(infra.pid))
             pid, start = pod.infra_identity
-            self.writer.write(pod.directory / "infra", f"{pid} {start}\n".encode())
+            self.writer.write(pod.run / "infra", f"{pid} {start}\n".encode())
             self._persist_soon(pod)
 
     def _wire(self, pod: Pod, infra: Infra) -> None:
@@ -877,7 +880,7 @@ class Runtime:
             if not self.pods_die_with_supd:
                 # Its listening socket moves into the pod's directory before it is told to
                 # outlive supd: the next supd finds it there, or it dies with this one.
-                self._move_listener(infra, pod.directory / restore.SOCKET)
+                self._move_listener(infra, pod.run / restore.SOCKET)
                 infra.send(_native.encode_keep())  # a pod's infra outlives supd
             # Refill once the pod's first container has been started (its first report),
             # not now: making the next infra (a network namespace, its set-up) would compete
@@ -1432,6 +1435,7 @@ class Runtime:
             rootfs.prepare_pod(
                 spec,
                 pod.directory,
+                pod.run,
                 hostname,
                 _native.mount_tmpfs,
                 pod.status.pod_ip if "net" in pod.namespaces.pod else None,
@@ -1443,7 +1447,7 @@ class Runtime:
                 rootfs.check_host_path(v)
         root = rootfs.prepare_container(pod.directory, c, layers, self.overlay)
         plan = rootfs.plan_container(
-            spec, c, pod.directory, root, layers, self.overlay, image.name if image else ""
+            spec, c, pod.directory, pod.run, root, layers, self.overlay, image.name if image else ""
         )
         return ContainerFs(argv, env, cwd, uid, gid, plan)
 
@@ -1892,7 +1896,14 @@ class Runtime:
             if infra is not None:
                 infra.ack(seq)
 
-        self.writer.write(pod.directory / restore.RECORD, restore.encode_record(record), written)
+        data = restore.encode_record(record)
+        self.writer.write(pod.run / restore.RECORD, data, written)
+        if pod.status.phase.terminal and not pod.final_saved and pod.run != pod.directory:
+            # The run dir does not outlive the machine; a pod that finished must stay
+            # finished after a reboot (it is not run again), so its last record goes to
+            # the state dir too, once.
+            pod.final_saved = True
+            self.writer.write(pod.directory / restore.RECORD, data)
 
     def resume(
         self,
@@ -1914,6 +1925,7 @@ class Runtime:
             spec=spec,
             status=record.status if record is not None else lifecycle.new_status(spec, now),
             directory=directory,
+            run=self.store.run_of(directory),
             changed=self.loop.create_future(),
             gone=self.loop.create_future(),
             namespaces=self.admit(spec),
@@ -1922,7 +1934,7 @@ class Runtime:
             pod.next_instance, pod.fs_ready = record.next_instance, record.fs_ready
             pod.sandbox_backoff = record.sandbox_backoff
             pod.deleted_at, pod.grace = record.deleted_at, record.grace
-        if pod.deleted_at is None and (directory / "deleting").exists():
+        if pod.deleted_at is None and (directory / DELETING).exists():
             pod.deleted_at, pod.grace = now, spec.termination_grace_period_seconds
         pod.logs = restore.find_logs(directory, names)
         self.pods[spec.key] = pod
@@ -1943,7 +1955,7 @@ class Runtime:
         pod.infra_identity = identity
         if not same:  # the record of a supd that died before it wrote one for this infra
             with contextlib.suppress(OSError):
-                _write_infra_record(directory, *identity)
+                _write_infra_record(pod.run, *identity)
         pod.instances = {st.instance: st.name for st in status.all() if st.alive}
         pod.live_cids = set(link.live)
         for cid in link.live:
@@ -2029,7 +2041,7 @@ class Runtime:
         g = min(g, MAX_GRACE_SECONDS)
         if pod.deleted_at is None:
             pod.deleted_at, pod.grace = self.clock(), int(g)
-            (pod.directory / "deleting").touch()
+            self.store.mark_deleting(pod.directory)
         self._stop(pod, g)
         if pod.stop_task is not None and pod.stop_task.done() and pod.infra is None:
             self._finish_delete(pod)  # it had stopped already: only the record is left
@@ -2144,8 +2156,8 @@ class Runtime:
 
     def _forget(self, pod: Pod) -> None:
         del self.pods[pod.key]
-        for record in (restore.RECORD, "infra"):
-            self.writer.discard(pod.directory / record)
+        for path in (pod.run / restore.RECORD, pod.run / "infra", pod.directory / restore.RECORD):
+            self.writer.discard(path)
         rootfs.release_pod(pod.spec, pod.directory, _native.umount)
         if any(v.medium == "Memory" for v in pod.spec.volumes):
             # The only mounts supd makes on the host: any of them left (a previous supd's,

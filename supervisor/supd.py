@@ -28,7 +28,7 @@ from typing import BinaryIO, TypedDict, TypeVar
 
 import uvloop
 
-from . import __version__, cgroups, logrotate, network
+from . import __version__, _native, cgroups, logrotate, network
 from .backoff import BackoffPolicy
 from .daemon import Api
 from .errors import InvalidArgument, ManifestError, SupervisorError
@@ -51,7 +51,7 @@ from .runtime import (
 from .signals import SignalPolicy, parse_rewrites, parse_target
 from .spec import PodSpec
 from .states import Phase
-from .store import Store
+from .store import DELETING, Store
 
 log = logging.getLogger("supervisor.supd")
 T = TypeVar("T")
@@ -352,6 +352,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--socket", default=os.environ.get("SUP_SOCKET", DEFAULT_SOCKET))
     p.add_argument("--socket-group", help="group allowed to use the socket (mode 0660)")
     p.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
+    p.add_argument(
+        "--run-dir",
+        help="what dies with the machine: pod records, infra sockets, each pod's /etc files "
+        "and /dev/shm (default: STATE_DIR/run, mounted as a tmpfs unless on one already)",
+    )
     p.add_argument("--manifests", metavar="DIR", help="pods to start at boot (*.yaml, *.json)")
     p.add_argument(
         "--sync-state",
@@ -393,7 +398,8 @@ async def serve(
     from .server import Server  # the API server is only needed by the daemon
 
     init_mode = sigfd >= 0
-    store = Store(args.state_dir, sync=args.sync_state)
+    run, mounted = run_dir(args)
+    store = Store(args.state_dir, run, sync=args.sync_state)
     runtime = Runtime(
         store,
         EventLog(),
@@ -412,7 +418,7 @@ async def serve(
         await apply_dir(api, Path(args.manifests))
     server = Server(api, args.socket, socket_group=args.socket_group)
     await server.start()
-    log.info("serving on %s, state in %s", args.socket, args.state_dir)
+    log.info("serving on %s, state in %s and %s", args.socket, store.root, store.run)
     if args.notify_fd is not None:
         try:
             os.write(args.notify_fd, b"READY=1\n")
@@ -432,7 +438,47 @@ async def serve(
     runtime.detach()
     runtime.cgroups.remove_parent()
     runtime.network.close()
+    if mounted and not any(store.run_pods.iterdir()):
+        _native.umount(str(store.run))  # nothing in it for a next supd: no mount left over
     return 0
+
+
+# Filesystems that live in memory (mountinfo's names).
+MEMORY_FILESYSTEMS = ("tmpfs", "ramfs")
+
+
+def run_dir(args: argparse.Namespace) -> tuple[Path, bool]:
+    """The run directory (Store), and whether supd mounted it: --run-dir as given, or
+    STATE_DIR/run, on which supd mounts a tmpfs unless it is in memory already, so that pod
+    records and sockets cost no disk inode each and are gone after a reboot, as /run's
+    are. Without the right to mount (rootless) it stays a plain directory. supd unmounts
+    it when it stops with no pod left."""
+    if args.run_dir:
+        return Path(args.run_dir), False
+    path = Path(args.state_dir) / "run"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if args.rootless_mode or filesystem_of(path) in MEMORY_FILESYSTEMS:
+        # A tmpfs of its own there is an earlier supd's mount (a state dir on tmpfs is not).
+        return path, os.stat(path).st_dev != os.stat(path.parent).st_dev
+    try:
+        _native.mount_tmpfs(str(path), "mode=0700")
+    except OSError as e:
+        log.warning("run dir %s: mount tmpfs: %s; it stays on disk", path, e.strerror)
+        return path, False
+    return path, True
+
+
+def filesystem_of(path: Path) -> str:
+    """The type of the filesystem `path` is on, from /proc/self/mountinfo ("" if unknown)."""
+    dev = os.stat(path).st_dev
+    want = f"{os.major(dev)}:{os.minor(dev)}"
+    found = ""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if left.split()[2] == want:
+                found = right.split()[0]  # the last one listed is on top
+    return found
 
 
 async def finish(
@@ -459,12 +505,12 @@ async def restore(runtime: Runtime, store: Store) -> None:
     deletion; a pod whose infra is gone gets a new sandbox. What a crashed supd left of
     pods that are gone (veths, address leases, cgroups) is removed first."""
     stored = store.load_all()
-    links = await asyncio.gather(*(take_over_infra(s.directory) for s in stored))
+    links = await asyncio.gather(*(take_over_infra(s.run) for s in stored))
     runtime.kill_stale_pool({link.pid for link in links if link is not None})
     restored: list[tuple[PodSpec, Path, Record | None, Link | None]] = []
     for entry, link in zip(stored, links, strict=True):
         if link is None:
-            await kill_stale_infra(entry.directory)
+            await kill_stale_infra(entry.run)
         try:
             spec, _warnings = parse_pod(entry.manifest, str(entry.directory / "pod.json"))
             runtime.admit(spec)
@@ -473,10 +519,13 @@ async def restore(runtime: Runtime, store: Store) -> None:
             if link is not None:
                 kill_link(link)
             continue
-        if link is None and (entry.directory / "deleting").exists():
+        if link is None and (entry.directory / DELETING).exists():
             store.remove(entry.directory)
             continue
-        restored.append((spec, entry.directory, read_record(entry.directory), link))
+        # After a reboot the run dir is empty: a pod that had finished has its last record
+        # in the state dir (Runtime._persist); any other starts from its manifest.
+        record = read_record(entry.run) or read_record(entry.directory)
+        restored.append((spec, entry.directory, record, link))
     live = [spec.uid for spec, *_ in restored]
     gone = await runtime.network.prune(live) + await runtime.cgroups.prune(live)
     if gone:

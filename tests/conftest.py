@@ -166,10 +166,15 @@ class Supd:
     socket: Path
     state_dir: Path
     proc: subprocess.Popen[bytes] | None = None
+    # Without --run-dir, STATE/run: a tmpfs supd mounts (unmount_test_mounts removes it).
+    run_dir: Path = field(init=False)
     infra_pids: set[tuple[int, int]] = field(default_factory=set)  # (pid, start time)
     # Its own cgroup parent (under the test's own cgroup): a supd removes the pod cgroups
     # of pods it does not know, so two must never share one.
     cgroup_parent: str = field(default_factory=lambda: "supd-test-" + secrets.token_hex(4))
+
+    def __post_init__(self) -> None:
+        self.run_dir = self.state_dir / "run"
 
     def start(self, *extra: str, prefix: tuple[str, ...] = (), ready: bool = True) -> None:
         """Start supd (`prefix`: a command that runs it, such as setpriv) and wait until it
@@ -273,12 +278,32 @@ class Supd:
         )
 
     def infra_of(self, name: str, namespace: str = "default") -> int:
-        for d in (self.state_dir / "pods").iterdir():
+        for d in (self.run_dir / "pods").iterdir():
             if d.name.startswith(f"{namespace}_{name}_"):
                 pid, start = (int(x) for x in (d / "infra").read_text().split())
                 self.infra_pids.add((pid, start))
                 return pid
         raise AssertionError(f"no infra recorded for {namespace}/{name}")
+
+
+def mounts_under(directory: Path) -> list[str]:
+    """Mount points at or below `directory`, deepest first (/proc/self/mountinfo)."""
+    prefix = str(directory)
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].encode().decode("unicode_escape")
+        if point == prefix or point.startswith(prefix + "/"):
+            points.append(point)
+    return sorted(points, key=len, reverse=True)
+
+
+@pytest.fixture(autouse=True)
+def unmount_test_mounts(tmp_path: Path) -> Iterator[None]:
+    """After each test (and its supds' teardown), detach what is still mounted in its
+    temporary directory: the run dir tmpfs of every supd it started."""
+    yield
+    for point in mounts_under(tmp_path):
+        subprocess.run(["umount", "-l", point], check=False)
 
 
 @pytest.fixture

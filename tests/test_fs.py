@@ -293,9 +293,9 @@ def test_copy_fallback_keeps_the_guarantees(tmp_path: Path) -> None:
     spec = PodSpec(name="p", containers=(c,))
     pod_dir = tmp_path / "pod"
     pod_dir.mkdir()
-    rootfs.prepare_pod(spec, pod_dir, "p", lambda target, data: None)
+    rootfs.prepare_pod(spec, pod_dir, pod_dir, "p", lambda target, data: None)
     root = rootfs.prepare_container(pod_dir, c, layers, overlay=False)
-    plan = rootfs.plan_container(spec, c, pod_dir, root, layers, False, "fb")
+    plan = rootfs.plan_container(spec, c, pod_dir, pod_dir, root, layers, False, "fb")
     code, out = spawn_fs(
         plan.ops, ["/bin/sh", "-c", f"ls /etc; ls {tmp_path} 2>&1; echo w > /bin/new"]
     )
@@ -423,7 +423,11 @@ def test_command_and_args_with_the_image_config() -> None:
 
 def mounts_and_files(supd: Supd) -> tuple[list[str], list[str]]:
     mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
-    files = sorted(str(p.relative_to(supd.state_dir)) for p in (supd.state_dir / "pods").rglob("*"))
+    files = sorted(
+        str(p.relative_to(supd.state_dir))
+        for root in (supd.state_dir / "pods", supd.run_dir / "pods")
+        for p in root.rglob("*")
+    )
     return mounts, files
 
 

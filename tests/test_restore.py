@@ -13,6 +13,7 @@ import os
 import random
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,7 @@ def test_logs_are_found_oldest_instance_first(tmp_path: Path) -> None:
 
 def infra_record(d: Supd, name: str) -> tuple[int, int]:
     d.infra_of(name)  # remembered, for the clean-up
-    (directory,) = (d.state_dir / "pods").glob(f"default_{name}_*")
+    (directory,) = (d.run_dir / "pods").glob(f"default_{name}_*")
     pid, start = (int(x) for x in (directory / "infra").read_text().split())
     return pid, start
 
@@ -141,7 +142,7 @@ spec:
 """)
     supd.wait("probed")
     infra = infra_record(supd, "probed")
-    (directory,) = (supd.state_dir / "pods").glob("default_probed_*")
+    (directory,) = (supd.run_dir / "pods").glob("default_probed_*")
 
     def more_runs(n: int) -> bool:
         """Wait until the probe has run `n` more times (each run makes a file in runs/)."""
@@ -176,6 +177,51 @@ def test_a_pod_whose_infra_died_meanwhile_gets_a_new_sandbox(supd: Supd) -> None
     assert c["lastState"]["terminated"]["reason"] == "ContainerStatusUnknown"
     assert c["lastState"]["terminated"]["exitCode"] == 137
     assert infra_record(supd, "lost")[0] != infra
+
+
+def filesystem_at(path: Path) -> str:
+    """The type of the filesystem mounted exactly at `path` ("" when none is)."""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        if left.split()[4] == str(path):
+            return right.split()[0]
+    return ""
+
+
+def test_the_run_dir_is_a_tmpfs_and_a_reboot_keeps_finished_pods_finished(
+    supd: Supd, tmp_path: Path
+) -> None:
+    """What dies with the machine (records, infra sockets, /etc files) lives in STATE/run,
+    a tmpfs; manifests and logs on disk. A reboot (the infras killed, the tmpfs emptied)
+    leaves a finished pod finished and not run again, and starts a running one afresh."""
+    assert filesystem_at(supd.run_dir) == "tmpfs"
+    runs = tmp_path / "runs"
+    supd.apply(pod_yaml("done", f"c=echo once >> {runs}", restart="Never"))
+    supd.apply(pod_yaml("up", "c=sleep 1000"))
+    supd.watch_until("done", lambda o: o["status"]["phase"] == "Succeeded")
+    supd.wait("up")
+    infra, _ = infra_record(supd, "up")
+    (disk,) = (supd.state_dir / "pods").glob("default_up_*")
+    run = supd.run_dir / "pods" / disk.name
+    assert {p.name for p in disk.iterdir()} == {"pod.json", "c"}
+    assert {"status.json", "infra", "infra.sock", "etc"} <= {p.name for p in run.iterdir()}
+    (done,) = (supd.state_dir / "pods").glob("default_done_*")
+    assert until_dir_changes(done, lambda: (done / restore.RECORD).exists())
+
+    supd.stop()  # pods keep running, as they would until the machine goes down
+    os.kill(infra, signal.SIGKILL)
+    assert until_gone([infra])
+    subprocess.run(["umount", str(supd.run_dir)], check=True)
+    supd.start()
+    assert filesystem_at(supd.run_dir) == "tmpfs"  # mounted again, empty
+    supd.wait("up")
+    after = supd.pod("done")["status"]
+    assert after["phase"] == "Succeeded"
+    assert after["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+    assert runs.read_text() == "once\n"
+    up = statuses(supd, "up")["c"]
+    assert up["restartCount"] == 0 and not up.get("lastState"), up  # README: after a reboot
+    assert infra_record(supd, "up")[0] != infra
 
 
 def test_a_pod_being_deleted_when_supd_died_is_finished_off(supd: Supd) -> None:
@@ -362,7 +408,8 @@ def check_books(d: Supd, books: Books, marks: Path, seed: int) -> None:
         else:
             # Each run counted once: as a restart, in its own log, with its line.
             files = sorted(p.name for p in (directory / "c").glob("*.log"))
-            what = (name, files, lines, (directory / "status.json").read_text(), why)
+            record = d.run_dir / "pods" / directory.name / restore.RECORD
+            what = (name, files, lines, record.exists() and record.read_text(), why)
 
             assert runs == [str(RUNS)] and c["restartCount"] == RUNS - 1, what
             assert lines == [f"run {n}" for n in range(1, RUNS + 1)], what
@@ -370,7 +417,7 @@ def check_books(d: Supd, books: Books, marks: Path, seed: int) -> None:
     # other infra in this supd's cgroups (none of a deleted or finished pod, no duplicate).
     steady_infras = set()
     for name in live:
-        directory = next((d.state_dir / "pods").glob(f"default_{name}_*"))
+        directory = next((d.run_dir / "pods").glob(f"default_{name}_*"))
         if name.startswith("steady"):
             pid, start = (int(x) for x in (directory / "infra").read_text().split())
             d.infra_pids.add((pid, start))

@@ -46,6 +46,32 @@ def test_sync_store_fsyncs_before_returning(tmp_path: Path) -> None:
     store.flush()
 
 
+def test_a_separate_run_dir_holds_each_pods_other_half(tmp_path: Path) -> None:
+    """Each saved pod has a directory in both roots; remove takes both; a run directory
+    whose pod is gone (supd died between the two renames) goes at the next start."""
+    store = Store(tmp_path / "state", tmp_path / "run")
+    a, b = store.save(spec("a")), store.save(spec("b"))
+    assert store.run_of(a) == tmp_path / "run" / "pods" / a.name and store.run_of(a).is_dir()
+    (store.run_of(a) / "status.json").write_text("{}")
+    store.remove(a)
+    assert not a.exists() and not store.run_of(a).exists()
+    (store.run_pods / "ns_gone_uid-gone").mkdir()
+    again = Store(tmp_path / "state", tmp_path / "run")
+    again.flush()
+    assert sorted(p.name for p in again.run_pods.iterdir()) == [b.name]
+    assert list(again.trash.iterdir()) == list(again.run_trash.iterdir()) == []
+    (loaded,) = again.load_all()
+    assert (loaded.directory, loaded.run) == (b, store.run_of(b))
+
+
+def test_a_deletion_mark_is_a_link_not_a_new_inode(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    d = store.save(spec("a"))
+    store.mark_deleting(d)
+    store.mark_deleting(d)  # again: nothing changes
+    assert (d / "deleting").stat().st_ino == (d / "pod.json").stat().st_ino
+
+
 def test_trash_left_by_a_previous_supd_is_deleted(tmp_path: Path) -> None:
     (tmp_path / "trash" / "old.1" / "c").mkdir(parents=True)
     store = Store(tmp_path)
