@@ -119,6 +119,7 @@ class Infra:
         self.sock = sock
         self.acked = 0  # the last report seq acknowledged
         self.seen = 0  # the last report seq dispatched
+        self.pod_seq = 0  # the last one that was the pod's (not an exec's)
         # After each batch of reports: True when one in it was not an exec's.
         self.after_reports: Callable[[bool], None] = lambda changed: None
         self.listen_path: Path | None = None  # a pooled infra's socket, in STATE/pool
@@ -200,6 +201,7 @@ class Infra:
         self.seen = max(self.seen, seq)
         kind = report[0]
         if not kind.startswith("exec_"):
+            self.pod_seq = max(self.pod_seq, seq)
             self._on_report(report, seq)
             return True
         eid = report[1]
@@ -476,7 +478,8 @@ class Pod:
     applied_seq: int = 0
     infra_identity: tuple[int, int] | None = None
     persisting: asyncio.Handle | None = None
-    acks_due: asyncio.TimerHandle | None = None  # a write for exec reports alone, later
+    acks_due: asyncio.TimerHandle | None = None  # an ACK of exec reports alone, later
+    recorded: tuple[Infra, int] | None = None  # the infra and seq its last record written holds
     replay_until: int | None = None
     live_cids: set[int] = field(default_factory=set)
 
@@ -1856,14 +1859,35 @@ class Runtime:
 
     def _after_reports(self, pod: Pod, changed: bool) -> None:
         """A batch of reports was applied: write the record now, or, for reports of execs
-        alone (probes), within EXEC_ACK_DELAY. They change nothing in the record, and
-        are acknowledged only so that the infra may forget them; a pod probed every
-        second would otherwise rewrite its record twice a second."""
+        alone (probes), acknowledge them within EXEC_ACK_DELAY. They change nothing in the
+        record, and are acknowledged only so that the infra may forget them; a pod probed
+        every second would otherwise rewrite its record twice a second."""
         infra = pod.infra
-        if changed or infra is None or infra.seen - infra.acked >= EXEC_ACK_BACKLOG:
+        if changed or infra is None:
             self._persist_soon(pod)
+        elif infra.seen - infra.acked >= EXEC_ACK_BACKLOG:
+            self._ack_execs(pod)
         elif pod.acks_due is None and not self.pods_die_with_supd:
-            pod.acks_due = self.loop.call_later(EXEC_ACK_DELAY, self._persist_soon, pod)
+            pod.acks_due = self.loop.call_later(EXEC_ACK_DELAY, self._ack_execs, pod)
+
+    def _ack_execs(self, pod: Pod) -> None:
+        """Acknowledge the exec reports the infra holds, without a write when the record
+        on disk already holds every report of the pod's own before them (a new supd gets
+        no exec report again, so none needs to be in the record); else write it first."""
+        if pod.acks_due is not None:
+            pod.acks_due.cancel()
+            pod.acks_due = None
+        infra = pod.infra
+        if (
+            infra is not None
+            and pod.persisting is None
+            and pod.recorded is not None
+            and pod.recorded[0] is infra
+            and pod.recorded[1] >= infra.pod_seq
+        ):
+            infra.ack(infra.seen)
+        else:
+            self._persist_soon(pod)
 
     def _persist(self, pod: Pod) -> None:
         pod.persisting = None
@@ -1894,6 +1918,8 @@ class Runtime:
                 if infra is None or not infra.shutting_down:
                     return  # but not in an infra that must leave (a full disk)
             if infra is not None:
+                if e is None:
+                    pod.recorded = (infra, seq)
                 infra.ack(seq)
 
         data = restore.encode_record(record)
