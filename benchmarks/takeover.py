@@ -41,6 +41,12 @@ def start(state: Path, sock: Path) -> tuple[subprocess.Popen[bytes], float]:
     return proc, time.monotonic() - t0
 
 
+def forget(state: Path) -> None:
+    """Remove a state dir whose supd was killed: its run dir's tmpfs first."""
+    subprocess.run(["umount", "-l", str(state / "run")], stderr=subprocess.DEVNULL, check=False)
+    shutil.rmtree(state, ignore_errors=True)
+
+
 def pod(i: int) -> dict[str, object]:
     return {
         "apiVersion": "v1",
@@ -99,7 +105,7 @@ def main() -> int:
             asyncio.run(all_running(sock, args.n))
             ready.append(took)
             settled.append(time.monotonic() - t0)
-            shutil.rmtree(empty, ignore_errors=True)
+            forget(empty)
             p0, took0 = start(empty, sock0)
             ready0.append(took0)
             p0.send_signal(signal.SIGKILL)
@@ -112,6 +118,7 @@ def main() -> int:
         cleanup.send_signal(signal.SIGTERM)
         cleanup.wait()
         if os.environ.get("KEEP") is None:
+            forget(empty)
             shutil.rmtree(tmp, ignore_errors=True)
     med = statistics.median
     print(f"{args.n} pods, {args.rounds} rounds (medians, seconds)")
