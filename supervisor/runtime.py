@@ -122,7 +122,7 @@ class Infra:
         self.pod_seq = 0  # the last one that was the pod's (not an exec's)
         # After each batch of reports: True when one in it was not an exec's.
         self.after_reports: Callable[[bool], None] = lambda changed: None
-        self.listen_path: Path | None = None  # a pooled infra's socket, in STATE/pool
+        self.listen_path: Path | None = None  # a pooled infra's socket, in RUN/pool-sockets
         self._on_report = on_report
         self._on_exit = on_exit
         self._reaped = reaped
@@ -936,7 +936,7 @@ class Runtime:
             try:
                 # SIGKILL when its parent, the zygote, dies (with supd): a pooled infra holds
                 # no pod and must not outlive the supd that made it, even one killed before
-                # it recorded the infra in STATE/pool. The pod that takes it clears that.
+                # it recorded the infra in RUN/pool. The pod that takes it clears that.
                 factory.spawn(
                     theirs.fileno(),
                     w,
