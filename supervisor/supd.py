@@ -51,7 +51,7 @@ from .runtime import (
 from .signals import SignalPolicy, parse_rewrites, parse_target
 from .spec import PodSpec
 from .states import Phase
-from .store import DELETING, Store
+from .store import DELETING, Store, StoredPod
 
 log = logging.getLogger("supervisor.supd")
 T = TypeVar("T")
@@ -505,12 +505,13 @@ async def restore(runtime: Runtime, store: Store) -> None:
     deletion; a pod whose infra is gone gets a new sandbox. What a crashed supd left of
     pods that are gone (veths, address leases, cgroups) is removed first."""
     stored = store.load_all()
-    links = await asyncio.gather(*(take_over_infra(s.run) for s in stored))
+    links = await asyncio.gather(*(_take_over(s) for s in stored))
     runtime.kill_stale_pool({link.pid for link in links if link is not None})
     restored: list[tuple[PodSpec, Path, Record | None, Link | None]] = []
     for entry, link in zip(stored, links, strict=True):
         if link is None:
-            await kill_stale_infra(entry.run)
+            for directory in {entry.run, entry.directory}:
+                await kill_stale_infra(directory)
         try:
             spec, _warnings = parse_pod(entry.manifest, str(entry.directory / "pod.json"))
             runtime.admit(spec)
@@ -534,6 +535,15 @@ async def restore(runtime: Runtime, store: Store) -> None:
         pod = runtime.resume(spec, directory, record, link)
         how = "its running infra taken over" if link is not None else "no infra running"
         log.info("restored pod %s (%s), %s", spec.key, pod.status.phase, how)
+
+
+async def _take_over(entry: StoredPod) -> Link | None:
+    """The pod's running infra, at its socket in the run dir, or in the state dir where a
+    supd from before the run dir left it (its records are read there too)."""
+    link = await take_over_infra(entry.run)
+    if link is None and entry.run != entry.directory:
+        link = await take_over_infra(entry.directory)
+    return link
 
 
 async def apply_dir(api: Api, directory: Path) -> None:

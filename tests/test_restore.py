@@ -226,6 +226,29 @@ def test_the_run_dir_is_a_tmpfs_and_a_reboot_keeps_finished_pods_finished(
     assert infra_record(supd, "up")[0] != infra
 
 
+def test_pods_of_a_supd_from_before_the_run_dir_are_taken_over(supd: Supd) -> None:
+    """A supd with its run dir in the state dir (the layout from before --run-dir), killed,
+    then one with the default run dir: it finds the infra at its old socket and takes the
+    pod over, its container never restarted."""
+    supd.stop()
+    supd.run_dir = supd.state_dir  # the old layout
+    supd.start("--run-dir", str(supd.state_dir))
+    supd.apply(pod_yaml("old", "c=sleep 1000"))
+    supd.wait("old")
+    infra, _ = infra_record(supd, "old")
+    (directory,) = (supd.state_dir / "pods").glob("default_old_*")
+    assert (directory / restore.SOCKET).exists() and (directory / restore.RECORD).exists()
+    (container,) = proc_children(infra)
+    supd.stop(signal.SIGKILL)
+    supd.run_dir = supd.state_dir / "run"
+    supd.start()
+    supd.wait("old")
+    assert statuses(supd, "old")["c"]["restartCount"] == 0
+    assert proc_children(infra) == [container]
+    supd.ctl("delete", "pod", "old", "--grace-period", "0")
+    assert until_gone([infra, container])
+
+
 def test_a_pod_being_deleted_when_supd_died_is_finished_off(supd: Supd) -> None:
     """Its deletion had begun (preStop running, a long grace period): the next supd carries
     the termination sequence on and the pod goes, processes and all."""
