@@ -1872,7 +1872,7 @@ class Runtime:
 
     def _ack_execs(self, pod: Pod) -> None:
         """Acknowledge the exec reports the infra holds, without a write when the record
-        on disk already holds every report of the pod's own before them (a new supd gets
+        written last already holds every report of the pod's own before them (a new supd gets
         no exec report again, so none needs to be in the record); else write it first."""
         if pod.acks_due is not None:
             pod.acks_due.cancel()

@@ -439,7 +439,10 @@ async def serve(
     runtime.cgroups.remove_parent()
     runtime.network.close()
     if mounted and not any(store.run_pods.iterdir()):
-        _native.umount(str(store.run))  # nothing in it for a next supd: no mount left over
+        try:  # nothing in it for a next supd: no mount left over
+            _native.umount(str(store.run))
+        except OSError as e:
+            log.warning("run dir %s: unmount: %s", store.run, e.strerror)
     return 0
 
 
@@ -457,7 +460,9 @@ def run_dir(args: argparse.Namespace) -> tuple[Path, bool]:
         return Path(args.run_dir), False
     path = Path(args.state_dir) / "run"
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if args.rootless_mode or filesystem_of(path) in MEMORY_FILESYSTEMS:
+    if args.rootless_mode:
+        return path, False
+    if filesystem_of(path) in MEMORY_FILESYSTEMS:
         # A tmpfs of its own there is an earlier supd's mount (a state dir on tmpfs is not).
         return path, os.stat(path).st_dev != os.stat(path.parent).st_dev
     try:
