@@ -22,6 +22,9 @@
 #             argc + envc (+ 1 when EXEC_HAS_CWD) NUL-terminated strings: argv, env, cwd. Sent
 #             with exactly three fds in SCM_RIGHTS: the process's stdin, stdout and stderr
 #             (with EXEC_TTY, the same pty slave three times: it becomes the controlling tty).
+#             With EXEC_CAPTURE, no fds: stdin is infra's /dev/null, stdout and stderr one
+#             pipe that infra reads itself, and the process is reported by EXEC_CAPTURED
+#             alone (no EXEC_STARTED): what exec probes and hooks need, with no fd passed.
 #   EXEC_SIGNAL  header (eid), u32 signo, u32 flags (SIGNAL_GROUP)
 #   REOPEN    header (cid), supd's answer to LOG_FULL. With one fd, the container's new
 #             log file (O_WRONLY|O_APPEND): infra writes the records after this frame
@@ -40,6 +43,9 @@
 #   EXEC_STARTED  header (eid), then as STARTED
 #   EXEC_FAILED   header (eid), then as START_FAILED
 #   EXEC_EXITED   header (eid), then as EXITED
+#   EXEC_CAPTURED header (eid), i32 pid, i32 wait_status, i64 time_ns, output, u64 seq:
+#                 an EXEC_CAPTURE process's exit with the first INFRA_CAPTURE_LIMIT bytes
+#                 of its output (the rest was read and dropped)
 #   LOG_DROPPED   header, u32 errno, u32 0, u64 seq: a write to the container's log failed
 #                 (ENOSPC, EIO) and its output is being dropped; errno 0: written again
 #   LOG_FULL      header, u64 bytes, u64 seq: the container's log file holds `bytes` >= its
@@ -72,6 +78,7 @@ cdef enum:
     REPORT_EXEC_EXITED = 22
     REPORT_LOG_FULL = 23
     REPORT_LOG_DROPPED = 24
+    REPORT_EXEC_CAPTURED = 25
 
     START_FIXED_SIZE = 60               # header + the fixed fields before groups
     SIGNAL_SIZE = 16
@@ -102,7 +109,8 @@ cdef enum:
 
     EXEC_TTY = 1                        # EXEC flags
     EXEC_HAS_CWD = 2
-    EXEC_FLAGS_KNOWN = 3
+    EXEC_CAPTURE = 4
+    EXEC_FLAGS_KNOWN = 7
 
 
 # A decoded START, pointing into the receive buffer (strings) and `groups` storage.

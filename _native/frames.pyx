@@ -125,6 +125,8 @@ cdef int decode_exec(char *buf, size_t n, exec_request *req, char **ptrs) noexce
         return system.E2BIG
     if req.argc < 1 or req.flags & ~(<uint32_t>EXEC_FLAGS_KNOWN):
         return system.EINVAL
+    if req.flags & EXEC_TTY and req.flags & EXEC_CAPTURE:
+        return system.EINVAL
     if <uint64_t>EXEC_FIXED_SIZE + blob_len != n:
         return system.EINVAL
     return decode_strings(buf + EXEC_FIXED_SIZE, blob_len, req.argc, req.envc,
@@ -151,6 +153,19 @@ cdef size_t encode_report(const report_rec *r, char *out) noexcept nogil:
     put_u64(out + 16, <uint64_t>r.ns)
     put_u64(out + 24, r.seq)
     return EXITED_SIZE if exited else STARTED_SIZE
+
+
+cdef size_t encode_exec_captured(const report_rec *r, const char *output, size_t len,
+                                 char *out) noexcept nogil:
+    """Write the EXEC_CAPTURED report `r` with `len` bytes of output to `out` (at least
+    EXITED_SIZE + len bytes); returns its size."""
+    put_header(out, REPORT_EXEC_CAPTURED, r.cid)
+    put_u32(out + 8, <uint32_t>r.a)
+    put_u32(out + 12, <uint32_t>r.b)
+    put_u64(out + 16, <uint64_t>r.ns)
+    memcpy(out + 24, output, len)
+    put_u64(out + 24 + len, r.seq)
+    return EXITED_SIZE + len
 
 
 cdef void encode_hello_entry(char *out, uint32_t cid, pid_t pid, int64_t ns) noexcept nogil:
@@ -279,11 +294,16 @@ def encode_signal(uint32_t cid, int signo, bint group=False):
     return signal_frame(FRAME_SIGNAL, cid, signo, group)
 
 
-def encode_exec(uint32_t eid, uint32_t cid, argv, env, cwd, *, bint tty=False):
-    """The EXEC frame: start argv (env, cwd) as exec `eid` in running container `cid`."""
+def encode_exec(uint32_t eid, uint32_t cid, argv, env, cwd, *, bint tty=False,
+                bint capture=False):
+    """The EXEC frame: start argv (env, cwd) as exec `eid` in running container `cid`.
+    With `capture`, it goes without fds: infra reads the output and sends it with the exit
+    (EXEC_CAPTURED)."""
     cdef list args = [fs_bytes(a, "argv") for a in argv]
     cdef list strings
-    cdef uint32_t flags = EXEC_TTY if tty else 0
+    cdef uint32_t flags = (EXEC_TTY if tty else 0) | (EXEC_CAPTURE if capture else 0)
+    if tty and capture:
+        raise ValueError("an exec with a tty cannot have its output captured")
     cdef bytes blob
     cdef bytes frame
     cdef char *out
@@ -383,6 +403,8 @@ def decode_report(frame):
         return ("exec_failed", cid, <int32_t>get_u32(p + 8), <int32_t>get_u32(p + 12))
     if kind == REPORT_EXEC_EXITED and n == EXITED_SIZE:
         return ("exec_exited", cid, <int32_t>get_u32(p + 12))
+    if kind == REPORT_EXEC_CAPTURED and EXITED_SIZE <= n <= EXITED_SIZE + INFRA_CAPTURE_LIMIT:
+        return ("exec_exited", cid, <int32_t>get_u32(p + 12), p[24:n - 8])
     if kind == REPORT_LOG_DROPPED and n == START_FAILED_SIZE:
         return ("log_dropped", cid, <int32_t>get_u32(p + 8))
     if kind == REPORT_LOG_FULL and n == LOG_FULL_SIZE:

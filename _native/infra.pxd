@@ -7,6 +7,7 @@ cdef enum:
     INFRA_REPORT_RING = 1024            # reports kept while supd is away
     INFRA_READ_CHUNK = 32768            # one read() of a container's stdout or stderr
     INFRA_DRAIN_LIMIT = 1048576         # bytes drained from a pipe when its process exits
+    INFRA_CAPTURE_LIMIT = 10240         # output kept of an EXEC_CAPTURE (maxProbeOutputLength)
     INFRA_MAX_EVENTS = 64               # epoll_wait() batch
     INFRA_FRAMES_PER_WAKEUP = 64        # frames taken from supd before serving the rest
     INFRA_IOV_BATCH = 512               # iovecs per writev() (< IOV_MAX 1024)
@@ -22,10 +23,12 @@ cdef enum:
     EV_SIGNALFD = 3
     EV_STDOUT = 4
     EV_STDERR = 5
+    EV_EXEC_OUT = 6                     # an EXEC_CAPTURE process's output pipe
 
     SLOT_FREE = 0
     SLOT_RUNNING = 1                    # pid alive (not yet reaped)
-    SLOT_EXITED = 2                     # reaped, exit reported; pipes may still be open
+    SLOT_EXITED = 2                     # reaped, exit reported; pipes may still be open;
+    # an exec slot: reaped, its EXEC_CAPTURED not yet sent
 
 
 ctypedef struct container_slot:
@@ -52,11 +55,15 @@ ctypedef struct container_slot:
     int n_cgroup                        # its cgroup fds while it runs: SLOT_CGROUP_FDS[slot]
 
 
-# An exec'd process: a child of infra in a container's namespaces, stdio supd's fds.
+# An exec'd process: a child of infra in a container's namespaces, its stdio supd's fds
+# or, with EXEC_CAPTURE, infra's /dev/null and a pipe infra reads into CAPTURED[slot].
 ctypedef struct exec_slot:
-    int state                           # SLOT_FREE or SLOT_RUNNING
+    int state                           # SLOT_FREE, SLOT_RUNNING or SLOT_EXITED
     uint32_t eid
     pid_t pid
+    int capture                         # EXEC_CAPTURE: reported by EXEC_CAPTURED
+    int out_fd                          # the read end of its output pipe, -1 when closed
+    uint32_t out_len                    # bytes kept in CAPTURED[slot]
 
 
 # What the parent hands to the infra child (copied with the stack by clone).

@@ -15,7 +15,11 @@ cdef infra_state INFRA
 cdef char RECV_BUF[FRAME_MAX]
 cdef uint64_t CMSG_BUF[32]                      # 256 bytes, aligned for struct cmsghdr
 cdef char READ_BUF[INFRA_READ_CHUNK]
-cdef char SEND_BUF[HELLO_FIXED_SIZE + INFRA_MAX_CONTAINERS * HELLO_ENTRY_SIZE]
+# A HELLO or one report (EXEC_CAPTURED, the largest, holds an exec's output)
+cdef char SEND_BUF[HELLO_FIXED_SIZE + INFRA_MAX_CONTAINERS * HELLO_ENTRY_SIZE
+                   + EXITED_SIZE + INFRA_CAPTURE_LIMIT]
+# Each exec slot's captured output: only the pages an exec writes become the infra's own.
+cdef char CAPTURED[INFRA_MAX_EXECS][INFRA_CAPTURE_LIMIT]
 cdef system.iovec IOV[INFRA_IOV_BATCH]
 cdef char PREFIX_F[64]
 cdef char PREFIX_P[64]
@@ -232,6 +236,15 @@ cdef int exec_by_pid(pid_t pid) noexcept nogil:
     return -1
 
 
+cdef int exec_reported(uint32_t eid) noexcept nogil:
+    """The reaped EXEC_CAPTURE slot whose report is still to be sent."""
+    cdef int i
+    for i in range(INFRA_MAX_EXECS):
+        if INFRA.execs[i].state == SLOT_EXITED and INFRA.execs[i].eid == eid:
+            return i
+    return -1
+
+
 cdef int exec_free() noexcept nogil:
     cdef int i
     for i in range(INFRA_MAX_EXECS):
@@ -339,6 +352,48 @@ cdef void drain(int i) noexcept nogil:
             total += n
 
 
+cdef ssize_t capture_once(int e) noexcept nogil:
+    """One read() of an EXEC_CAPTURE process's output: kept up to INFRA_CAPTURE_LIMIT,
+    read and dropped past it (the process never blocks on a full pipe). Returns the bytes
+    read, 0 when nothing is readable now or the pipe reached EOF (and was closed)."""
+    cdef exec_slot *x = &INFRA.execs[e]
+    cdef ssize_t n
+    cdef uint32_t room = INFRA_CAPTURE_LIMIT - x.out_len
+    if x.out_fd < 0:
+        return 0
+    while True:
+        if room > 0:
+            n = system.read(x.out_fd, &CAPTURED[e][x.out_len], room)
+        else:
+            n = system.read(x.out_fd, READ_BUF, INFRA_READ_CHUNK)
+        if n < 0 and errno == system.EINTR:
+            continue
+        break
+    if n > 0:
+        if room > 0:
+            x.out_len += <uint32_t>n
+        return n
+    if n < 0 and errno == system.EAGAIN:
+        return 0
+    system.close(x.out_fd)  # also removes it from the epoll set
+    x.out_fd = -1
+    return 0
+
+
+cdef void capture_finish(int e) noexcept nogil:
+    """The process is reaped: what it wrote before it exited is read (bounded, as drain),
+    and the pipe is closed even if a leftover child of it still holds the write end."""
+    cdef exec_slot *x = &INFRA.execs[e]
+    cdef ssize_t total = 0, n
+    while total < INFRA_DRAIN_LIMIT:
+        n = capture_once(e)
+        if n <= 0:
+            break
+        total += n
+    close_if_open(x.out_fd)
+    x.out_fd = -1
+
+
 # ---------------------------------------------------------------------------------------
 # Reports to supd
 
@@ -376,12 +431,21 @@ cdef int send_frame(const char *buf, size_t n) noexcept nogil:
 cdef void flush_reports() noexcept nogil:
     """Send the reports this connection has not had yet; they stay in the ring until ACK."""
     cdef size_t n
+    cdef int e
     cdef report_rec *r
     while INFRA.ring_sent < INFRA.ring_count:
         if INFRA.conn < 0:
             return
         r = &INFRA.ring[(INFRA.ring_head + INFRA.ring_sent) % INFRA_REPORT_RING]
-        if r.type != 0:  # 0: an exec report of an earlier connection, for nobody now
+        if r.type == REPORT_EXEC_CAPTURED:
+            # Sent once (exec reports are never replayed): the slot is free once it is.
+            e = exec_reported(r.cid)
+            if e >= 0:
+                n = encode_exec_captured(r, CAPTURED[e], INFRA.execs[e].out_len, SEND_BUF)
+                if send_frame(SEND_BUF, n) < 0:
+                    return
+                INFRA.execs[e].state = SLOT_FREE
+        elif r.type != 0:  # 0: an exec report of an earlier connection, for nobody now
             n = encode_report(r, SEND_BUF)
             if send_frame(SEND_BUF, n) < 0:
                 return
@@ -390,6 +454,12 @@ cdef void flush_reports() noexcept nogil:
 
 
 cdef void ring_pop() noexcept nogil:
+    cdef report_rec *r = &INFRA.ring[INFRA.ring_head]
+    cdef int e
+    if INFRA.ring_sent == 0 and r.type == REPORT_EXEC_CAPTURED:  # dropped unsent
+        e = exec_reported(r.cid)
+        if e >= 0:
+            INFRA.execs[e].state = SLOT_FREE
     INFRA.ring_head = (INFRA.ring_head + 1) % INFRA_REPORT_RING
     INFRA.ring_count -= 1
     if INFRA.ring_sent > 0:
@@ -443,12 +513,14 @@ cdef uint64_t forget_execs() noexcept nogil:
     for k in range(INFRA.ring_count):
         r = &INFRA.ring[(INFRA.ring_head + k) % INFRA_REPORT_RING]
         if (r.type == REPORT_EXEC_STARTED or r.type == REPORT_EXEC_FAILED
-                or r.type == REPORT_EXEC_EXITED):
+                or r.type == REPORT_EXEC_EXITED or r.type == REPORT_EXEC_CAPTURED):
             r.type = 0
         elif r.type != 0:
             last = r.seq
     for i in range(INFRA_MAX_EXECS):
         INFRA.execs[i].eid = 0
+        if INFRA.execs[i].state == SLOT_EXITED:
+            INFRA.execs[i].state = SLOT_FREE
     return last
 
 
@@ -705,23 +777,31 @@ cdef void signal_container(size_t n) noexcept nogil:
     system.kill(-pid if flags & SIGNAL_GROUP else pid, <int>signo)
 
 
-cdef void start_exec(size_t n, const int *fds) noexcept nogil:
+cdef void start_exec(size_t n, const int *fds, int nfds) noexcept nogil:
     """EXEC: the spawn core for a process inside running container `cid`: setns(2) through
     the container's pidfd (Linux 5.8) into the namespaces it has of its own (mount, cgroup;
     its PID namespace is joined around the clone, as the spawn core does), the pod's others
     inherited from infra; the container's ids; a new session, with fd 0 as controlling tty
-    for EXEC_TTY; stdio from `fds` (the caller closes them); PR_SET_PDEATHSIG SIGKILL. In
-    the container's own PID namespace the process dies with the container (pid_namespaces(7)).
-    Replies exec_started, or exec_failed (and then never exec_exited) for that eid."""
+    for EXEC_TTY; stdio from `fds` (the caller closes them), or with EXEC_CAPTURE infra's
+    /dev/null and a pipe of its own; PR_SET_PDEATHSIG SIGKILL. In the container's own PID
+    namespace the process dies with the container (pid_namespaces(7)). Replies
+    exec_started (none for EXEC_CAPTURE), or exec_failed (and then never an exit) for that
+    eid."""
     cdef exec_request req
     cdef spawn_cfg cfg
     cdef spawn_result res
     cdef container_slot *s
     cdef int ns_fd, ns_type, c, e, rc
+    cdef int pipe_fds[2]
+    cdef bint capture
     cdef uint32_t eid = get_u32(RECV_BUF + 4)
     rc = decode_exec(RECV_BUF, n, &req, START_PTRS)
     if rc != 0:
         report_exec_failed(eid, STEP_FRAME, rc)
+        return
+    capture = (req.flags & EXEC_CAPTURE) != 0
+    if nfds != (0 if capture else 3):
+        report_exec_failed(eid, STEP_FRAME, system.EBADF if nfds == 0 else system.EINVAL)
         return
     if INFRA.shutting_down:
         report_exec_failed(eid, STEP_SLOT, system.ECANCELED)
@@ -753,9 +833,17 @@ cdef void start_exec(size_t n, const int *fds) noexcept nogil:
     cfg.ns_types = &ns_type
     cfg.n_ns = 1 if ns_type != 0 else 0
     cfg.pidns_fd = s.pidfd if s.clone_flags & system.CLONE_NEWPID else -1
-    cfg.stdio[0] = fds[0]
-    cfg.stdio[1] = fds[1]
-    cfg.stdio[2] = fds[2]
+    if capture:
+        if system.pipe2(pipe_fds, system.O_CLOEXEC) < 0:
+            report_exec_failed(eid, STEP_PIPE, errno)
+            return
+        system.fcntl(pipe_fds[0], system.F_SETFL, system.O_NONBLOCK)  # not the child's end
+        cfg.stdio[0] = 0  # infra's /dev/null
+        cfg.stdio[1] = cfg.stdio[2] = pipe_fds[1]
+    else:
+        cfg.stdio[0] = fds[0]
+        cfg.stdio[1] = fds[1]
+        cfg.stdio[2] = fds[2]
     cfg.setsid = True
     cfg.ctty = (req.flags & EXEC_TTY) != 0
     cfg.set_uid = (s.id_flags & START_SET_UID) != 0
@@ -772,14 +860,23 @@ cdef void start_exec(size_t n, const int *fds) noexcept nogil:
     cfg.no_new_privs = (s.sec_flags & START_NO_NEW_PRIVS) != 0
     set_cgroup(&cfg, s.sec_flags, SLOT_CGROUP_FDS[c], s.n_cgroup)
     rc = spawn_process(&cfg, False, &res)
+    if capture:
+        system.close(pipe_fds[1])
+        if rc < 0 or ep_add(pipe_fds[0], system.EPOLLIN, EV_EXEC_OUT, <uint32_t>e) < 0:
+            system.close(pipe_fds[0])
+            pipe_fds[0] = -1  # a process that cannot be read from runs with its output lost
     if rc < 0:
         report_exec_failed(eid, res.step, res.err)
         return
     INFRA.execs[e].state = SLOT_RUNNING
     INFRA.execs[e].eid = eid
     INFRA.execs[e].pid = res.pid
+    INFRA.execs[e].capture = capture
+    INFRA.execs[e].out_fd = pipe_fds[0] if capture else -1
+    INFRA.execs[e].out_len = 0
     INFRA.exec_running += 1
-    queue_report(REPORT_EXEC_STARTED, eid, res.pid, 0, realtime_ns())
+    if not capture:
+        queue_report(REPORT_EXEC_STARTED, eid, res.pid, 0, realtime_ns())
 
 
 cdef void signal_exec(size_t n) noexcept nogil:
@@ -889,10 +986,10 @@ cdef void handle_frame(size_t n, int nfds, bint truncated) noexcept nogil:
     if kind == FRAME_EXEC:
         if truncated:
             report_exec_failed(target, STEP_FRAME, system.E2BIG)
-        elif nfds != 3:
-            report_exec_failed(target, STEP_FRAME, system.EINVAL if nfds else system.EBADF)
+        elif nfds > INFRA_CMSG_FDS:
+            report_exec_failed(target, STEP_FRAME, system.EINVAL)
         else:
-            start_exec(n, RECV_FDS)
+            start_exec(n, RECV_FDS, nfds)
         close_recv_fds(nfds)
         return
     if kind == FRAME_REOPEN and not truncated:
@@ -969,7 +1066,13 @@ cdef void reap_children() noexcept nogil:
             if i >= 0:
                 INFRA.execs[i].state = SLOT_FREE
                 INFRA.exec_running -= 1
-                if INFRA.execs[i].eid != 0:
+                if INFRA.execs[i].capture:
+                    capture_finish(i)
+                    if INFRA.execs[i].eid != 0:  # the slot holds the output until sent
+                        INFRA.execs[i].state = SLOT_EXITED
+                        queue_report(REPORT_EXEC_CAPTURED, INFRA.execs[i].eid, pid, status,
+                                     realtime_ns())
+                elif INFRA.execs[i].eid != 0:
                     queue_report(REPORT_EXEC_EXITED, INFRA.execs[i].eid, pid, status,
                                  realtime_ns())
             continue
@@ -1145,6 +1248,7 @@ cdef int infra_setup(infra_cfg *cfg) noexcept nogil:
         INFRA.slots[i].n_cgroup = 0
     for i in range(INFRA_MAX_EXECS):
         INFRA.execs[i].state = SLOT_FREE
+        INFRA.execs[i].out_fd = -1
     INFRA.conn = cfg.sock
     INFRA.listen = cfg.listen
     if ep_add(INFRA.sigfd, system.EPOLLIN, EV_SIGNALFD, 0) < 0:
@@ -1190,6 +1294,8 @@ cdef void infra_loop() noexcept nogil:
                 # stream paused by an earlier event of this batch.
                 if not INFRA.slots[index].log_paused:
                     relay_once(<int>index, kind == EV_STDERR)
+            elif kind == EV_EXEC_OUT:
+                capture_once(<int>index)
         if INFRA.shutting_down and INFRA.running == 0 and INFRA.exec_running == 0:
             # Told by supd with a listening socket to take over: its last reports matter
             # (the exits of a finished pod), so it stays until supd has recorded them,

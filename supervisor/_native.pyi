@@ -9,6 +9,7 @@ CLONE_NEWIPC: int
 CLONE_NEWUTS: int
 CLONE_NEWUSER: int
 CLONE_NEWCGROUP: int
+CAPTURE_LIMIT: int  # output bytes kept of a capture exec (kubelet: maxProbeOutputLength)
 
 # Step names of the clone()->execve() path, indexed by the step number a child reports.
 STEPS: tuple[str, ...]
@@ -133,6 +134,9 @@ def encode_ack(seq: int) -> bytes: ...  # every report up to seq is recorded: in
 # three times; it becomes the controlling terminal). Reports: exec_started, then exec_exited;
 # or exec_failed alone (step "slot" with ESRCH: no such running container; EAGAIN: every exec
 # slot of the pod is taken; EEXIST: eid in use; ECANCELED: the pod is shutting down).
+# With `capture` it is sent with no fds: stdin is /dev/null, infra reads stdout and stderr
+# (one pipe) itself, and the one report is exec_exited with the output's first 10 KiB (or
+# exec_failed).
 def encode_exec(
     eid: int,
     cid: int,
@@ -141,6 +145,7 @@ def encode_exec(
     cwd: str | bytes | None,
     *,
     tty: bool = False,
+    capture: bool = False,
 ) -> bytes: ...
 def encode_exec_signal(eid: int, signo: int, group: bool = False) -> bytes: ...
 
@@ -154,6 +159,7 @@ def encode_exec_signal(eid: int, signo: int, group: bool = False) -> bytes: ...
 #   ("exec_started", eid, pid)
 #   ("exec_failed", eid, step, errno)
 #   ("exec_exited", eid, wait_status)
+#   ("exec_exited", eid, wait_status, output)    of a capture exec
 #   ("log_dropped", cid, errno)        its output is being dropped (errno 0: written again)
 #   ("log_full", cid, bytes)   its log passed log_max: once per file, replayed until answered
 def decode_report(frame: bytes) -> tuple: ...  # ValueError when malformed

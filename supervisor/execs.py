@@ -2,8 +2,9 @@
 `supctl exec` (kubelet's ExecSync and Exec, from the CRI runtime service).
 
 The pod's infra starts them (EXEC frames, through `runtime.Infra.start_exec`) in the
-container's namespaces, with its ids, and with stdio fds that supd hands over; this module
-waits for their reports and moves their bytes. Event-driven only: futures resolved by the
+container's namespaces, with its ids, and with stdio fds that supd hands over, or (probes
+and hooks) with their output captured by the infra and sent with the exit report; this
+module waits for their reports and moves their bytes. Event-driven only: futures resolved by the
 infra's reports, pipes and ptys read and written through loop.add_reader/add_writer; no
 threads, no polling.
 
@@ -38,9 +39,6 @@ if TYPE_CHECKING:
     from .runtime import Infra, Pod, Runtime
     from .spec import ContainerSpec
 
-CAPTURE_LIMIT = 10240
-"""Output kept by exec_captured: kubelet reads at most 10 KiB of an exec probe's output
-(pkg/kubelet/prober: maxProbeOutputLength)."""
 _CHUNK = 65536
 _DRAIN_LIMIT = 1 << 20
 """Bytes still read from a stream once its process has exited: what was in the pipe
@@ -148,9 +146,53 @@ async def exec_process(
     process group are SIGKILLed, and once it is reaped the result says `timed_out`; if the
     caller is cancelled, they are SIGKILLed too.
     """
+    fds = (stdin, stdout, stderr)
+    try:
+        started = _start(runtime, pod, container, argv, fds, tty=tty, for_hook=for_hook)
+    finally:
+        if close_fds:
+            for fd in set(fds):
+                os.close(fd)
+    result, _ = await _wait(started, timeout)
+    return result
+
+
+async def exec_captured(
+    runtime: Runtime,
+    pod: Pod,
+    container: str,
+    argv: Sequence[str],
+    *,
+    timeout: float | None,
+) -> tuple[ExecResult, bytes]:
+    """exec_process with stdin /dev/null and stdout and stderr on one pipe that the infra
+    reads: what exec probes and exec hooks need, with no fd passed and one report. Returns
+    the result and the first 10 KiB of the output (_native.CAPTURE_LIMIT, kubelet's
+    maxProbeOutputLength); the infra reads and drops the rest, so the process never blocks
+    on a full pipe."""
+    started = _start(runtime, pod, container, argv, None, tty=False, for_hook=True)
+    return await _wait(started, timeout)
+
+
+_Started = tuple["Infra", int, "asyncio.Future[int]", "asyncio.Future[tuple[int, bytes]]"]
+
+
+def _start(
+    runtime: Runtime,
+    pod: Pod,
+    container: str,
+    argv: Sequence[str],
+    fds: tuple[int, int, int] | None,
+    *,
+    tty: bool,
+    for_hook: bool,
+) -> _Started:
+    """Send the EXEC: (infra, eid, started, exited), the futures resolved by its reports
+    (`started` with the pid, or 0 when the infra does not say; `exited` with the wait
+    status and the captured output)."""
     loop = runtime.loop
     started: asyncio.Future[int] = loop.create_future()
-    exited: asyncio.Future[int] = loop.create_future()
+    exited: asyncio.Future[tuple[int, bytes]] = loop.create_future()
 
     def on_report(report: tuple[Any, ...]) -> None:
         kind = report[0]
@@ -158,7 +200,7 @@ async def exec_process(
             _resolve(started, report[2])
         elif kind == "exec_exited":
             _resolve(started, 0)
-            _resolve(exited, report[2])
+            _resolve(exited, (report[2], report[3] if len(report) > 3 else b""))
         elif kind == "exec_failed":
             _fail(started, _start_failed(report[2], runtime, pod, container))
         else:  # exec_lost
@@ -168,45 +210,40 @@ async def exec_process(
                 exited.cancel()  # whoever waits learns it from `started`
             _fail(exited, err)
 
+    infra, cid, c = exec_target(pod, container, for_hook=for_hook)
+    env = [f"{k}={v}" for k, v in container_env(pod.spec, c).items()]
     try:
-        infra, cid, c = exec_target(pod, container, for_hook=for_hook)
-        env = [f"{k}={v}" for k, v in container_env(pod.spec, c).items()]
-        try:
-            eid = infra.start_exec(
-                cid,
-                list(argv),
-                env,
-                c.working_dir or "/",
-                (stdin, stdout, stderr),
-                tty=tty,
-                on_report=on_report,
-            )
-        except (ValueError, TypeError, IndexError) as e:
-            raise InvalidArgument(f"exec in container {container}: {e}") from None
-    finally:
-        if close_fds:
-            for fd in {stdin, stdout, stderr}:
-                os.close(fd)
+        eid = infra.start_exec(
+            cid, list(argv), env, c.working_dir or "/", fds, tty=tty, on_report=on_report
+        )
+    except (ValueError, TypeError, IndexError) as e:
+        raise InvalidArgument(f"exec in container {container}: {e}") from None
+    return infra, eid, started, exited
+
+
+async def _wait(started: _Started, timeout: float | None) -> tuple[ExecResult, bytes]:
+    """Wait for the exec's exit (see exec_process): its result and captured output."""
+    infra, eid, start, exited = started
     timed_out = False
     try:
         try:
             async with asyncio.timeout(timeout):
-                await asyncio.shield(started)
-                status = await asyncio.shield(exited)
+                await asyncio.shield(start)
+                status, output = await asyncio.shield(exited)
         except TimeoutError:
             timed_out = True
             infra.signal_exec(eid, signal.SIGKILL, group=True)
-            await asyncio.shield(started)
-            status = await asyncio.shield(exited)
+            await asyncio.shield(start)
+            status, output = await asyncio.shield(exited)
     except asyncio.CancelledError:
         infra.signal_exec(eid, signal.SIGKILL, group=True)
         raise
     finally:
         infra.forget_exec(eid)
-    return ExecResult.from_wait_status(status, timed_out)
+    return ExecResult.from_wait_status(status, timed_out), output
 
 
-def _resolve(fut: asyncio.Future[int], value: int) -> None:
+def _resolve(fut: asyncio.Future[Any], value: Any) -> None:
     if not fut.done():
         fut.set_result(value)
 
@@ -266,64 +303,6 @@ def _read_some(fd: int, budget: int) -> tuple[bytes, bool]:
         chunks.append(data)
         got += len(data)
     return b"".join(chunks), False
-
-
-async def exec_captured(
-    runtime: Runtime,
-    pod: Pod,
-    container: str,
-    argv: Sequence[str],
-    *,
-    timeout: float | None,
-    limit: int = CAPTURE_LIMIT,
-) -> tuple[ExecResult, bytes]:
-    """exec_process with stdin /dev/null and stdout and stderr on one pipe: what exec probes
-    and exec hooks need. Returns the result and the first `limit` bytes of the output; the
-    rest is read and dropped, so the process never blocks on a full pipe."""
-    loop = runtime.loop
-    captured = bytearray()
-    r, w = os.pipe2(os.O_CLOEXEC)
-    null = -1
-    try:
-        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        os.set_blocking(r, False)
-
-        def keep(data: bytes) -> None:
-            room = limit - len(captured)
-            if room > 0:
-                captured.extend(data[:room])
-
-        def readable() -> None:
-            # One read per wakeup: a chatty process cannot hold the loop.
-            data, at_end = _read_some(r, _CHUNK)
-            keep(data)
-            if at_end:
-                loop.remove_reader(r)
-
-        loop.add_reader(r, readable)
-        try:
-            fds = (null, w, w)
-            null = w = -1  # exec_process closes them once the infra has them
-            result = await exec_process(
-                runtime,
-                pod,
-                container,
-                argv,
-                stdin=fds[0],
-                stdout=fds[1],
-                stderr=fds[2],
-                timeout=timeout,
-                close_fds=True,
-                for_hook=True,
-            )
-        finally:
-            loop.remove_reader(r)
-        keep(_read_some(r, _DRAIN_LIMIT)[0])  # what it wrote before it exited
-    finally:
-        for fd in (r, w, null):
-            if fd >= 0:
-                os.close(fd)
-    return result, bytes(captured)
 
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]

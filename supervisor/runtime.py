@@ -162,24 +162,26 @@ class Infra:
         argv: Sequence[str],
         env: Sequence[str],
         cwd: str | None,
-        fds: tuple[int, int, int],
+        fds: tuple[int, int, int] | None,
         *,
-        tty: bool,
+        tty: bool = False,
         on_report: ExecListener,
     ) -> int:
         """Start argv inside running container instance `cid`, its stdin, stdout and stderr
         `fds` (duplicated: the caller keeps its own). Returns the exec id; `on_report` then
         gets ("exec_started", eid, pid) and ("exec_exited", eid, wait_status), or
         ("exec_failed", eid, SpawnError) alone, or ("exec_lost", eid) when supd lets go of
-        the infra first. ValueError when argv, env or cwd cannot be encoded."""
+        the infra first. With `fds` None the infra captures the output (stdin /dev/null):
+        no exec_started, and ("exec_exited", eid, wait_status, first 10 KiB of output).
+        ValueError when argv, env or cwd cannot be encoded."""
         eid = self._next_eid
-        frame = _native.encode_exec(eid, cid, argv, env, cwd, tty=tty)
+        frame = _native.encode_exec(eid, cid, argv, env, cwd, tty=tty, capture=fds is None)
         self._next_eid = eid + 1 if eid < 0xFFFFFFFF else 1
         self._execs[eid] = (on_report, argv[0], cwd)
         if self.closed:
             self.loop.call_soon(self._lose_exec, eid)
         else:
-            self.send(frame, fds)
+            self.send(frame, fds or ())
         return eid
 
     def signal_exec(self, eid: int, signo: int, group: bool = False) -> None:

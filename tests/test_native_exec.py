@@ -348,6 +348,70 @@ def test_no_fd_or_zombie_left_in_infra(infra: Any) -> None:
     assert pod.shutdown() == 0
 
 
+def capture(pod: Any, eid: int, cid: int, argv: list[str], **kwargs: Any) -> None:
+    """Send an EXEC_CAPTURE: no fds, the infra reads the output itself."""
+    pod.send(_native.encode_exec(eid, cid, argv, ENV, "/", capture=True, **kwargs))
+
+
+def test_captured_exec_output_comes_with_its_exit(infra: Any) -> None:
+    pod = infra()
+    running_container(pod)
+    with_container = infra_fds(pod)
+    capture(pod, 1, 1, ["sh", "-c", "echo out; echo err >&2; [ -t 0 ] || read x; exit 3"])
+    report = pod.report()  # the one report: no exec_started
+    assert report[:2] == ("exec_exited", 1)
+    assert os.WEXITSTATUS(report[2]) == 3
+    assert report[3] == b"out\nerr\n"  # stdout and stderr on one pipe; stdin at EOF
+    # Past the cap the output is read and dropped: the writer never blocks.
+    capture(pod, 2, 1, ["sh", "-c", "echo start; head -c 300000 /dev/zero; echo end"])
+    _, _, status, out = pod.expect("exec_exited", 2)
+    assert status == 0 and len(out) == _native.CAPTURE_LIMIT == 10240
+    assert out == b"start\n" + bytes(10240 - 6)
+    # A leftover child holding the pipe does not hold back the report, nor an fd.
+    capture(pod, 3, 1, ["sh", "-c", "echo parent; (sleep 1000 &) ; exit 0"])
+    assert pod.expect("exec_exited", 3)[2:] == (0, b"parent\n")
+    # A command that cannot start: exec_failed alone, and the slot and pipe are let go.
+    capture(pod, 4, 1, ["/nope"])
+    assert pod.expect("exec_failed", 4)[2:] == (EXEC, errno.ENOENT)
+    for eid in range(5, 5 + 70):  # more than the 64 exec slots: each is freed once sent
+        capture(pod, eid, 1, ["true"])
+        assert pod.expect("exec_exited", eid)[2:] == (0, b"")
+    assert infra_fds(pod) == with_container
+    assert pod.shutdown() == 0
+
+
+def test_captured_exec_frames_carry_no_fds(infra: Any) -> None:
+    pod = infra()
+    running_container(pod)
+    null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+    before = infra_fds(pod)
+    try:
+        frame = _native.encode_exec(9, 1, ["true"], [], "/", capture=True)
+        socket.send_fds(pod.sock, [frame], [null] * 3)
+        assert pod.expect("exec_failed", 9)[2:] == (FRAME, errno.EINVAL)
+        both = bytearray(frame)
+        both[12:16] = (1 | 4).to_bytes(4, "little")  # EXEC_TTY | EXEC_CAPTURE
+        pod.send(bytes(both))
+        assert pod.expect("exec_failed", 9)[2:] == (FRAME, errno.EINVAL)
+    finally:
+        os.close(null)
+    assert infra_fds(pod) == before
+    with pytest.raises(ValueError, match="tty"):
+        _native.encode_exec(1, 1, ["true"], [], None, tty=True, capture=True)
+    assert pod.shutdown() == 0
+
+
+def test_captured_exec_timeout_kill_by_eid(infra: Any) -> None:
+    pod = infra()
+    running_container(pod)
+    capture(pod, 1, 1, ["sh", "-c", "echo up; exec sleep 1000"])
+    pod.send(_native.encode_exec_signal(1, signal.SIGKILL, group=True))
+    _, _, status, out = pod.expect("exec_exited", 1)
+    assert os.WTERMSIG(status) == signal.SIGKILL
+    assert out in (b"", b"up\n")  # the kill may come before the echo
+    assert pod.shutdown() == 0
+
+
 def test_exec_encoders_and_reports() -> None:
     with pytest.raises(ValueError):
         _native.encode_exec(1, 1, [], [], None)
@@ -377,6 +441,14 @@ def test_exec_encoders_and_reports() -> None:
     assert _native.decode_report(report(21, 7, 13, 2, size=24)) == ("exec_failed", 7, 13, 2)
     assert _native.decode_report(report(22, 7, 42, 9 << 8)) == ("exec_exited", 7, 9 << 8)
     assert _native.report_seq(report(21, 7, 13, 2, size=24)) == 5
+    frame = _native.encode_exec(7, 3, ["a"], [], None, capture=True)
+    assert int.from_bytes(frame[12:16], "little") == 4  # EXEC_CAPTURE
+    captured = report(25, 7, 42, 9 << 8, ns=1)[:24] + b"hi" + (5).to_bytes(8, "little")
+    assert _native.decode_report(captured) == ("exec_exited", 7, 9 << 8, b"hi")
+    assert _native.report_seq(captured) == 5
+    too_long = captured[:24] + bytes(10241) + captured[-8:]
+    with pytest.raises(ValueError):
+        _native.decode_report(too_long)
     for bad in (report(20, 7, 42, size=24), report(21, 7, 1), report(22, 7, 1, size=28)):
         with pytest.raises(ValueError):
             _native.decode_report(bad)
