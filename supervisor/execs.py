@@ -153,8 +153,7 @@ async def exec_process(
         if close_fds:
             for fd in set(fds):
                 os.close(fd)
-    result, _ = await _wait(started, timeout)
-    return result
+    return await _wait(started, timeout)
 
 
 async def exec_captured(
@@ -164,17 +163,52 @@ async def exec_captured(
     argv: Sequence[str],
     *,
     timeout: float | None,
+    env: Sequence[str] | None = None,
 ) -> tuple[ExecResult, bytes]:
     """exec_process with stdin /dev/null and stdout and stderr on one pipe that the infra
     reads: what exec probes and exec hooks need, with no fd passed and one report. Returns
     the result and the first 10 KiB of the output (_native.CAPTURE_LIMIT, kubelet's
     maxProbeOutputLength); the infra reads and drops the rest, so the process never blocks
-    on a full pipe."""
-    started = _start(runtime, pod, container, argv, None, tty=False, for_hook=True)
-    return await _wait(started, timeout)
+    on a full pipe. `env`: the container's environment as NAME=value, when the caller has
+    it already (a probe runs every period with the same one).
+
+    The one report resolves one future, and the timeout is one timer: this runs 1,000
+    times a second for 1,000 probed pods."""
+    loop = runtime.loop
+    done: asyncio.Future[tuple[int, bytes]] = loop.create_future()
+
+    def on_report(report: tuple[Any, ...]) -> None:
+        if done.done():
+            return
+        kind = report[0]
+        if kind == "exec_exited":
+            done.set_result((report[2], report[3]))
+        elif kind == "exec_failed":
+            done.set_exception(_start_failed(report[2], runtime, pod, container))
+        else:  # exec_lost
+            done.set_exception(Unavailable(f"lost contact with the infra of pod {pod.spec.name}"))
+
+    infra, eid = _send(pod, container, argv, None, env, tty=False, on_report=on_report)
+    expired: list[bool] = []
+
+    def expire() -> None:  # kill it and its process group; the exit report still comes
+        expired.append(True)
+        infra.signal_exec(eid, signal.SIGKILL, group=True)
+
+    timer = loop.call_later(timeout, expire) if timeout is not None else None
+    try:
+        status, output = await done
+    except asyncio.CancelledError:
+        infra.signal_exec(eid, signal.SIGKILL, group=True)
+        raise
+    finally:
+        infra.forget_exec(eid)
+        if timer is not None:
+            timer.cancel()
+    return ExecResult.from_wait_status(status, bool(expired)), output
 
 
-_Started = tuple["Infra", int, "asyncio.Future[int]", "asyncio.Future[tuple[int, bytes]]"]
+_Started = tuple["Infra", int, "asyncio.Future[int]", "asyncio.Future[int]"]
 
 
 def _start(
@@ -182,17 +216,16 @@ def _start(
     pod: Pod,
     container: str,
     argv: Sequence[str],
-    fds: tuple[int, int, int] | None,
+    fds: tuple[int, int, int],
     *,
     tty: bool,
     for_hook: bool,
 ) -> _Started:
     """Send the EXEC: (infra, eid, started, exited), the futures resolved by its reports
-    (`started` with the pid, or 0 when the infra does not say; `exited` with the wait
-    status and the captured output)."""
+    (`started` with the pid; `exited` with the wait status)."""
     loop = runtime.loop
     started: asyncio.Future[int] = loop.create_future()
-    exited: asyncio.Future[tuple[int, bytes]] = loop.create_future()
+    exited: asyncio.Future[int] = loop.create_future()
 
     def on_report(report: tuple[Any, ...]) -> None:
         kind = report[0]
@@ -200,7 +233,7 @@ def _start(
             _resolve(started, report[2])
         elif kind == "exec_exited":
             _resolve(started, 0)
-            _resolve(exited, (report[2], report[3] if len(report) > 3 else b""))
+            _resolve(exited, report[2])
         elif kind == "exec_failed":
             _fail(started, _start_failed(report[2], runtime, pod, container))
         else:  # exec_lost
@@ -210,37 +243,55 @@ def _start(
                 exited.cancel()  # whoever waits learns it from `started`
             _fail(exited, err)
 
+    infra, eid = _send(pod, container, argv, fds, None, tty=tty, on_report=on_report,
+                       for_hook=for_hook)  # fmt: skip
+    return infra, eid, started, exited
+
+
+def _send(
+    pod: Pod,
+    container: str,
+    argv: Sequence[str],
+    fds: tuple[int, int, int] | None,
+    env: Sequence[str] | None,
+    *,
+    tty: bool,
+    on_report: Callable[[tuple[Any, ...]], None],
+    for_hook: bool = True,
+) -> tuple[Infra, int]:
+    """Send the EXEC frame for argv in `container` (see exec_target): (infra, eid)."""
     infra, cid, c = exec_target(pod, container, for_hook=for_hook)
-    env = [f"{k}={v}" for k, v in container_env(pod.spec, c).items()]
+    if env is None:
+        env = [f"{k}={v}" for k, v in container_env(pod.spec, c).items()]
     try:
         eid = infra.start_exec(
             cid, list(argv), env, c.working_dir or "/", fds, tty=tty, on_report=on_report
         )
     except (ValueError, TypeError, IndexError) as e:
         raise InvalidArgument(f"exec in container {container}: {e}") from None
-    return infra, eid, started, exited
+    return infra, eid
 
 
-async def _wait(started: _Started, timeout: float | None) -> tuple[ExecResult, bytes]:
-    """Wait for the exec's exit (see exec_process): its result and captured output."""
+async def _wait(started: _Started, timeout: float | None) -> ExecResult:
+    """Wait for the exec's exit (see exec_process)."""
     infra, eid, start, exited = started
     timed_out = False
     try:
         try:
             async with asyncio.timeout(timeout):
                 await asyncio.shield(start)
-                status, output = await asyncio.shield(exited)
+                status = await asyncio.shield(exited)
         except TimeoutError:
             timed_out = True
             infra.signal_exec(eid, signal.SIGKILL, group=True)
             await asyncio.shield(start)
-            status, output = await asyncio.shield(exited)
+            status = await asyncio.shield(exited)
     except asyncio.CancelledError:
         infra.signal_exec(eid, signal.SIGKILL, group=True)
         raise
     finally:
         infra.forget_exec(eid)
-    return ExecResult.from_wait_status(status, timed_out), output
+    return ExecResult.from_wait_status(status, timed_out)
 
 
 def _resolve(fut: asyncio.Future[Any], value: Any) -> None:

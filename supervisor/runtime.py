@@ -1680,16 +1680,25 @@ class Runtime:
             fd = _native.socket_in_netns(pod.infra.pidfd, family, socket.SOCK_STREAM)
             return socket.socket(fileno=fd)
 
-        async def run_exec(argv: list[str], timeout: float | None) -> tuple[int, bool, bytes]:
-            from .execs import exec_captured  # the exec mechanism (infra EXEC frames)
+        from .execs import exec_captured  # the exec mechanism (infra EXEC frames)
 
-            # kubelet expands $(VAR) in probe and hook commands from the container's env.
-            env = container_env(pod.spec, pod.spec.container(name))
-            command = [expand(arg, env) for arg in argv]
-            result, output = await exec_captured(self, pod, name, command, timeout=timeout)
+        c = pod.spec.container(name)
+        env = container_env(pod.spec, c)
+        exec_env = [f"{k}={v}" for k, v in env.items()]
+        commands: dict[tuple[str, ...], list[str]] = {}  # a probe runs the same one each time
+
+        async def run_exec(argv: list[str], timeout: float | None) -> tuple[int, bool, bytes]:
+            key = tuple(argv)
+            command = commands.get(key)
+            if command is None:
+                # kubelet expands $(VAR) in probe and hook commands from the container's env.
+                command = commands[key] = [expand(arg, env) for arg in argv]
+            result, output = await exec_captured(
+                self, pod, name, command, timeout=timeout, env=exec_env
+            )
             return result.exit_code, result.timed_out, output
 
-        return Target(pod.spec.container(name), make_socket, run_exec)
+        return Target(c, make_socket, run_exec)
 
     async def _post_start(self, pod: Pod, name: str, instance: int) -> None:
         """kubelet runs postStart right after the start and holds the container (and the
