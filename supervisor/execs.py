@@ -8,7 +8,8 @@ module waits for their reports and moves their bytes. Event-driven only: futures
 infra's reports, pipes and ptys read and written through loop.add_reader/add_writer; no
 threads, no polling.
 
-Imports errors and expansion; the runtime only for types (the runtime may import this).
+Imports _native (a constant), errors and expansion; the runtime only for types (the runtime
+may import this).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from . import _native
 from .errors import (
     Conflict,
     ExecStartError,
@@ -174,8 +176,10 @@ async def exec_captured(
 
     The one report resolves one future, and the timeout is one timer: this runs 1,000
     times a second for 1,000 probed pods."""
+    if pod.infra is not None and not pod.infra.captures:
+        return await _captured_by_supd(runtime, pod, container, argv, timeout)
     loop = runtime.loop
-    done: asyncio.Future[tuple[int, bytes]] = loop.create_future()
+    done: asyncio.Future[tuple[int, bytes] | None] = loop.create_future()
 
     def on_report(report: tuple[Any, ...]) -> None:
         if done.done():
@@ -183,6 +187,8 @@ async def exec_captured(
         kind = report[0]
         if kind == "exec_exited":
             done.set_result((report[2], report[3]))
+        elif kind == "exec_failed" and (report[2].step, report[2].errno) == ("frame", errno.EBADF):
+            done.set_result(None)  # an older infra: it wants the stdio fds
         elif kind == "exec_failed":
             done.set_exception(_start_failed(report[2], runtime, pod, container))
         else:  # exec_lost
@@ -197,7 +203,7 @@ async def exec_captured(
 
     timer = loop.call_later(timeout, expire) if timeout is not None else None
     try:
-        status, output = await done
+        exited = await done
     except asyncio.CancelledError:
         infra.signal_exec(eid, signal.SIGKILL, group=True)
         raise
@@ -205,7 +211,48 @@ async def exec_captured(
         infra.forget_exec(eid)
         if timer is not None:
             timer.cancel()
-    return ExecResult.from_wait_status(status, bool(expired)), output
+    if exited is None:
+        infra.captures = False
+        return await _captured_by_supd(runtime, pod, container, argv, timeout)
+    return ExecResult.from_wait_status(exited[0], bool(expired)), exited[1]
+
+
+async def _captured_by_supd(
+    runtime: Runtime, pod: Pod, container: str, argv: Sequence[str], timeout: float | None
+) -> tuple[ExecResult, bytes]:
+    """exec_captured through an infra that cannot capture (taken over from an older supd):
+    the pipe and /dev/null are supd's, handed over with the EXEC."""
+    loop = runtime.loop
+    captured = bytearray()
+
+    def keep(data: bytes) -> None:
+        captured.extend(data[: _native.CAPTURE_LIMIT - len(captured)])
+
+    null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        r, w = os.pipe2(os.O_CLOEXEC)
+    except OSError:
+        os.close(null)
+        raise
+    os.set_blocking(r, False)
+
+    def readable() -> None:
+        data, at_end = _read_some(r, _CHUNK)  # one read per wakeup
+        keep(data)
+        if at_end:
+            loop.remove_reader(r)
+
+    loop.add_reader(r, readable)
+    try:
+        result = await exec_process(
+            runtime, pod, container, argv, stdin=null, stdout=w, stderr=w,
+            timeout=timeout, close_fds=True, for_hook=True,
+        )  # fmt: skip
+        keep(_read_some(r, _DRAIN_LIMIT)[0])  # what it wrote before it exited
+    finally:
+        loop.remove_reader(r)
+        os.close(r)
+    return result, bytes(captured)
 
 
 _Started = tuple["Infra", int, "asyncio.Future[int]", "asyncio.Future[int]"]

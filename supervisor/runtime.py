@@ -132,6 +132,9 @@ class Infra:
         # Exec ids are supd's: unique per infra, so a late report never reaches a new exec.
         self._execs: dict[int, tuple[ExecListener, str, str | None]] = {}
         self._next_eid = 1
+        # It reads a capture exec's output itself (EXEC_CAPTURE). An infra of a supd from
+        # before that, taken over, answers such a frame "frame: EBADF" (it wants 3 fds).
+        self.captures = True
         loop.add_reader(sock.fileno(), self._readable)
         loop.add_reader(pidfd, self._exited)
 

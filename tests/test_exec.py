@@ -22,6 +22,8 @@ import pytest
 import uvloop
 from conftest import SUPCTL, Supd, require_root
 
+from supervisor import _native
+from supervisor import runtime as runtime_module
 from supervisor.client import Client
 from supervisor.errors import (
     Conflict,
@@ -381,6 +383,38 @@ def test_exec_captured_caps_output_and_kills_on_timeout(tmp_path: Path) -> None:
                 timeout=0.3,
             )  # fmt: skip
             assert (result, out) == (ExecResult(137, signal.SIGKILL, True), b"started\n")
+            assert len(infra_children(pod)) == 1  # the container: every exec was reaped
+
+    run_async(test)
+
+
+def test_exec_captured_through_an_infra_from_before_capture(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An infra taken over from an older supd knows no EXEC_CAPTURE: it answers a frame
+    without fds "frame: EBADF". supd then hands over a pipe and /dev/null, as it did."""
+    encode = _native.encode_exec
+
+    def as_before(*args: Any, capture: bool = False, **kwargs: Any) -> bytes:
+        return encode(*args, **kwargs)  # the frame such an infra understands
+
+    async def test() -> None:
+        async with running_pod(tmp_path, manifest(main="exec sleep 1000")) as (rt, pod):
+            assert pod.infra is not None and pod.infra.captures
+            monkeypatch.setattr(runtime_module._native, "encode_exec", as_before)
+            for _ in range(2):  # found out once, then never tried again
+                result, out = await exec_captured(
+                    rt, pod, "main", ["sh", "-c", "echo out; echo err >&2; exit 3"],
+                    timeout=TIMEOUT,
+                )  # fmt: skip
+                assert (result, out) == (ExecResult(3, 0, False), b"out\nerr\n")
+                assert not pod.infra.captures
+            result, out = await exec_captured(
+                rt, pod, "main", ["sh", "-c", "head -c 20000 /dev/zero"], timeout=TIMEOUT
+            )
+            assert result == ExecResult(0, 0) and out == bytes(_native.CAPTURE_LIMIT)
+            result, _ = await exec_captured(rt, pod, "main", ["sleep", "1000"], timeout=0.3)
+            assert result == ExecResult(137, signal.SIGKILL, True)
             assert len(infra_children(pod)) == 1  # the container: every exec was reaped
 
     run_async(test)
