@@ -161,6 +161,8 @@ class Pid1:
                 stderr=err,
                 preexec_fn=preexec_fn,
                 pass_fds=pass_fds,
+                # `supd run`'s temporary state dir: under tmp, also when a test SIGKILLs it.
+                env={**os.environ, "TMPDIR": str(tmp)},
             )
         assert self.proc.stdout is not None
         self.out = self.proc.stdout.fileno()
