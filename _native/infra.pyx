@@ -220,10 +220,11 @@ cdef int slot_free() noexcept nogil:
     return -1
 
 
-cdef int exec_by_eid(uint32_t eid) noexcept nogil:
+cdef int exec_by_eid(uint32_t eid, int state=SLOT_RUNNING) noexcept nogil:
+    """The exec slot of `eid` in `state` (SLOT_EXITED: reaped, its EXEC_CAPTURED unsent)."""
     cdef int i
     for i in range(INFRA_MAX_EXECS):
-        if INFRA.execs[i].state == SLOT_RUNNING and INFRA.execs[i].eid == eid:
+        if INFRA.execs[i].state == state and INFRA.execs[i].eid == eid:
             return i
     return -1
 
@@ -232,15 +233,6 @@ cdef int exec_by_pid(pid_t pid) noexcept nogil:
     cdef int i
     for i in range(INFRA_MAX_EXECS):
         if INFRA.execs[i].state == SLOT_RUNNING and INFRA.execs[i].pid == pid:
-            return i
-    return -1
-
-
-cdef int exec_reported(uint32_t eid) noexcept nogil:
-    """The reaped EXEC_CAPTURE slot whose report is still to be sent."""
-    cdef int i
-    for i in range(INFRA_MAX_EXECS):
-        if INFRA.execs[i].state == SLOT_EXITED and INFRA.execs[i].eid == eid:
             return i
     return -1
 
@@ -439,7 +431,7 @@ cdef void flush_reports() noexcept nogil:
         r = &INFRA.ring[(INFRA.ring_head + INFRA.ring_sent) % INFRA_REPORT_RING]
         if r.type == REPORT_EXEC_CAPTURED:
             # Sent once (exec reports are never replayed): the slot is free once it is.
-            e = exec_reported(r.cid)
+            e = exec_by_eid(r.cid, SLOT_EXITED)
             if e >= 0:
                 n = encode_exec_captured(r, CAPTURED[e], INFRA.execs[e].out_len, SEND_BUF)
                 if send_frame(SEND_BUF, n) < 0:
@@ -457,7 +449,7 @@ cdef void ring_pop() noexcept nogil:
     cdef report_rec *r = &INFRA.ring[INFRA.ring_head]
     cdef int e
     if INFRA.ring_sent == 0 and r.type == REPORT_EXEC_CAPTURED:  # dropped unsent
-        e = exec_reported(r.cid)
+        e = exec_by_eid(r.cid, SLOT_EXITED)
         if e >= 0:
             INFRA.execs[e].state = SLOT_FREE
     INFRA.ring_head = (INFRA.ring_head + 1) % INFRA_REPORT_RING

@@ -148,14 +148,52 @@ async def exec_process(
     process group are SIGKILLed, and once it is reaped the result says `timed_out`; if the
     caller is cancelled, they are SIGKILLed too.
     """
+    loop = runtime.loop
+    started: asyncio.Future[int] = loop.create_future()
+    exited: asyncio.Future[int] = loop.create_future()
+
+    def on_report(report: tuple[Any, ...]) -> None:
+        kind = report[0]
+        if kind == "exec_started":
+            _resolve(started, report[2])
+        elif kind == "exec_exited":
+            _resolve(started, 0)
+            _resolve(exited, report[2])
+        elif kind == "exec_failed":
+            _fail(started, _start_failed(report[2], runtime, pod, container))
+        else:  # exec_lost
+            err = Unavailable(f"lost contact with the infra of pod {pod.spec.name}")
+            if not started.done():
+                started.set_exception(err)
+                exited.cancel()  # whoever waits learns it from `started`
+            _fail(exited, err)
+
     fds = (stdin, stdout, stderr)
     try:
-        started = _start(runtime, pod, container, argv, fds, tty=tty, for_hook=for_hook)
+        infra, eid = _send(
+            pod, container, argv, fds, None, tty=tty, on_report=on_report, for_hook=for_hook
+        )
     finally:
         if close_fds:
             for fd in set(fds):
                 os.close(fd)
-    return await _wait(started, timeout)
+    timed_out = False
+    try:
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(started)
+                status = await asyncio.shield(exited)
+        except TimeoutError:
+            timed_out = True
+            infra.signal_exec(eid, signal.SIGKILL, group=True)
+            await asyncio.shield(started)
+            status = await asyncio.shield(exited)
+    except asyncio.CancelledError:
+        infra.signal_exec(eid, signal.SIGKILL, group=True)
+        raise
+    finally:
+        infra.forget_exec(eid)
+    return ExecResult.from_wait_status(status, timed_out)
 
 
 async def exec_captured(
@@ -255,46 +293,6 @@ async def _captured_by_supd(
     return result, bytes(captured)
 
 
-_Started = tuple["Infra", int, "asyncio.Future[int]", "asyncio.Future[int]"]
-
-
-def _start(
-    runtime: Runtime,
-    pod: Pod,
-    container: str,
-    argv: Sequence[str],
-    fds: tuple[int, int, int],
-    *,
-    tty: bool,
-    for_hook: bool,
-) -> _Started:
-    """Send the EXEC: (infra, eid, started, exited), the futures resolved by its reports
-    (`started` with the pid; `exited` with the wait status)."""
-    loop = runtime.loop
-    started: asyncio.Future[int] = loop.create_future()
-    exited: asyncio.Future[int] = loop.create_future()
-
-    def on_report(report: tuple[Any, ...]) -> None:
-        kind = report[0]
-        if kind == "exec_started":
-            _resolve(started, report[2])
-        elif kind == "exec_exited":
-            _resolve(started, 0)
-            _resolve(exited, report[2])
-        elif kind == "exec_failed":
-            _fail(started, _start_failed(report[2], runtime, pod, container))
-        else:  # exec_lost
-            err = Unavailable(f"lost contact with the infra of pod {pod.spec.name}")
-            if not started.done():
-                started.set_exception(err)
-                exited.cancel()  # whoever waits learns it from `started`
-            _fail(exited, err)
-
-    infra, eid = _send(pod, container, argv, fds, None, tty=tty, on_report=on_report,
-                       for_hook=for_hook)  # fmt: skip
-    return infra, eid, started, exited
-
-
 def _send(
     pod: Pod,
     container: str,
@@ -319,29 +317,7 @@ def _send(
     return infra, eid
 
 
-async def _wait(started: _Started, timeout: float | None) -> ExecResult:
-    """Wait for the exec's exit (see exec_process)."""
-    infra, eid, start, exited = started
-    timed_out = False
-    try:
-        try:
-            async with asyncio.timeout(timeout):
-                await asyncio.shield(start)
-                status = await asyncio.shield(exited)
-        except TimeoutError:
-            timed_out = True
-            infra.signal_exec(eid, signal.SIGKILL, group=True)
-            await asyncio.shield(start)
-            status = await asyncio.shield(exited)
-    except asyncio.CancelledError:
-        infra.signal_exec(eid, signal.SIGKILL, group=True)
-        raise
-    finally:
-        infra.forget_exec(eid)
-    return ExecResult.from_wait_status(status, timed_out)
-
-
-def _resolve(fut: asyncio.Future[Any], value: Any) -> None:
+def _resolve(fut: asyncio.Future[int], value: int) -> None:
     if not fut.done():
         fut.set_result(value)
 
