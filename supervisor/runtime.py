@@ -64,7 +64,7 @@ from .probes import ProbeWorker, first_delay
 from .signals import SignalPolicy, pod_policy
 from .spec import ContainerSpec, PodSpec
 from .states import EventType, Reason
-from .store import DELETING, Store, Writer, write_atomic
+from .store import DELETING, Store, Writer, log_dir, write_atomic
 
 log = logging.getLogger("supervisor.runtime")
 
@@ -1358,7 +1358,10 @@ class Runtime:
         number = st.restart_count + (1 if st.terminated is not None else 0)
         path = pod.directory / name / f"{number}.log"
         try:
-            path.parent.mkdir(exist_ok=True, mode=0o700)
+            if number == 0:
+                log_dir(pod.directory, name)  # a spare pod directory's, renamed (store.py)
+            else:
+                path.parent.mkdir(exist_ok=True, mode=0o700)
             log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         except OSError as e:
             lifecycle.container_starting(st, instance)

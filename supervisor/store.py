@@ -13,6 +13,7 @@ naming, so paths stay readable), POD being NAMESPACE_NAME_UID:
     RUN/pods/POD/etc/, shm/          the pod's hosts, hostname, resolv.conf; its /dev/shm
     RUN/pool/, RUN/pool-sockets/     infras made ahead of their pods
     STATE/trash/, RUN/trash/         removed pods, being deleted
+    STATE/spare/                     removed pods' directories, emptied for new pods
 
 Durability. `save` returns once the manifest is in place under its final name: written to a
 temporary file and renamed over `pod.json` (rename(2) is atomic), so a supd that crashes at
@@ -25,6 +26,16 @@ acknowledged in the last moments before a power loss may therefore be missing af
 reboot; its processes died with the machine either way. `Store(..., sync=True)` fsyncs
 before `save` returns instead, for a state dir where that window matters; `flush()` waits
 for the flusher.
+
+Recycling. A new file or directory costs ext4 an inode, and on a file system without a
+journal (as on this project's machines) ext4 will not hand out an inode freed in the last
+60 seconds and walks past every such one on each allocation: after a thousand pods were
+deleted, a mkdir takes 0.3-1 ms, ten times a rename. So a removed pod's directory is not
+deleted but emptied by the flusher, down to what the next pod creates (its manifest's
+temporary file, one container's log directory and file, all emptied), and kept in
+spare/ (at most SPARES); `save` renames a spare into place and the runtime renames its
+log directory (`log_dir`), so a pod's start allocates no inode on the state dir's disk,
+and a deletion frees none.
 
 Imports only errors and spec; pods are re-validated by the caller when loaded.
 """
@@ -39,6 +50,7 @@ import re
 import shutil
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +62,7 @@ from .spec import PodSpec
 # Names come validated as RFC 1123 labels and subdomains; a uid given in a manifest is
 # free text in Kubernetes, so it is checked here before it becomes part of a path.
 _SAFE_UID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_LOG = re.compile(r"^[0-9]+\.log")  # N.log, and N.log.TIME rotated (logrotate.py)
 
 
 @dataclass(frozen=True)
@@ -74,7 +87,12 @@ class Store:
         for d in {self.pods, self.run_pods}:
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.sync = sync
-        self._flusher = _Flusher(self.pods)
+        self.spare = self.root / "spare"
+        self.spare.mkdir(exist_ok=True, mode=0o700)
+        # Filled by the flusher thread, taken by save on the loop (deque's append and
+        # popleft are atomic).
+        self._spares: deque[Path] = deque(self.spare.iterdir())
+        self._flusher = _Flusher(self.pods, self._recycle)
         # Removed pods wait here to be deleted by the flusher (a sibling of pods/, so that
         # load_all never sees them); what a previous supd left is deleted now.
         self.trash = self.root / "trash"
@@ -83,7 +101,7 @@ class Store:
         for trash in {self.trash, self.run_trash}:
             trash.mkdir(exist_ok=True, mode=0o700)
             for entry in trash.iterdir():
-                self._flusher.queue(entry, remove=True)
+                self._flusher.queue(entry, remove=True, recycle=trash == self.trash)
         if self.run_pods != self.pods:
             # A pod's run directory whose pod is gone (supd died between the two renames
             # of remove): nothing lives there any more.
@@ -110,12 +128,8 @@ class Store:
         docstring for when it reaches the disk)."""
         directory = self.pod_dir(spec)
         path = directory / "pod.json"
-        created = False
         try:
-            directory.mkdir(mode=0o700)
-            created = True
-        except FileExistsError:
-            pass
+            created = self._make_dir(directory)
         except OSError as e:
             raise _save_error(spec, directory, e) from None
         if self.run_pods != self.pods:
@@ -140,6 +154,40 @@ class Store:
         else:
             self._flusher.queue(path)
         return directory
+
+    def _make_dir(self, directory: Path) -> bool:
+        """A spare renamed to `directory`, or a new one; False when it exists already."""
+        while self._spares:
+            spare = self._spares.popleft()
+            try:
+                os.rename(spare, directory)
+                return True
+            except FileNotFoundError:
+                continue  # removed behind our back: the next one
+            except OSError as e:
+                self._spares.appendleft(spare)
+                if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                    return False
+                break  # mkdir will tell what is wrong with the directory
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:
+            return False
+        return True
+
+    def _recycle(self, directory: Path) -> bool:
+        """On the flusher thread: empty a removed pod's directory and keep it as a spare;
+        False when there are enough spares (it is deleted then)."""
+        if len(self._spares) >= SPARES:
+            return False
+        try:
+            empty_for_reuse(directory)
+            target = self.spare / directory.name
+            os.rename(directory, target)
+        except OSError:
+            return False
+        self._spares.append(target)
+        return True
 
     def mark_deleting(self, directory: Path) -> None:
         """Remember that the pod's deletion was accepted (`deleting`), for the next supd,
@@ -175,11 +223,11 @@ class Store:
             shutil.rmtree(directory, ignore_errors=True)
             _fsync_dir(self.pods)
         else:
-            self._discard(directory, self.trash)
+            self._discard(directory, self.trash, recycle=True)
         if run != directory:
             self._discard(run, self.run_trash)
 
-    def _discard(self, directory: Path, trash: Path) -> None:
+    def _discard(self, directory: Path, trash: Path, recycle: bool = False) -> None:
         self._trashed += 1
         target = trash / f"{directory.name}.{os.getpid()}.{self._trashed}"
         try:
@@ -190,10 +238,73 @@ class Store:
             shutil.rmtree(directory, ignore_errors=True)
             self._flusher.queue(None)
             return
-        self._flusher.queue(target, remove=True)
+        self._flusher.queue(target, remove=True, recycle=recycle)
 
 
 DELETING = "deleting"  # see Store.mark_deleting
+SPARES = 1024  # pod directories kept for reuse (Recycling, above): 4 inodes and 8 KiB each
+_SPARE_LOGS = ".log"  # a spare's log directory, renamed to its first container's
+# A removed pod's files a new one writes again (write_atomic's temporary names).
+_REUSED = {"pod.json": ".pod.json.tmp", "status.json": ".status.json.tmp"}
+
+
+def log_dir(pod_dir: Path, name: str) -> Path:
+    """Container `name`'s log directory in `pod_dir`, made for its first instance: the
+    spare's log directory (with an empty 0.log) renamed, when the pod directory was one."""
+    directory = pod_dir / name
+    try:
+        os.rename(pod_dir / _SPARE_LOGS, directory)
+    except OSError:  # no spare's (ENOENT), or the container's is there (ENOTEMPTY)
+        directory.mkdir(mode=0o700, exist_ok=True)
+    return directory
+
+
+def empty_for_reuse(directory: Path) -> None:
+    """Reduce a removed pod's directory to its manifest's and record's temporary files
+    and one log directory holding 0.log, all of them empty; delete the rest."""
+    logs = directory / _SPARE_LOGS
+    have_logs = logs.is_dir()
+    for entry in list(os.scandir(directory)):
+        path = Path(entry.path)
+        name = entry.name
+        if name in _REUSED.values():
+            os.truncate(path, 0)
+        elif name in _REUSED and entry.is_file(follow_symlinks=False):
+            os.rename(path, directory / _REUSED[name])
+            os.truncate(directory / _REUSED[name], 0)
+        elif name == _SPARE_LOGS:
+            continue
+        elif not have_logs and entry.is_dir(follow_symlinks=False) and _keep_one_log(path):
+            os.rename(path, logs)
+            have_logs = True
+        elif entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    if have_logs:
+        _keep_one_log(logs)
+    else:
+        logs.mkdir(mode=0o700)
+
+
+def _keep_one_log(directory: Path) -> bool:
+    """Leave in a container's log directory only an empty 0.log, made from one of its
+    logs; False (and nothing changed) when it holds none."""
+    entries = list(os.scandir(directory))
+    kept = next(
+        (e for e in entries if _LOG.match(e.name) and e.is_file(follow_symlinks=False)), None
+    )
+    if kept is None:
+        return False
+    for entry in entries:
+        if entry is not kept:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+    os.rename(kept.path, directory / "0.log")
+    os.truncate(directory / "0.log", 0)
+    return True
 
 
 # A full disk, a quota or no free descriptor: the request may succeed later, unchanged.
@@ -323,21 +434,23 @@ class _Flusher:
     # meanwhile, and an ext4 fsync commits the journal that their file operations wait on.
     GATHER_SECONDS = 0.05
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, recycle: Callable[[Path], bool]) -> None:
         self.directory = directory
+        self._recycle = recycle
         self._cond = threading.Condition()
-        self._pending: list[tuple[Path | None, bool]] = []
+        self._pending: list[tuple[Path | None, bool, bool]] = []
         self._queued = 0  # items ever queued
         self._synced = 0  # items ever synced
         self._thread: threading.Thread | None = None
         self._gathering = False  # a batch is waiting out GATHER_SECONDS: no need to wake it
         self._urgent = False  # someone waits in wait(): sync now
 
-    def queue(self, path: Path | None, remove: bool = False) -> None:
+    def queue(self, path: Path | None, remove: bool = False, recycle: bool = False) -> None:
         """A file to fsync (None: only the directory, after a removal), or with `remove` a
-        directory tree to delete."""
+        directory tree to delete, or with `recycle` too a pod directory to keep as a spare
+        if it can be."""
         with self._cond:
-            self._pending.append((path, remove))
+            self._pending.append((path, remove, recycle))
             self._queued += 1
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="store-flush", daemon=True)
@@ -367,11 +480,12 @@ class _Flusher:
                     self._cond.wait(left)
                 self._gathering = self._urgent = False
                 batch, self._pending = self._pending, []
-            for path, remove in batch:
+            for path, remove, recycle in batch:
                 if path is None:
                     continue
                 if remove:
-                    shutil.rmtree(path, ignore_errors=True)
+                    if not (recycle and self._recycle(path)):
+                        shutil.rmtree(path, ignore_errors=True)
                 else:
                     _fsync_path(path)
             _fsync_path(self.directory, directory=True)

@@ -220,6 +220,30 @@ def test_delete_stops_everything_and_leaves_no_process(supd: Supd) -> None:
     assert list((supd.state_dir / "pods").iterdir()) == []
 
 
+def test_a_deleted_pods_directory_serves_the_next_pod_and_none_of_its_logs(supd: Supd) -> None:
+    """Recycling (store.py): the next pod gets the deleted pod's directory, manifest file
+    and log file, the same inodes, emptied: its logs and status are its own."""
+    supd.apply(pod_yaml("old", "c=echo old line", restart="Never"))
+    supd.watch_until("old", lambda o: o["status"]["phase"] == "Succeeded")
+    (old_dir,) = (supd.state_dir / "pods").iterdir()
+    inodes = [(old_dir / p).stat().st_ino for p in ("", "pod.json", "c", "c/0.log")]
+    supd.ctl("delete", "pod", "old")
+    spare = supd.state_dir / "spare"
+    assert until_dir_changes(spare, lambda: any(spare.iterdir()))
+    supd.apply(pod_yaml("new", "main=echo new line", restart="Never"))
+    obj = supd.watch_until("new", lambda o: o["status"]["phase"] == "Succeeded")
+    (new_dir,) = (supd.state_dir / "pods").iterdir()
+    assert new_dir.name.startswith("default_new_")
+    assert [(new_dir / p).stat().st_ino for p in ("", "pod.json", "main", "main/0.log")] == inodes
+    assert supd.ctl("logs", "new").stdout == "new line\n"
+    assert json.loads((new_dir / "pod.json").read_text())["metadata"]["name"] == "new"
+    assert status_of(obj, "main")["restartCount"] == 0
+    # Nothing of the old pod's is left; the pod's record (status.json) may be on its way.
+    left = {p.name for p in new_dir.iterdir()} - {"status.json", ".status.json.tmp"}
+    assert left == {"main", "pod.json"}
+    assert [p.name for p in (new_dir / "main").iterdir()] == ["0.log"]
+
+
 def test_graceful_stop_gets_sigterm(supd: Supd, tmp_path: Path) -> None:
     # The shell says when its trap is set: a pod is Ready from its exec on, and a SIGTERM
     # before the trap would be ignored (the shell is PID 1 of its PID namespace).

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
+from supervisor import store as store_module
 from supervisor.manifest import parse_pod
-from supervisor.store import Store, Writer
+from supervisor.store import Store, Writer, log_dir
 
 
 def spec(name: str):  # type: ignore[no-untyped-def]
@@ -77,6 +79,103 @@ def test_trash_left_by_a_previous_supd_is_deleted(tmp_path: Path) -> None:
     store = Store(tmp_path)
     store.flush()
     assert list(store.trash.iterdir()) == []
+
+
+# -- Recycling: a removed pod's directory kept for the next -------------------------------
+
+
+def _tree(directory: Path) -> dict[str, int]:
+    """Every path under `directory` and its size (-1 for a directory)."""
+    return {
+        str(p.relative_to(directory)): -1 if p.is_dir() else p.stat().st_size
+        for p in sorted(directory.rglob("*"))
+    }
+
+
+def test_a_removed_pod_is_emptied_into_a_spare_and_reused_inodes_and_all(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    old = store.save(spec("old"))
+    store.mark_deleting(old)
+    for name, text in [
+        ("c/0.log", "zero\n"),
+        ("c/1.log", "one\n"),
+        ("c/0.log.x", "r\n"),
+        ("d/0.log", "d\n"),
+        ("status.json", "{}"),
+        ("volumes/v/0.log", "data"),
+        ("containers/c/termination-log", "t"),
+    ]:
+        (old / name).parent.mkdir(parents=True, exist_ok=True)
+        (old / name).write_text(text)
+    inode = {p: (old / p).stat().st_ino for p in ("", "pod.json", "status.json")}
+    store.remove(old)
+    store.flush()
+    assert list(store.trash.iterdir()) == []
+    (spare,) = store.spare.iterdir()
+    # One log directory of the pod's, one log file, its manifest and record: all empty.
+    assert _tree(spare) == {".log": -1, ".log/0.log": 0, ".pod.json.tmp": 0, ".status.json.tmp": 0}
+    log_dir_inode = (spare / ".log").stat().st_ino
+    log_inode = (spare / ".log" / "0.log").stat().st_ino
+    assert (spare / ".pod.json.tmp").stat().st_ino == inode["pod.json"]
+    assert (spare / ".status.json.tmp").stat().st_ino == inode["status.json"]
+
+    new = store.save(spec("new"))
+    assert new.stat().st_ino == inode[""] and not spare.exists()
+    assert (new / "pod.json").stat().st_ino == inode["pod.json"]
+    assert json.loads((new / "pod.json").read_text())["metadata"]["name"] == "new"
+    logs = log_dir(new, "main")
+    assert logs == new / "main" and logs.stat().st_ino == log_dir_inode
+    assert (logs / "0.log").stat().st_ino == log_inode
+    assert log_dir(new, "side").is_dir()  # the next container's is made
+    assert _tree(new) == {
+        ".status.json.tmp": 0,
+        "main": -1,
+        "main/0.log": 0,
+        "pod.json": (new / "pod.json").stat().st_size,
+        "side": -1,
+    }
+    assert [p.manifest["metadata"]["name"] for p in store.load_all()] == ["new"]
+
+
+def test_spares_outlive_supd_and_are_capped(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr(store_module, "SPARES", 2)
+    store = Store(tmp_path)
+    dirs = [store.save(spec(f"p{i}")) for i in range(3)]
+    inodes = {d.stat().st_ino for d in dirs}
+    for d in dirs:
+        store.remove(d)
+    store.flush()
+    assert len(list(store.spare.iterdir())) == 2  # the third was deleted
+    again = Store(tmp_path)
+    assert again.save(spec("a")).stat().st_ino in inodes
+    assert len(list(again.spare.iterdir())) == 1
+
+
+def test_a_spare_is_kept_when_the_pod_directory_exists(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    a = store.save(spec("a"))
+    store.remove(store.save(spec("gone")))
+    store.flush()
+    (spare,) = store.spare.iterdir()
+    assert store.save(spec("a")) == a  # saved again: its directory is there, and stays
+    assert list(store.spare.iterdir()) == [spare]
+    assert json.loads((a / "pod.json").read_text())["metadata"]["name"] == "a"
+    b = store.save(spec("b"))  # the next new pod takes it
+    assert not spare.exists() and (b / ".log").is_dir()
+
+
+def test_trash_left_by_a_previous_supd_becomes_spares(tmp_path: Path) -> None:
+    """A pod directory a supd had begun to empty (it died meanwhile) is emptied again."""
+    half = tmp_path / "trash" / "ns_p_u.1.1"
+    (half / ".log").mkdir(parents=True)
+    (half / ".log" / "0.log").write_text("left")
+    (half / "c").mkdir()
+    (half / "c" / "3.log").write_text("more")
+    (half / "pod.json").write_text("{}")
+    store = Store(tmp_path)
+    store.flush()
+    (spare,) = store.spare.iterdir()
+    assert _tree(spare) == {".log": -1, ".log/0.log": 0, ".pod.json.tmp": 0}
 
 
 # -- Writer: the records written off the loop ---------------------------------------------
