@@ -4,7 +4,11 @@ Infra and ServerConnection methods, a perf_counter call at each end). Prints, fo
 step, the median time at which it ended, counted from the moment supd read the request,
 and the median of its own duration.
 
-    .venv/bin/python benchmarks/timeline.py -n 200 [--supd-flag=--cgroups=off ...]
+    .venv/bin/python benchmarks/timeline.py -n 200 [--supd-flag=--cgroups=off ...] \
+        [--wrap cgroups.CgroupsV1.create_pod --wrap lifecycle.compute_pod_actions ...]
+
+`--wrap MODULE.CLASS.METHOD` or `--wrap MODULE.FUNCTION` (a module of the supervisor
+package, called through its module) times one more step.
 
 Run as root (supd's namespaces and cgroups). The wrappers cost about 2 µs a call; the
 figures are for comparing steps with each other, not for the absolute latency (that is
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import importlib
 import os
 import statistics
 import subprocess
@@ -65,6 +70,12 @@ def serve(out: str, argv: list[str]) -> int:
     for path, name in WRAPPED:
         module, cls = path.split(".")
         wrap(getattr(modules[module], cls), name, f"{cls}.{name}")
+    for extra in filter(None, os.environ.get("TIMELINE_WRAP", "").split(",")):
+        module, *owners, name = extra.split(".")
+        owner: Any = importlib.import_module(f"supervisor.{module}")
+        for attr in owners:
+            owner = getattr(owner, attr)
+        wrap(owner, name, ".".join([*owners, name]) if owners else extra)
     wrap(runtime.Runtime, "_on_report", lambda self, pod, report, seq=0: f"report {report[0]}")
     wrap(
         runtime.Runtime,
@@ -161,7 +172,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=200, help="pods, one at a time")
     ap.add_argument("--supd-flag", action="append", default=[], help="one more supd flag")
+    ap.add_argument("--wrap", action="append", default=[], help="one more step to time")
     args = ap.parse_args()
+    os.environ["TIMELINE_WRAP"] = ",".join(args.wrap)
     with tempfile.TemporaryDirectory(prefix="timeline-") as tmp:
         sock, out = f"{tmp}/s.sock", Path(tmp) / "timeline.txt"
         r, w = os.pipe()
