@@ -16,7 +16,9 @@ second snapshot and prints the table:
   mounts                  /proc/self/mountinfo lines naming the temporary dir
   links, addresses        `ip -o link` / `ip -o addr` lines naming the bridge or its veths
   cgroups                 directories under supd's cgroup parent, every hierarchy
-  state files             entries under the state dir
+  state files             entries under the state dir, but spare/
+  spare pod dirs          deleted pods' directories kept for reuse (store.py): not judged,
+                          but more than store.SPARES of them is a leak
 
 Any difference is a leak, and the exit code is 1, except RSS, which may grow by
 RSS_MARGIN over the snapshot taken a tenth of the way in: CPython's allocator keeps arenas
@@ -44,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from supervisor import inotify
+from supervisor import inotify, store
 from supervisor.client import Client
 
 NAMESPACE = "soak"
@@ -133,7 +135,13 @@ def ip_lines(kind: str, pattern: str | None) -> int:
 
 
 def state_files(state: Path) -> int:
-    return sum(1 for _ in state.rglob("*"))
+    spare = state / "spare"
+    return sum(1 for p in state.rglob("*") if spare not in p.parents)
+
+
+def spare_dirs(state: Path) -> int:
+    spare = state / "spare"
+    return sum(1 for _ in spare.iterdir()) if spare.is_dir() else 0
 
 
 @dataclass
@@ -158,18 +166,22 @@ def snapshot(supd: int, tmp: Path, cgroup_parent: str, net: str | None) -> Snaps
         "addresses": ip_lines("addr", net),
         "cgroups": cgroup_dirs(cgroup_parent),
         "state files": state_files(tmp / "state"),
+        "spare pod dirs": spare_dirs(tmp / "state"),
         "zombies (system)": system_zombies(),
     }
     return snap
 
 
-NOT_JUDGED = {"zombies (system)"}  # other work on the machine makes and reaps its own
+# Other work on the machine makes and reaps zombies of its own; spares are bounded (leaks).
+NOT_JUDGED = {"zombies (system)", "spare pod dirs"}
 
 
 def leaks(before: Snapshot, after: Snapshot, plateau_rss: int) -> list[str]:
     found = []
     for key, was in before.values.items():
         now = after.values[key]
+        if key == "spare pod dirs" and now > store.SPARES:
+            found.append(f"{key}: {now}, more than store.SPARES ({store.SPARES})")
         if key in NOT_JUDGED:
             continue
         if key == "supd RSS (KiB)":

@@ -5,6 +5,9 @@ or relative to supd's own cgroup in that hierarchy):
 
     PARENT/pod<UID>/_infra        the pod's infra process
     PARENT/pod<UID>/<CONTAINER>   one per container, kept across its restarts
+    PARENT/pool-<SUPD>-<PID>/     v1: an infra made ahead of its pod, with _first, the
+                                  cgroup of that pod's first container; renamed to
+                                  pod<UID> and <CONTAINER> when a pod takes the infra
 
 A pod cgroup holds only child cgroups (cgroup v2's "no internal processes" rule, followed on
 v1 too); `_infra` cannot clash with a container, whose name is a DNS label. The driver is
@@ -53,6 +56,8 @@ log = logging.getLogger("supervisor.cgroups")
 DEFAULT_PARENT = "/supervisor"
 INFRA = "_infra"
 POD_PREFIX = "pod"
+POOL_PREFIX = "pool-"
+FIRST = "_first"  # a pooled pod cgroup's container cgroup, for whichever container is first
 # sched-bwc.rst: the default period, and the smallest quota kubelet sets (MinQuotaPeriod).
 CPU_PERIOD_US = 100_000
 MIN_CPU_QUOTA_US = 1_000
@@ -232,6 +237,24 @@ class Cgroups(ABC):
     @abstractmethod
     def add_infra(self, uid: str, pid: int) -> None: ...
 
+    def prepare_pooled(self, pid: int) -> str | None:
+        """For an infra made before its pod: the cgroups of a pod without limits and of its
+        first container, with the infra in the pod's (the v1 move and both mkdirs, 0.7 ms
+        here, then happen before the pod's apply, not during it). Returns their key for
+        `claim_pooled`, or None when this driver does not (v2 clones each infra into its
+        pod's cgroup; renaming a cgroup is v1's only)."""
+        return None
+
+    def claim_pooled(self, key: str, uid: str, limits: Limits, pid: int) -> None:
+        """The cgroups `prepare_pooled` made become pod `uid`'s (a rename in each
+        hierarchy), with `limits`; infra `pid` joins those of hierarchies that only a limit
+        needs. CgroupError when they cannot, with the renames undone."""
+        raise CgroupError(f"cgroup {key}: not made ahead")
+
+    async def remove_pooled(self, key: str) -> None:
+        """Remove what `prepare_pooled` made, killing what is still in it."""
+        return None
+
     def infra_placement(self, uid: str) -> Placement | None:
         """A cgroup v2 directory fd to clone infra into (no migration afterwards: a v1
         move, add_infra, costs an RCU grace period), or None."""
@@ -281,13 +304,19 @@ class Cgroups(ABC):
                 path.rmdir()
 
     async def prune(self, live_uids: Iterable[str]) -> list[str]:
-        """Remove the pod cgroups of pods that are gone (after a crash); returns the uids."""
+        """Remove the pod cgroups of pods that are gone (after a crash), and the pooled
+        infras' cgroups of an earlier supd; returns the pods' uids."""
         live = set(live_uids)
         removed = []
         for uid in self.pod_uids():
             if uid not in live:
                 await self.remove_pod(uid)
                 removed.append(uid)
+        ours = f"{os.getpid()}-"
+        for parent in self.parents():
+            for name in _names(parent, POOL_PREFIX):
+                if not name.startswith(ours):
+                    await _rmtree(parent / f"{POOL_PREFIX}{name}", use_kill_file=True)
         return removed
 
 
@@ -569,11 +598,14 @@ class CgroupsV2(Cgroups):
 
 
 def _pod_uids(parent: Path) -> list[str]:
-    try:
-        names = [p.name for p in parent.iterdir() if p.is_dir()]
-    except OSError:
-        return []
-    return sorted(n[len(POD_PREFIX) :] for n in names if n.startswith(POD_PREFIX))
+    return _names(parent, POD_PREFIX)
+
+
+def _names(parent: Path, prefix: str) -> list[str]:
+    """The child cgroups of `parent` named `prefix`..., without the prefix."""
+    return sorted(
+        p.name[len(prefix) :] for p in _child_cgroups(parent) if p.name.startswith(prefix)
+    )
 
 
 # -- cgroup v1 ------------------------------------------------------------------------------
@@ -587,6 +619,7 @@ class CgroupsV1(Cgroups):
         hierarchy (controllers mounted together share one)."""
         self.dirs = hierarchies
         self.controllers = frozenset(hierarchies)
+        self._first: set[str] = set()  # pods whose FIRST cgroup waits for a container
 
     @classmethod
     def discover(cls, found: list[Mount], own: dict[str, str], parent: str) -> CgroupsV1:
@@ -646,8 +679,14 @@ class CgroupsV1(Cgroups):
 
     def create_container(self, uid: str, name: str, limits: Limits) -> None:
         rel = pod_dir(uid)
+        first = uid in self._first
+        self._first.discard(uid)
         for parent in self._needed(limits):
             try:
+                if first and parent in self._needed(Limits()):  # claim_pooled's, renamed
+                    with contextlib.suppress(FileNotFoundError):
+                        os.rename(parent / rel / FIRST, parent / rel / name)
+                        continue
                 (parent / rel / name).mkdir(exist_ok=True)
             except FileNotFoundError:  # a hierarchy the pod is not in (a container's limit)
                 _mkdir(parent / rel)
@@ -655,6 +694,47 @@ class CgroupsV1(Cgroups):
             except OSError as e:
                 raise _failed("create cgroup", parent / rel / name, e) from None
         self._limit(uid, name, limits)
+
+    def prepare_pooled(self, pid: int) -> str | None:
+        key = f"{os.getpid()}-{pid}"
+        made: list[Path] = []
+        try:
+            for parent in self._needed(Limits()):
+                path = parent / f"{POOL_PREFIX}{key}"
+                path.mkdir()
+                made.append(path)
+                (path / FIRST).mkdir()
+                _write(path / "cgroup.procs", str(pid))
+        except OSError as e:
+            # What was made is the pod's all the same: claim_pooled renames what is there
+            # or fails (and the pod's cgroup is then made as without a pool), and
+            # create_container makes a FIRST that is missing.
+            log.warning("cgroup of pooled infra %d: %s: %s", pid, e.filename, e.strerror)
+        return key if made else None
+
+    def claim_pooled(self, key: str, uid: str, limits: Limits, pid: int) -> None:
+        self.check_limits(limits, "resources.limits")
+        prepared = self._needed(Limits())
+        renamed: list[Path] = []
+        try:
+            for parent in prepared:
+                os.rename(parent / f"{POOL_PREFIX}{key}", parent / pod_dir(uid))
+                renamed.append(parent)
+        except OSError as e:
+            for parent in renamed:
+                with contextlib.suppress(OSError):
+                    os.rename(parent / pod_dir(uid), parent / f"{POOL_PREFIX}{key}")
+            raise _failed("rename cgroup", parent / f"{POOL_PREFIX}{key}", e) from None
+        self._first.add(uid)
+        for parent in self._needed(limits):
+            if parent not in prepared:  # cpu or pids, for a limit: as create_pod and add_infra
+                _mkdir(parent / pod_dir(uid))
+                self._set(parent / pod_dir(uid) / "cgroup.procs", str(pid))
+        self._limit(uid, None, limits)
+
+    async def remove_pooled(self, key: str) -> None:
+        for parent in self._needed(Limits()):
+            await _rmtree(parent / f"{POOL_PREFIX}{key}", use_kill_file=False)
 
     def _limit(self, uid: str, name: str | None, limits: Limits) -> None:
         quota = limits.cpu_quota_us()
@@ -735,6 +815,7 @@ class CgroupsV1(Cgroups):
         return sorted(uids)
 
     async def remove_pod(self, uid: str, kill: bool = True) -> bool:
+        self._first.discard(uid)
         results = [await _rmtree(p, use_kill_file=False, kill=kill) for p in self._paths(uid)]
         return all(results)
 

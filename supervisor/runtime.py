@@ -123,6 +123,8 @@ class Infra:
         # After each batch of reports: True when one in it was not an exec's.
         self.after_reports: Callable[[bool], None] = lambda changed: None
         self.listen_path: Path | None = None  # a pooled infra's socket, in RUN/pool-sockets
+        self.pool_cgroup: str | None = None  # a pooled infra's cgroups (prepare_pooled)
+        self.in_pod_cgroup = False  # it was in them when its pod took it
         self._on_report = on_report
         self._on_exit = on_exit
         self._reaped = reaped
@@ -575,6 +577,7 @@ class Runtime:
         self._pool_closed = False
         self._refills: dict[str, tuple[int, asyncio.TimerHandle]] = {}
         self._pool_serial = 0  # names the pooled infras' sockets in RUN/pool
+        self._pool_cgroup_tasks: set[asyncio.Task[None]] = set()  # remove_pooled calls
         # supd's ends of infras asked of the zygote and not yet serving (pods' and pooled).
         self._pending_socks: set[socket.socket] = set()
         self._pool_dir = store.run / "pool"
@@ -674,15 +677,17 @@ class Runtime:
         if pod.status.stopping or pod.sandbox_pending:
             return
         spec = pod.spec
+        flags = clone_flags(pod.namespaces.pod)
+        hostname = spec.pod_hostname if "uts" in pod.namespaces.pod else ""
         try:
-            self._prepare_sandbox(pod)
+            # A pooled infra brings the pod's cgroup along, or _take_pooled makes it.
+            self._prepare_sandbox(pod, cgroup=False)
+            if not spec.sysctls and flags == POOL_FLAGS and self._take_pooled(pod):
+                return
+            self.cgroups.create_pod(spec.uid, pod_limits(spec, self.pod_pids_limit))
             into = self.cgroups.infra_placement(spec.uid)
         except SupervisorError as e:
             self._sandbox_failed(pod, f"create pod sandbox: {e}")
-            return
-        flags = clone_flags(pod.namespaces.pod)
-        hostname = spec.pod_hostname if "uts" in pod.namespaces.pod else ""
-        if into is None and not spec.sysctls and flags == POOL_FLAGS and self._take_pooled(pod):
             return
         factory = self._factory_or_none() if not spec.sysctls else None
         try:
@@ -876,7 +881,8 @@ class Runtime:
     # -- infras made ahead of their pods ------------------------------------------------------
 
     def _take_pooled(self, pod: Pod) -> bool:
-        """Give the pod a pooled infra (named now); False when none is ready."""
+        """Give the pod a pooled infra (named now) and the pod's cgroup; False when none is
+        ready. SupervisorError when the cgroup cannot be made (the infra is let go)."""
         while self._pool:
             infra = self._pool.pop()
             try:
@@ -885,6 +891,11 @@ class Runtime:
                 log.warning("pooled infra %d: set hostname: %s", infra.pid, e)
                 self._drop_pooled(infra)
                 continue
+            try:
+                self._pooled_cgroup(pod, infra)
+            except SupervisorError:
+                self._drop_pooled(infra)
+                raise
             if not self.pods_die_with_supd:
                 # Its listening socket moves into the pod's directory before it is told to
                 # outlive supd: the next supd finds it there, or it dies with this one.
@@ -898,6 +909,31 @@ class Runtime:
             self._adopt(pod, infra)
             return True
         return False
+
+    def _pooled_cgroup(self, pod: Pod, infra: Infra) -> None:
+        """The pod's cgroup: the one made with the pooled infra, renamed, or a new one."""
+        limits = pod_limits(pod.spec, self.pod_pids_limit)
+        key, infra.pool_cgroup = infra.pool_cgroup, None
+        if key is not None:
+            try:
+                self.cgroups.claim_pooled(key, pod.spec.uid, limits, infra.pid)
+                infra.in_pod_cgroup = True
+                return
+            except SupervisorError as e:
+                log.warning("pod %s: cgroup of pooled infra %d: %s", pod.key, infra.pid, e)
+                # Empty once add_infra has moved the infra out (_sandbox_started).
+                self.loop.call_soon(self._remove_pool_cgroup, key)
+        self.cgroups.create_pod(pod.spec.uid, limits)
+
+    def _remove_pool_cgroup(self, key: str) -> None:
+        task = self.loop.create_task(self.cgroups.remove_pooled(key))
+        self._pool_cgroup_tasks.add(task)
+        task.add_done_callback(self._pool_cgroup_tasks.discard)
+
+    async def remove_pool_cgroups(self) -> None:
+        """At supd's exit: the pooled infras' cgroups, once their infras are gone."""
+        if self._pool_cgroup_tasks:
+            await asyncio.gather(*self._pool_cgroup_tasks, return_exceptions=True)
 
     def _refill_after(self, key: str) -> None:
         """The pod `key` took a pooled infra: forget its record and make the next one."""
@@ -986,6 +1022,7 @@ class Runtime:
             if self._pool_closed:
                 infra.shutdown()
                 return
+            infra.pool_cgroup = self.cgroups.prepare_pooled(pid)
 
             def written(e: OSError | None) -> None:
                 if e is not None:
@@ -1024,14 +1061,25 @@ class Runtime:
             self._pool.remove(infra)
         if infra.listen_path is not None:
             infra.listen_path.unlink(missing_ok=True)
+        self._let_go_of_cgroup(infra)
         self._forget_pooled(infra.pid)
 
     def _forget_pooled(self, pid: int) -> None:
         self.writer.write(self._pool_dir / str(pid), None)
         self._fill_pool()
 
+    def _let_go_of_cgroup(self, infra: Infra) -> None:
+        """A pooled infra that no pod took: its cgroup goes (once the infra is gone)."""
+        key, infra.pool_cgroup = infra.pool_cgroup, None
+        if key is not None:
+            self._remove_pool_cgroup(key)
+
     def _drop_pooled(self, infra: Infra) -> None:
-        infra._on_exit = lambda status: self._forget_pooled(infra.pid)
+        def exited(status: int) -> None:
+            self._let_go_of_cgroup(infra)
+            self._forget_pooled(infra.pid)
+
+        infra._on_exit = exited
         infra.shutdown()
 
     def kill_stale_pool(self, taken_over: set[int]) -> None:
@@ -1049,6 +1097,7 @@ class Runtime:
         for infra in self._pool:
             infra.shutdown()
             infra.close()
+            self._let_go_of_cgroup(infra)  # its removal kills it if it outlives the shutdown
             self.writer.write(self._pool_dir / str(infra.pid), None)
             if infra.listen_path is not None:
                 infra.listen_path.unlink(missing_ok=True)
@@ -1126,17 +1175,19 @@ class Runtime:
         """Bind the pod's host ports now (apply time): Conflict when one is taken."""
         self.hostports.reserve(spec.key, self.host_ports_of(spec))
 
-    def _prepare_sandbox(self, pod: Pod) -> None:
+    def _prepare_sandbox(self, pod: Pod, cgroup: bool = True) -> None:
         """Before infra: the host ports (kept across sandboxes) and the pod's cgroup."""
         self.hostports.reserve(pod.key, self.host_ports_of(pod))  # done at apply, or now
         self._spawn(pod, self.hostports.start(pod.key))
-        self.cgroups.create_pod(pod.spec.uid, pod_limits(pod.spec, self.pod_pids_limit))
+        if cgroup:
+            self.cgroups.create_pod(pod.spec.uid, pod_limits(pod.spec, self.pod_pids_limit))
 
     def _sandbox_started(self, pod: Pod, infra: Infra) -> None:
         """infra runs: put it into the pod's cgroup, give it its network, and only then let
         containers start (kubelet: the sandbox is ready once its network is)."""
         try:
-            if self.cgroups.version == 1:  # v2 cloned it there already
+            # v2 cloned it there already; a pooled one may have brought its cgroup along.
+            if self.cgroups.version == 1 and not infra.in_pod_cgroup:
                 self.cgroups.add_infra(pod.spec.uid, infra.pid)
         except SupervisorError as e:
             self._abandon_sandbox(pod, f"create pod sandbox: {e}")

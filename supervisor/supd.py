@@ -436,6 +436,7 @@ async def serve(
     log.info("shutting down; pods keep running")
     await server.close()
     runtime.detach()
+    await runtime.remove_pool_cgroups()
     runtime.cgroups.remove_parent()
     runtime.network.close()
     if mounted and not any(store.run_pods.iterdir()):
@@ -498,6 +499,7 @@ async def finish(
     if n:
         log.info("stopped %d process(es) left outside the pods", n)
     await runtime.remove_leftover_cgroups()
+    await runtime.remove_pool_cgroups()
     runtime.cgroups.remove_parent()
     runtime.network.close()
     init.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import uvloop
-from conftest import Supd, finish_supd, require_root
+from conftest import Supd, finish_supd, require_root, until_dir_changes
 
 from supervisor import cgroups
 from supervisor.cgroups import (
@@ -206,6 +206,111 @@ def test_v1_cgroups_that_would_hold_nothing_are_not_made(v1: CgroupsV1) -> None:
     placement.close()
     assert run(v1.remove_pod("p")) is True
     assert v1.pod_uids() == []
+
+
+def _procs_of(path: Path) -> list[str]:
+    return (path / "cgroup.procs").read_text().split()
+
+
+def test_v1_pooled_cgroups_are_made_ahead_and_renamed_for_their_pod(v1: CgroupsV1) -> None:
+    """prepare_pooled: pool-SUPD-PID/ (with _first/) in cpuacct and memory, the infra in
+    it; claim_pooled renames it to pod<UID> and adds the limits' hierarchies; the first
+    container gets _first, renamed; the next its own."""
+    always = list(dict.fromkeys([v1.dirs["cpuacct"], v1.dirs["memory"]]))
+    proc = subprocess.Popen(["sleep", "1000"])
+    try:
+        key = v1.prepare_pooled(proc.pid)
+        assert key == f"{os.getpid()}-{proc.pid}"
+        for parent in always:
+            assert _procs_of(parent / f"pool-{key}") == [str(proc.pid)]
+            assert (parent / f"pool-{key}" / "_first").is_dir()
+        first = {p: (p / f"pool-{key}" / "_first").stat().st_ino for p in always}
+        v1.claim_pooled(key, "u", Limits(cpu_millis=500, pids=20), proc.pid)
+        for parent in always:
+            assert not (parent / f"pool-{key}").exists()
+            assert _procs_of(parent / "podu") == [str(proc.pid)]
+        for c in ("cpu", "pids"):  # made for the limits, the infra moved in
+            assert _procs_of(v1.dirs[c] / "podu") == [str(proc.pid)]
+        assert (v1.dirs["pids"] / "podu" / "pids.max").read_text().strip() == "20"
+        v1.create_container("u", "main", Limits())
+        v1.create_container("u", "side", Limits())
+        for parent in always:
+            assert (parent / "podu" / "main").stat().st_ino == first[parent]
+            assert not (parent / "podu" / "_first").exists()
+            assert (parent / "podu" / "side").is_dir()
+        assert v1.pod_uids() == ["u"]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert run(v1.remove_pod("u")) is True and v1.pod_uids() == []
+
+
+def test_v1_pooled_cgroups_that_cannot_be_claimed_change_nothing(v1: CgroupsV1) -> None:
+    always = list(dict.fromkeys([v1.dirs["cpuacct"], v1.dirs["memory"]]))
+    with subprocess.Popen(["sleep", "1000"]) as proc:
+        key = v1.prepare_pooled(proc.pid)
+        assert key is not None
+        (always[-1] / f"pool-{key}").rename(always[-1] / "elsewhere")  # one is missing
+        with pytest.raises(cgroups.CgroupError, match="rename cgroup"):
+            v1.claim_pooled(key, "u", Limits(), proc.pid)
+        assert v1.pod_uids() == []  # the renames done were undone
+        assert all(_procs_of(p / f"pool-{key}") == [str(proc.pid)] for p in always[:-1])
+        (always[-1] / "elsewhere").rename(always[-1] / f"pool-{key}")
+        run(v1.remove_pooled(key))  # what is still inside is killed
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    assert not any((p / f"pool-{key}").exists() for p in always)
+
+
+def test_v1_prune_removes_pooled_cgroups_of_another_supd(v1: CgroupsV1) -> None:
+    with subprocess.Popen(["sleep", "1000"]) as proc:
+        ours = v1.prepare_pooled(proc.pid)
+        assert ours is not None
+        for parent in v1.parents():
+            (parent / "pool-1-2" / "_first").mkdir(parents=True)  # a supd that died
+        assert run(v1.prune([])) == []
+        for parent in v1._needed(Limits()):
+            assert _procs_of(parent / f"pool-{ours}") == [str(proc.pid)]
+        assert not any((p / "pool-1-2").exists() for p in v1.parents())
+        run(v1.remove_pooled(ours))
+        proc.wait(timeout=10)
+
+
+def test_supd_v1_pooled_infras_bring_their_pods_cgroup(tmp_path: Path) -> None:
+    """A pod that takes a pooled infra finds it in its cgroup (pod<UID>) and its container
+    in the container's; the pool's own cgroups go with supd."""
+    require_root()
+    if not any(m.version == 1 and "memory" in m.controllers for m in cgroups.mounts()):
+        pytest.fail("this machine has no cgroup v1 memory hierarchy to test with")
+    d = Supd(socket=tmp_path / "s.sock", state_dir=tmp_path / "state")
+    d.start("--cgroups", "v1")
+    drv = cgroups.select("v1", d.cgroup_parent)
+    assert isinstance(drv, CgroupsV1)
+    memory = drv.dirs["memory"]
+    try:
+        assert d.proc is not None
+        pattern = f"pool-{d.proc.pid}-*"
+        assert until_dir_changes(memory, lambda: len(list(memory.glob(pattern))) == 2)
+        d.apply(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p1\nspec:\n"
+            "  terminationGracePeriodSeconds: 0\n"
+            "  containers:\n  - name: c\n    command: [sleep, '1000']\n"
+        )
+        d.wait("p1")
+        uid = d.pod("p1")["metadata"]["uid"]
+        infra = d.infra_of("p1")
+        (container,) = (
+            int(p) for p in Path(f"/proc/{infra}/task/{infra}/children").read_text().split()
+        )
+        assert _procs_of(memory / f"pod{uid}") == [str(infra)]
+        assert _procs_of(memory / f"pod{uid}" / "c") == [str(container)]
+        assert not (memory / f"pod{uid}" / "_first").exists()
+        assert not (memory / f"pool-{d.proc.pid}-{infra}").exists()
+        d.ctl("delete", "pod", "p1")
+        d.stop()
+        # No pod left: the parent cgroup went, and the pool's cgroups before it.
+        assert not memory.exists(), list(memory.iterdir())
+    finally:
+        finish_supd(d, tmp_path)
 
 
 @pytest.fixture

@@ -29,6 +29,8 @@ def test_create_and_delete_150_pods_leaks_nothing() -> None:
     assert result.before.names["supd-infra"] >= 1
     assert result.before.values["supd fds"] > 0 and result.before.values["links"] == 1
     assert result.after.values["state files"] > 0
+    # Deleted pods' directories are kept for the next (store.py), as many as were in use.
+    assert 0 < result.after.values["spare pod dirs"] <= 150
 
 
 def test_every_kind_of_leak_is_reported() -> None:
@@ -41,3 +43,11 @@ def test_every_kind_of_leak_is_reported() -> None:
     assert soak.leaks(before, grown, 40_000) and not soak.leaks(before, grown, 41_000)
     # Zombies elsewhere on the machine are shown, not judged.
     assert soak.leaks(before, soak.Snapshot({**before.values, "zombies (system)": 3}), 0) == []
+    # Spare pod directories are shown, and judged only beyond their bound.
+    spares = {**before.values, "spare pod dirs": 0}
+    more = soak.Snapshot({**spares, "spare pod dirs": 40})
+    assert soak.leaks(soak.Snapshot(spares), more, 0) == []
+    too_many = soak.Snapshot({**spares, "spare pod dirs": soak.store.SPARES + 1})
+    assert soak.leaks(soak.Snapshot(spares), too_many, 0) == [
+        f"spare pod dirs: {soak.store.SPARES + 1}, more than store.SPARES ({soak.store.SPARES})"
+    ]

@@ -449,15 +449,21 @@ def check_books(d: Supd, books: Books, marks: Path, seed: int) -> None:
             assert len(proc_children(pid)) == 1 and zombies_of(pid) == [], (name, why)
             steady_infras.add(pid)
     assert infras_in(d.cgroup_parent) == steady_infras, why
+    # Pooled infras (cgroups.py: pool-SUPD-PID) are this supd's only, none a killed one's.
+    assert d.proc is not None
+    pooled = infras_in(d.cgroup_parent, "pool-")
+    assert pooled == infras_in(d.cgroup_parent, f"pool-{d.proc.pid}-"), why
 
 
-def infras_in(cgroup_parent: str) -> set[int]:
+def infras_in(cgroup_parent: str, prefix: str = "pod") -> set[int]:
+    """The infras in the cgroups under `cgroup_parent` whose names start with `prefix`
+    (pods' by default)."""
     found = set()
     for entry in os.listdir("/proc"):
         try:
             if Path(f"/proc/{entry}/comm").read_text().strip() != "supd-infra":
                 continue
-            if f"/{cgroup_parent}/" in Path(f"/proc/{entry}/cgroup").read_text():
+            if f"/{cgroup_parent}/{prefix}" in Path(f"/proc/{entry}/cgroup").read_text():
                 found.add(int(entry))
         except (OSError, ValueError):
             continue
