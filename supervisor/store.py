@@ -267,7 +267,9 @@ def empty_for_reuse(directory: Path) -> None:
     for entry in list(os.scandir(directory)):
         path = Path(entry.path)
         name = entry.name
-        if name in _REUSED.values():
+        if entry.is_symlink():  # never followed (supd makes none here)
+            os.unlink(path)
+        elif name in _REUSED.values():
             os.truncate(path, 0)
         elif name in _REUSED and entry.is_file(follow_symlinks=False):
             os.rename(path, directory / _REUSED[name])

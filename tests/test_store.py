@@ -172,10 +172,14 @@ def test_trash_left_by_a_previous_supd_becomes_spares(tmp_path: Path) -> None:
     (half / "c").mkdir()
     (half / "c" / "3.log").write_text("more")
     (half / "pod.json").write_text("{}")
+    outside = tmp_path / "outside"
+    outside.write_text("not supd's")
+    (half / ".status.json.tmp").symlink_to(outside)  # removed, not truncated through
     store = Store(tmp_path)
     store.flush()
     (spare,) = store.spare.iterdir()
     assert _tree(spare) == {".log": -1, ".log/0.log": 0, ".pod.json.tmp": 0}
+    assert outside.read_text() == "not supd's"
 
 
 # -- Writer: the records written off the loop ---------------------------------------------
