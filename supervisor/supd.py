@@ -653,6 +653,10 @@ async def run_pods(
     if followers:
         await asyncio.wait(followers)
     out.flush()
+    # The store's threads are done with the state dir (emptying deleted pods' directories
+    # for reuse creates entries in it) before the temporary one is removed.
+    runtime.writer.flush()
+    store.flush()
     return code
 
 
