@@ -296,6 +296,12 @@ class Cgroups(ABC):
         """supd's parent cgroup in each hierarchy it uses."""
         return []
 
+    def _ensure_parents(self) -> None:
+        """Make the parent again where it went: another supd on the same parent removes it
+        when it stops with no pod left (one stat per hierarchy)."""
+        if not all(p.is_dir() for p in self.parents()):
+            self.setup()
+
     def remove_parent(self) -> None:
         """At supd's exit: its parent cgroup goes if no pod is left in it (a daemon whose
         pods keep running keeps it)."""
@@ -530,6 +536,7 @@ class CgroupsV2(Cgroups):
 
     def create_pod(self, uid: str, limits: Limits) -> None:
         self.check_limits(limits, "resources.limits")
+        self._ensure_parents()
         path = self._pod(uid)
         _mkdir(path)
         self._limit(path, limits)
@@ -672,6 +679,7 @@ class CgroupsV1(Cgroups):
 
     def create_pod(self, uid: str, limits: Limits) -> None:
         self.check_limits(limits, "resources.limits")
+        self._ensure_parents()
         rel = pod_dir(uid)
         for parent in self._needed(limits):
             _mkdir(parent / rel)
@@ -699,17 +707,18 @@ class CgroupsV1(Cgroups):
         key = f"{os.getpid()}-{pid}"
         made: list[Path] = []
         try:
+            self._ensure_parents()
             for parent in self._needed(Limits()):
                 path = parent / f"{POOL_PREFIX}{key}"
                 path.mkdir()
                 made.append(path)
                 (path / FIRST).mkdir()
                 _write(path / "cgroup.procs", str(pid))
-        except OSError as e:
+        except (OSError, SupervisorError) as e:
             # What was made is the pod's all the same: claim_pooled renames what is there
             # or fails (and the pod's cgroup is then made as without a pool), and
             # create_container makes a FIRST that is missing.
-            log.warning("cgroup of pooled infra %d: %s: %s", pid, e.filename, e.strerror)
+            log.warning("cgroup of pooled infra %d: %s", pid, e)
         return key if made else None
 
     def claim_pooled(self, key: str, uid: str, limits: Limits, pid: int) -> None:

@@ -178,6 +178,16 @@ def test_v1_prune_removes_pods_that_are_gone(v1: CgroupsV1) -> None:
     assert v1.pod_uids() == ["live"]
 
 
+def test_v1_a_parent_another_supd_removed_is_made_again(v1: CgroupsV1) -> None:
+    """Two supds on one parent: the one that stops with no pod left removes it; the other's
+    next pod makes it again rather than failing its sandbox for good."""
+    v1.remove_parent()
+    assert not any(p.exists() for p in v1.parents())
+    v1.create_pod("again", Limits(pids=5))
+    assert v1.pod_uids() == ["again"]
+    assert (v1.dirs["pids"] / "podagain" / "pids.max").read_text().strip() == "5"
+
+
 def test_v1_infra_is_moved_into_the_pod_cgroup(v1: CgroupsV1) -> None:
     v1.create_pod("p", Limits())
     proc = subprocess.Popen(["sleep", "1000"])
