@@ -285,6 +285,22 @@ def test_v1_prune_removes_pooled_cgroups_of_another_supd(v1: CgroupsV1) -> None:
         proc.wait(timeout=10)
 
 
+def start_sleeper(d: Supd, name: str) -> tuple[str, int, int]:
+    """Apply a pod whose one container sleeps and wait until it is Ready: its uid, its
+    infra's pid and its container's."""
+    d.apply(
+        f"apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n"
+        "  terminationGracePeriodSeconds: 0\n"
+        "  containers:\n  - name: c\n    command: [sleep, '1000']\n"
+    )
+    d.wait(name)
+    infra = d.infra_of(name)
+    (container,) = (
+        int(p) for p in Path(f"/proc/{infra}/task/{infra}/children").read_text().split()
+    )
+    return d.pod(name)["metadata"]["uid"], infra, container
+
+
 def test_supd_v1_pooled_infras_bring_their_pods_cgroup(tmp_path: Path) -> None:
     """A pod that takes a pooled infra finds it in its cgroup (pod<UID>) and its container
     in the container's; the pool's own cgroups go with supd."""
@@ -300,17 +316,7 @@ def test_supd_v1_pooled_infras_bring_their_pods_cgroup(tmp_path: Path) -> None:
         assert d.proc is not None
         pattern = f"pool-{d.proc.pid}-*"
         assert until_dir_changes(memory, lambda: len(list(memory.glob(pattern))) == 2)
-        d.apply(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p1\nspec:\n"
-            "  terminationGracePeriodSeconds: 0\n"
-            "  containers:\n  - name: c\n    command: [sleep, '1000']\n"
-        )
-        d.wait("p1")
-        uid = d.pod("p1")["metadata"]["uid"]
-        infra = d.infra_of("p1")
-        (container,) = (
-            int(p) for p in Path(f"/proc/{infra}/task/{infra}/children").read_text().split()
-        )
+        uid, infra, container = start_sleeper(d, "p1")
         assert _procs_of(memory / f"pod{uid}") == [str(infra)]
         assert _procs_of(memory / f"pod{uid}" / "c") == [str(container)]
         assert not (memory / f"pod{uid}" / "_first").exists()
@@ -446,20 +452,9 @@ def test_supd_on_cgroup_v2_clones_infras_into_their_cgroup_through_the_zygote(
     d = Supd(socket=tmp_path / "s.sock", state_dir=tmp_path / "state")
     d.start("--cgroups", "v2")
     try:
-        d.apply(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: v2\nspec:\n"
-            "  terminationGracePeriodSeconds: 0\n"
-            "  containers:\n  - name: c\n    command: [sleep, '1000']\n"
-        )
-        d.wait("v2")
-        uid = d.pod("v2")["metadata"]["uid"]
-        infra = d.infra_of("v2")
-        assert d.proc is not None
+        uid, infra, container = start_sleeper(d, "v2")
         parent = int(Path(f"/proc/{infra}/stat").read_text().rsplit(")", 1)[1].split()[1])
         assert Path(f"/proc/{parent}/comm").read_text().strip() == "supd-zygote"
-        (container,) = (
-            int(p) for p in Path(f"/proc/{infra}/task/{infra}/children").read_text().split()
-        )
 
         def v2_path(pid: int) -> str:
             line = next(
