@@ -321,8 +321,8 @@ class Cgroups(ABC):
         ours = f"{os.getpid()}-"
         for parent in self.parents():
             for name in _names(parent, POOL_PREFIX):
-                if not name.startswith(ours):
-                    await _rmtree(parent / f"{POOL_PREFIX}{name}", use_kill_file=True)
+                if not name.startswith(ours):  # v1's only: no cgroup.kill
+                    await _rmtree(parent / f"{POOL_PREFIX}{name}", use_kill_file=False)
         return removed
 
 
@@ -687,11 +687,12 @@ class CgroupsV1(Cgroups):
 
     def create_container(self, uid: str, name: str, limits: Limits) -> None:
         rel = pod_dir(uid)
-        first = uid in self._first
+        # claim_pooled's FIRST, renamed, in the hierarchies prepare_pooled made it in.
+        renamed = self._needed(Limits()) if uid in self._first else []
         self._first.discard(uid)
         for parent in self._needed(limits):
             try:
-                if first and parent in self._needed(Limits()):  # claim_pooled's, renamed
+                if parent in renamed:
                     with contextlib.suppress(FileNotFoundError):
                         os.rename(parent / rel / FIRST, parent / rel / name)
                         continue

@@ -681,7 +681,7 @@ class Runtime:
         hostname = spec.pod_hostname if "uts" in pod.namespaces.pod else ""
         try:
             # A pooled infra brings the pod's cgroup along, or _take_pooled makes it.
-            self._prepare_sandbox(pod, cgroup=False)
+            self._start_host_ports(pod)
             if not spec.sysctls and flags == POOL_FLAGS and self._take_pooled(pod):
                 return
             self.cgroups.create_pod(spec.uid, pod_limits(spec, self.pod_pids_limit))
@@ -1175,12 +1175,10 @@ class Runtime:
         """Bind the pod's host ports now (apply time): Conflict when one is taken."""
         self.hostports.reserve(spec.key, self.host_ports_of(spec))
 
-    def _prepare_sandbox(self, pod: Pod, cgroup: bool = True) -> None:
-        """Before infra: the host ports (kept across sandboxes) and the pod's cgroup."""
+    def _start_host_ports(self, pod: Pod) -> None:
+        """Before infra: the host ports (kept across sandboxes)."""
         self.hostports.reserve(pod.key, self.host_ports_of(pod))  # done at apply, or now
         self._spawn(pod, self.hostports.start(pod.key))
-        if cgroup:
-            self.cgroups.create_pod(pod.spec.uid, pod_limits(pod.spec, self.pod_pids_limit))
 
     def _sandbox_started(self, pod: Pod, infra: Infra) -> None:
         """infra runs: put it into the pod's cgroup, give it its network, and only then let
@@ -2113,7 +2111,8 @@ class Runtime:
         if not status.sandbox_ready:
             self._sandbox_started(pod, infra)  # its network or cgroup was being set up
         else:
-            self._prepare_sandbox(pod)
+            self._start_host_ports(pod)
+            self.cgroups.create_pod(spec.uid, pod_limits(spec, self.pod_pids_limit))
             address = None
             if self.network.mode == "bridge" and "net" in pod.namespaces.pod:
                 address = self.network.adopted(spec.uid)

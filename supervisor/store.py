@@ -263,7 +263,7 @@ def empty_for_reuse(directory: Path) -> None:
     """Reduce a removed pod's directory to its manifest's and record's temporary files
     and one log directory holding 0.log, all of them empty; delete the rest."""
     logs = directory / _SPARE_LOGS
-    have_logs = logs.is_dir()
+    have_logs = logs.is_dir() and _keep_one_log(logs)  # a half-emptied directory's
     for entry in list(os.scandir(directory)):
         path = Path(entry.path)
         name = entry.name
@@ -283,10 +283,8 @@ def empty_for_reuse(directory: Path) -> None:
             shutil.rmtree(path)
         else:
             os.unlink(path)
-    if have_logs:
-        _keep_one_log(logs)
-    else:
-        logs.mkdir(mode=0o700)
+    if not have_logs:
+        logs.mkdir(mode=0o700, exist_ok=True)
 
 
 def _keep_one_log(directory: Path) -> bool:
