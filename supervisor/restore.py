@@ -65,28 +65,27 @@ class Record:
 
 
 def encode_record(record: Record) -> bytes:
-    doc = _plain(record)
+    doc = _fields_of(record)
     doc["version"] = RECORD_VERSION
-    return json.dumps(doc, separators=(",", ":")).encode()
+    return _ENCODER.encode(doc).encode()
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
 
 
-def _plain(value: Any) -> Any:
-    """dataclasses.asdict for what a record holds, at a third of its cost (no deep copies:
-    the result is only serialized)."""
-    if isinstance(value, (str, int, float, type(None))):  # the enums are str
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+def _fields_of(value: Any) -> dict[str, Any]:
+    """A dataclass's fields, one level down: json's C encoder does the lists, dicts, str
+    enums and numbers itself and calls this for each dataclass inside (dataclasses.asdict,
+    and a walk of our own in Python, took four and two times as long)."""
     names = _FIELDS.get(type(value))
     if names is None:
-        assert is_dataclass(value), value
+        if not is_dataclass(value):
+            raise TypeError(f"a record holds a {type(value).__name__}")
         names = _FIELDS[type(value)] = tuple(f.name for f in fields(value))
-    return {name: _plain(getattr(value, name)) for name in names}
+    return {name: getattr(value, name) for name in names}
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_fields_of)
 
 
 def decode_record(data: bytes) -> Record:
