@@ -51,6 +51,10 @@ from pathlib import Path
 
 from .errors import InvalidArgument, PermissionDenied, SupervisorError
 
+# A cgroup directory or file: the v1 driver works on strings, since a pod start and removal
+# join some forty paths and a pathlib join costs fifty times an f-string's here.
+Where = str | os.PathLike[str]
+
 log = logging.getLogger("supervisor.cgroups")
 
 DEFAULT_PARENT = "/supervisor"
@@ -299,7 +303,7 @@ class Cgroups(ABC):
     def _ensure_parents(self) -> None:
         """Make the parent again where it went: another supd on the same parent removes it
         when it stops with no pod left (one stat per hierarchy)."""
-        if not all(p.is_dir() for p in self.parents()):
+        if not all(os.path.isdir(p) for p in self.parents()):
             self.setup()
 
     def remove_parent(self) -> None:
@@ -361,7 +365,7 @@ class NoCgroups(Cgroups):
         return True
 
 
-def _write(path: Path, value: str) -> None:
+def _write(path: Where, value: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     try:
         os.write(fd, value.encode())
@@ -369,18 +373,27 @@ def _write(path: Path, value: str) -> None:
         os.close(fd)
 
 
-def _read_int(path: Path) -> int | None:
+def _read(path: Where) -> str:
+    """A small interface file (OSError when it cannot be read)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        return int(path.read_text().split()[0])
+        return os.read(fd, 65536).decode()
+    finally:
+        os.close(fd)
+
+
+def _read_int(path: Where) -> int | None:
+    try:
+        return int(_read(path).split()[0])
     except (OSError, ValueError, IndexError):
         return None
 
 
-def _keyed(path: Path) -> dict[str, int]:
+def _keyed(path: Where) -> dict[str, int]:
     """A flat keyed file (memory.stat, cpu.stat, memory.events): "key value" lines."""
     out: dict[str, int] = {}
     try:
-        text = path.read_text()
+        text = _read(path)
     except OSError:
         return out
     for line in text.splitlines():
@@ -390,7 +403,7 @@ def _keyed(path: Path) -> dict[str, int]:
     return out
 
 
-def _failed(what: str, path: Path, e: OSError) -> SupervisorError:
+def _failed(what: str, path: Where, e: OSError) -> SupervisorError:
     why = os.strerror(e.errno) if e.errno else str(e)
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return PermissionDenied(
@@ -400,32 +413,34 @@ def _failed(what: str, path: Path, e: OSError) -> SupervisorError:
     return CgroupError(f"{what} {path}: {why}")
 
 
-def _mkdir(path: Path) -> None:
+def _mkdir(path: Where) -> None:
     try:
-        path.mkdir(exist_ok=True)
+        os.mkdir(path)
+    except FileExistsError:
+        pass
     except OSError as e:
         raise _failed("create cgroup", path, e) from None
 
 
-def _procs(directory: Path) -> list[int]:
+def _procs(directory: Where) -> list[int]:
     try:
-        return [int(p) for p in (directory / "cgroup.procs").read_text().split()]
+        return [int(p) for p in _read(f"{directory}/cgroup.procs").split()]
     except (OSError, ValueError):
         return []
 
 
-def _child_cgroups(directory: Path) -> list[Path]:
+def _child_cgroups(directory: Where) -> list[str]:
     """The child cgroups of `directory` (none when it is gone). scandir's d_type, not a
     stat per entry: a v1 memory cgroup holds some thirty interface files, and a stat of
     each was a third of supd's CPU when pods came and went."""
     try:
         with os.scandir(directory) as entries:
-            return [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
+            return [e.path for e in entries if e.is_dir(follow_symlinks=False)]
     except FileNotFoundError:
         return []
 
 
-async def _rmtree(directory: Path, use_kill_file: bool, kill: bool = True) -> bool:
+async def _rmtree(directory: Where, use_kill_file: bool, kill: bool = True) -> bool:
     """Remove a cgroup and its children, killing what still runs in them (with `kill`;
     without, a busy cgroup is left as it is). Returns whether it is gone (False: something
     would not die in time; a later prune retries).
@@ -437,7 +452,7 @@ async def _rmtree(directory: Path, use_kill_file: bool, kill: bool = True) -> bo
     attempt = 0
     while True:
         try:
-            directory.rmdir()
+            os.rmdir(directory)
             return True
         except FileNotFoundError:
             return True
@@ -455,8 +470,8 @@ async def _rmtree(directory: Path, use_kill_file: bool, kill: bool = True) -> bo
         if not kill or attempt >= REMOVE_ATTEMPTS:
             break
         if attempt == 0:
-            kill_file = directory / "cgroup.kill"
-            if use_kill_file and kill_file.exists():
+            kill_file = f"{directory}/cgroup.kill"
+            if use_kill_file and os.path.exists(kill_file):
                 with contextlib.suppress(OSError):
                     _write(kill_file, "1")
             else:
@@ -604,15 +619,14 @@ class CgroupsV2(Cgroups):
         return await _rmtree(self._pod(uid), use_kill_file=True, kill=kill)
 
 
-def _pod_uids(parent: Path) -> list[str]:
+def _pod_uids(parent: Where) -> list[str]:
     return _names(parent, POD_PREFIX)
 
 
-def _names(parent: Path, prefix: str) -> list[str]:
+def _names(parent: Where, prefix: str) -> list[str]:
     """The child cgroups of `parent` named `prefix`..., without the prefix."""
-    return sorted(
-        p.name[len(prefix) :] for p in _child_cgroups(parent) if p.name.startswith(prefix)
-    )
+    names = (os.path.basename(p) for p in _child_cgroups(parent))
+    return sorted(n[len(prefix) :] for n in names if n.startswith(prefix))
 
 
 # -- cgroup v1 ------------------------------------------------------------------------------
@@ -626,6 +640,11 @@ class CgroupsV1(Cgroups):
         hierarchy (controllers mounted together share one)."""
         self.dirs = hierarchies
         self.controllers = frozenset(hierarchies)
+        self._roots = {c: str(p) for c, p in hierarchies.items()}  # the same, as strings
+        # Each hierarchy once (cpu,cpuacct are often mounted together), and those that
+        # every pod is in: cpuacct and memory (the usage `top` shows, OOM kills).
+        self._each = list(dict.fromkeys(self._roots.values()))
+        self._always = self._in_hierarchies({"cpuacct", "memory"})
         self._first: set[str] = set()  # pods whose FIRST cgroup waits for a container
 
     @classmethod
@@ -641,80 +660,84 @@ class CgroupsV1(Cgroups):
     def describe(self) -> str:
         return "cgroup v1, " + (" ".join(sorted(self.controllers)) or "no controllers")
 
-    def _hierarchies(self) -> list[Path]:
-        """Each hierarchy once (cpu,cpuacct are often mounted together)."""
-        return list(dict.fromkeys(self.dirs.values()))
-
     def setup(self) -> None:
-        for path in self._hierarchies():
+        for path in self.parents():
             try:
                 path.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise _failed("create cgroup", path, e) from None
 
     def parents(self) -> list[Path]:
-        return self._hierarchies()
+        return list(dict.fromkeys(self.dirs.values()))
 
-    def _paths(self, uid: str, name: str | None = None) -> list[Path]:
+    def _paths(self, uid: str, name: str | None = None) -> list[str]:
         rel = pod_dir(uid) if name is None else f"{pod_dir(uid)}/{name}"
-        return [p / rel for p in self._hierarchies()]
+        return [f"{p}/{rel}" for p in self._each]
 
-    def _in(self, controller: str, uid: str, name: str | None = None) -> Path | None:
-        base = self.dirs.get(controller)
+    def _in(self, controller: str, uid: str, name: str | None = None) -> str | None:
+        base = self._roots.get(controller)
         if base is None:
             return None
-        return base / pod_dir(uid) / name if name is not None else base / pod_dir(uid)
+        return f"{base}/{pod_dir(uid)}/{name}" if name is not None else f"{base}/{pod_dir(uid)}"
 
-    def _needed(self, limits: Limits) -> list[Path]:
-        """The hierarchies a cgroup with `limits` goes in: cpuacct and memory always (the
-        usage `top` shows, OOM kills), cpu and pids only to hold a limit. Creating a v1
-        cgroup costs a mkdir per hierarchy (a memory cgroup's is the dearest) and each is
-        removed again: a cgroup that holds nothing is not made."""
+    def _in_hierarchies(self, controllers: set[str]) -> list[str]:
+        return list(dict.fromkeys(p for c, p in self._roots.items() if c in controllers))
+
+    def _needed(self, limits: Limits) -> list[str]:
+        """The hierarchies a cgroup with `limits` goes in: cpuacct and memory always, cpu
+        and pids only to hold a limit. Creating a v1 cgroup costs a mkdir per hierarchy (a
+        memory cgroup's is the dearest) and each is removed again: a cgroup that holds
+        nothing is not made."""
+        if limits.cpu_quota_us() is None and limits.pids is None:
+            return self._always
         wanted = {"cpuacct", "memory"}
         if limits.cpu_quota_us() is not None:
             wanted.add("cpu")
         if limits.pids is not None:
             wanted.add("pids")
-        return list(dict.fromkeys(p for c, p in self.dirs.items() if c in wanted))
+        return self._in_hierarchies(wanted)
 
     def create_pod(self, uid: str, limits: Limits) -> None:
         self.check_limits(limits, "resources.limits")
         self._ensure_parents()
         rel = pod_dir(uid)
         for parent in self._needed(limits):
-            _mkdir(parent / rel)
+            _mkdir(f"{parent}/{rel}")
         self._limit(uid, None, limits)
 
     def create_container(self, uid: str, name: str, limits: Limits) -> None:
         rel = pod_dir(uid)
         # claim_pooled's FIRST, renamed, in the hierarchies prepare_pooled made it in.
-        renamed = self._needed(Limits()) if uid in self._first else []
+        renamed = self._always if uid in self._first else []
         self._first.discard(uid)
         for parent in self._needed(limits):
+            pod, path = f"{parent}/{rel}", f"{parent}/{rel}/{name}"
             try:
                 if parent in renamed:
                     with contextlib.suppress(FileNotFoundError):
-                        os.rename(parent / rel / FIRST, parent / rel / name)
+                        os.rename(f"{pod}/{FIRST}", path)
                         continue
-                (parent / rel / name).mkdir(exist_ok=True)
+                os.mkdir(path)
+            except FileExistsError:
+                pass
             except FileNotFoundError:  # a hierarchy the pod is not in (a container's limit)
-                _mkdir(parent / rel)
-                _mkdir(parent / rel / name)
+                _mkdir(pod)
+                _mkdir(path)
             except OSError as e:
-                raise _failed("create cgroup", parent / rel / name, e) from None
+                raise _failed("create cgroup", path, e) from None
         self._limit(uid, name, limits)
 
     def prepare_pooled(self, pid: int) -> str | None:
         key = f"{os.getpid()}-{pid}"
-        made: list[Path] = []
+        made: list[str] = []
         try:
             self._ensure_parents()
-            for parent in self._needed(Limits()):
-                path = parent / f"{POOL_PREFIX}{key}"
-                path.mkdir()
+            for parent in self._always:
+                path = f"{parent}/{POOL_PREFIX}{key}"
+                os.mkdir(path)
                 made.append(path)
-                (path / FIRST).mkdir()
-                _write(path / "cgroup.procs", str(pid))
+                os.mkdir(f"{path}/{FIRST}")
+                _write(f"{path}/cgroup.procs", str(pid))
         except (OSError, SupervisorError) as e:
             # What was made is the pod's all the same: claim_pooled renames what is there
             # or fails (and the pod's cgroup is then made as without a pool), and
@@ -724,49 +747,49 @@ class CgroupsV1(Cgroups):
 
     def claim_pooled(self, key: str, uid: str, limits: Limits, pid: int) -> None:
         self.check_limits(limits, "resources.limits")
-        prepared = self._needed(Limits())
-        renamed: list[Path] = []
+        pool, pod = f"{POOL_PREFIX}{key}", pod_dir(uid)
+        renamed: list[str] = []
         try:
-            for parent in prepared:
-                os.rename(parent / f"{POOL_PREFIX}{key}", parent / pod_dir(uid))
+            for parent in self._always:
+                os.rename(f"{parent}/{pool}", f"{parent}/{pod}")
                 renamed.append(parent)
         except OSError as e:
             for parent in renamed:
                 with contextlib.suppress(OSError):
-                    os.rename(parent / pod_dir(uid), parent / f"{POOL_PREFIX}{key}")
-            raise _failed("rename cgroup", parent / f"{POOL_PREFIX}{key}", e) from None
+                    os.rename(f"{parent}/{pod}", f"{parent}/{pool}")
+            raise _failed("rename cgroup", f"{parent}/{pool}", e) from None
         self._first.add(uid)
         for parent in self._needed(limits):
-            if parent not in prepared:  # cpu or pids, for a limit: as create_pod and add_infra
-                _mkdir(parent / pod_dir(uid))
-                self._set(parent / pod_dir(uid) / "cgroup.procs", str(pid))
+            if parent not in self._always:  # cpu or pids, for a limit: as create_pod, add_infra
+                _mkdir(f"{parent}/{pod}")
+                self._set(f"{parent}/{pod}/cgroup.procs", str(pid))
         self._limit(uid, None, limits)
 
     async def remove_pooled(self, key: str) -> None:
-        for parent in self._needed(Limits()):
-            await _rmtree(parent / f"{POOL_PREFIX}{key}", use_kill_file=False)
+        for parent in self._always:
+            await _rmtree(f"{parent}/{POOL_PREFIX}{key}", use_kill_file=False)
 
     def _limit(self, uid: str, name: str | None, limits: Limits) -> None:
         quota = limits.cpu_quota_us()
         cpu = self._in("cpu", uid, name)
         if quota is not None and cpu is not None:
             # sched-bwc.rst: the period first, then the quota it is measured against.
-            self._set(cpu / "cpu.cfs_period_us", str(CPU_PERIOD_US))
-            self._set(cpu / "cpu.cfs_quota_us", str(quota))
+            self._set(f"{cpu}/cpu.cfs_period_us", str(CPU_PERIOD_US))
+            self._set(f"{cpu}/cpu.cfs_quota_us", str(quota))
         memory = self._in("memory", uid, name)
         if limits.memory_bytes is not None and memory is not None:
             # memsw (memory + swap) must stay >= the limit: the limit first, then memsw
             # down to it (no swap). It exists only with swap accounting compiled in.
             limit = str(limits.memory_bytes)
-            self._set(memory / "memory.limit_in_bytes", limit)
-            memsw = memory / "memory.memsw.limit_in_bytes"
-            if memsw.exists():
+            self._set(f"{memory}/memory.limit_in_bytes", limit)
+            memsw = f"{memory}/memory.memsw.limit_in_bytes"
+            if os.path.exists(memsw):
                 self._set(memsw, limit)
         pids = self._in("pids", uid, name)
         if limits.pids is not None and pids is not None:
-            self._set(pids / "pids.max", str(limits.pids))
+            self._set(f"{pids}/pids.max", str(limits.pids))
 
-    def _set(self, path: Path, value: str) -> None:
+    def _set(self, path: Where, value: str) -> None:
         try:
             _write(path, value)
         except OSError as e:
@@ -778,37 +801,37 @@ class CgroupsV1(Cgroups):
         rmdir for every pod."""
         for path in self._paths(uid):
             try:
-                _write(path / "cgroup.procs", str(pid))
+                _write(f"{path}/cgroup.procs", str(pid))
             except FileNotFoundError:
                 continue  # a hierarchy this pod is not in
             except OSError as e:
-                raise _failed(f"write {pid!r} to", path / "cgroup.procs", e) from None
+                raise _failed(f"write {pid!r} to", f"{path}/cgroup.procs", e) from None
 
     def placement(self, uid: str, name: str) -> Placement:
         """cgroup.procs of each hierarchy the container's cgroup was made in."""
         fds: list[int] = []
         for path in self._paths(uid, name):
             try:
-                fds.append(os.open(path / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC))
+                fds.append(os.open(f"{path}/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC))
             except FileNotFoundError:
                 continue
             except OSError as e:
                 for fd in fds:
                     os.close(fd)
-                raise _failed("open", path / "cgroup.procs", e) from None
+                raise _failed("open", f"{path}/cgroup.procs", e) from None
         return Placement(fds, clone_into=False)
 
     def usage(self, uid: str, name: str | None = None) -> Usage | None:
         acct = self._in("cpuacct", uid, name)
-        cpu_ns = _read_int(acct / "cpuacct.usage") if acct is not None else None
+        cpu_ns = _read_int(f"{acct}/cpuacct.usage") if acct is not None else None
         if cpu_ns is None:
             return None
         memory = None
         mem = self._in("memory", uid, name)
         if mem is not None:
-            used = _read_int(mem / "memory.usage_in_bytes")
+            used = _read_int(f"{mem}/memory.usage_in_bytes")
             if used is not None:
-                inactive = _keyed(mem / "memory.stat").get("total_inactive_file", 0)
+                inactive = _keyed(f"{mem}/memory.stat").get("total_inactive_file", 0)
                 memory = max(used - inactive, 0)
         return Usage(cpu_ns, memory)
 
@@ -816,11 +839,11 @@ class CgroupsV1(Cgroups):
         mem = self._in("memory", uid, name)
         if mem is None:
             return 0
-        return _keyed(mem / "memory.oom_control").get("oom_kill", 0)
+        return _keyed(f"{mem}/memory.oom_control").get("oom_kill", 0)
 
     def pod_uids(self) -> list[str]:
         uids: set[str] = set()
-        for path in self._hierarchies():
+        for path in self._each:
             uids.update(_pod_uids(path))
         return sorted(uids)
 

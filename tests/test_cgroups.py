@@ -116,7 +116,7 @@ def v1() -> Iterator[CgroupsV1]:
     finally:
         for uid in drv.pod_uids():
             run(drv.remove_pod(uid))
-        for path in drv._hierarchies():
+        for path in drv.parents():
             with contextlib.suppress(FileNotFoundError):
                 path.rmdir()
 
@@ -272,17 +272,22 @@ def test_v1_pooled_cgroups_that_cannot_be_claimed_change_nothing(v1: CgroupsV1) 
 
 
 def test_v1_prune_removes_pooled_cgroups_of_another_supd(v1: CgroupsV1) -> None:
-    with subprocess.Popen(["sleep", "1000"]) as proc:
+    always = list(dict.fromkeys([v1.dirs["cpuacct"], v1.dirs["memory"]]))
+    proc = subprocess.Popen(["sleep", "1000"])
+    try:
         ours = v1.prepare_pooled(proc.pid)
         assert ours is not None
         for parent in v1.parents():
             (parent / "pool-1-2" / "_first").mkdir(parents=True)  # a supd that died
         assert run(v1.prune([])) == []
-        for parent in v1._needed(Limits()):
+        for parent in always:
             assert _procs_of(parent / f"pool-{ours}") == [str(proc.pid)]
         assert not any((p / "pool-1-2").exists() for p in v1.parents())
         run(v1.remove_pooled(ours))
-        proc.wait(timeout=10)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def start_sleeper(d: Supd, name: str) -> tuple[str, int, int]:

@@ -134,7 +134,7 @@ def v1_cgroup() -> Iterator[tuple[cgroups.CgroupsV1, str]]:
     try:
         yield drv, "u"
     finally:
-        for path in drv._hierarchies():
+        for path in drv.parents():
             rmdirs(path)
 
 
