@@ -588,9 +588,9 @@ class Runtime:
         # A previous supd's records: killed once the pods it left are taken over (a pod
         # may hold one of them, its record not yet removed), or now when none can be.
         self._stale_pool = read_pool_records(self._pool_dir)
-        # The records (status.json, infra, the pool's) are written on a thread, off the
-        # loop: ext4 metadata operations cost 0.1-1 ms each here under load.
-        self.writer = Writer(self.loop.call_soon_threadsafe)
+        # The records (status.json, infra, the pool's): at once in a run dir in memory,
+        # on a thread elsewhere (ext4 metadata operations cost 0.1-1 ms each here).
+        self.writer = Writer(self.loop, store.run if store.run_in_memory else None)
         if pods_die_with_supd:
             self.kill_stale_pool(set())
         for stale in self._pool_sockets.iterdir():

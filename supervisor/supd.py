@@ -51,7 +51,7 @@ from .runtime import (
 from .signals import SignalPolicy, parse_rewrites, parse_target
 from .spec import PodSpec
 from .states import Phase
-from .store import DELETING, Store, StoredPod
+from .store import DELETING, MEMORY_FILESYSTEMS, Store, StoredPod, filesystem_of
 
 log = logging.getLogger("supervisor.supd")
 T = TypeVar("T")
@@ -447,10 +447,6 @@ async def serve(
     return 0
 
 
-# Filesystems that live in memory (mountinfo's names).
-MEMORY_FILESYSTEMS = ("tmpfs", "ramfs")
-
-
 def run_dir(args: argparse.Namespace) -> tuple[Path, bool]:
     """The run directory (Store), and whether supd mounted it: --run-dir as given, or
     STATE_DIR/run, on which supd mounts a tmpfs unless it is in memory already, so that pod
@@ -472,19 +468,6 @@ def run_dir(args: argparse.Namespace) -> tuple[Path, bool]:
         log.warning("run dir %s: mount tmpfs: %s; it stays on disk", path, e.strerror)
         return path, False
     return path, True
-
-
-def filesystem_of(path: Path) -> str:
-    """The type of the filesystem `path` is on, from /proc/self/mountinfo ("" if unknown)."""
-    dev = os.stat(path).st_dev
-    want = f"{os.major(dev)}:{os.minor(dev)}"
-    found = ""
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            if left.split()[2] == want:
-                found = right.split()[0]  # the last one listed is on top
-    return found
 
 
 async def finish(

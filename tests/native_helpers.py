@@ -121,7 +121,14 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     leaked = open_fds() - before
     assert not my_zombies(), f"zombie children left: {my_zombies()}"
-    assert not leaked, f"fds leaked: {sorted(leaked)}"
+    assert not leaked, f"fds leaked: {sorted((fd, _target(fd)) for fd in leaked)}"
+
+
+def _target(fd: str) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return "?"
 
 
 @dataclass

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from supervisor import store as store_module
 from supervisor.manifest import parse_pod
 from supervisor.store import Store, Writer, log_dir
@@ -191,10 +193,11 @@ async def _written(writer: Writer, path: Path, data: bytes | None) -> OSError | 
     return await done
 
 
-def test_writer_writes_atomically_and_answers_on_the_loop(tmp_path: Path) -> None:
+@pytest.mark.parametrize("inline", [False, True], ids=["thread", "inline"])
+def test_writer_writes_atomically_and_answers_on_the_loop(tmp_path: Path, inline: bool) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        writer = Writer(loop.call_soon_threadsafe)
+        writer = Writer(loop, tmp_path if inline else None)
         path = tmp_path / "status.json"
         assert await _written(writer, path, b"one") is None
         assert path.read_bytes() == b"one"
@@ -213,7 +216,7 @@ def test_writer_writes_atomically_and_answers_on_the_loop(tmp_path: Path) -> Non
 def test_writer_coalesces_a_path_and_keeps_the_newest(tmp_path: Path) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        writer = Writer(loop.call_soon_threadsafe)
+        writer = Writer(loop)
         path = tmp_path / "r"
         calls: list[tuple[int, OSError | None]] = []
         # Hold the thread's lock so the three writes queue up before any is taken.
@@ -237,7 +240,7 @@ def test_writer_coalesces_a_path_and_keeps_the_newest(tmp_path: Path) -> None:
 def test_writer_discard_drops_what_waits(tmp_path: Path) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        writer = Writer(loop.call_soon_threadsafe)
+        writer = Writer(loop)
         told: list[OSError | None] = []
         b_done = loop.create_future()
         with writer._cond:
@@ -247,5 +250,32 @@ def test_writer_discard_drops_what_waits(tmp_path: Path) -> None:
         await b_done  # a's answer, had it been written, would have come first
         assert not (tmp_path / "a").exists() and (tmp_path / "b").read_bytes() == b"b"
         assert told == []
+
+    asyncio.run(main())
+
+
+def test_writer_writes_under_inline_at_once_and_elsewhere_on_its_thread(tmp_path: Path) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        (tmp_path / "run").mkdir()
+        writer = Writer(loop, tmp_path / "run")
+        told: list[tuple[str, OSError | None]] = []
+        # The thread cannot take its batch while the lock is held: the write outside
+        # `inline` waits, the one inside is in place when write returns.
+        with writer._cond:
+            writer.write(tmp_path / "state", b"s", lambda e: told.append(("state", e)))
+            writer.write(tmp_path / "run" / "r", b"r", lambda e: told.append(("run", e)))
+            assert (tmp_path / "run" / "r").read_bytes() == b"r"
+            assert not (tmp_path / "state").exists()
+            assert told == []  # `then` runs on the loop, never inside write
+            assert writer._pending
+        # A sibling whose name merely starts like the inline dir is not inside it.
+        writer.write(tmp_path / "run2", b"x")
+        writer.flush()
+        assert (tmp_path / "state").read_bytes() == b"s" and (tmp_path / "run2").exists()
+        done = loop.create_future()
+        writer.write(tmp_path / "last", b"", lambda e: done.set_result(None))
+        await done
+        assert sorted(told, key=lambda t: t[0]) == [("run", None), ("state", None)]
 
     asyncio.run(main())
