@@ -688,14 +688,12 @@ class CgroupsV1(Cgroups):
         and pids only to hold a limit. Creating a v1 cgroup costs a mkdir per hierarchy (a
         memory cgroup's is the dearest) and each is removed again: a cgroup that holds
         nothing is not made."""
-        if limits.cpu_quota_us() is None and limits.pids is None:
-            return self._always
         wanted = {"cpuacct", "memory"}
         if limits.cpu_quota_us() is not None:
             wanted.add("cpu")
         if limits.pids is not None:
             wanted.add("pids")
-        return self._in_hierarchies(wanted)
+        return self._always if len(wanted) == 2 else self._in_hierarchies(wanted)
 
     def create_pod(self, uid: str, limits: Limits) -> None:
         self.check_limits(limits, "resources.limits")

@@ -42,6 +42,7 @@ Imports only errors and spec; pods are re-validated by the caller when loaded.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import json
@@ -380,7 +381,7 @@ class Writer:
 
     IDLE_SECONDS = 5.0
 
-    def __init__(self, loop: Any, inline: Path | None = None) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, inline: Path | None = None) -> None:
         self._loop = loop
         self._inline = f"{inline}/" if inline is not None else None
         self._cond = threading.Condition()
