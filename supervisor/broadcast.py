@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Generic, TypeVar
 
 from .errors import ResourceExhausted
@@ -22,8 +22,20 @@ class Subscription(Generic[T]):
         self._queue: asyncio.Queue[T | None] = asyncio.Queue()
         self._limit = limit
         self.overflowed = False
+        self.sink: Callable[[T], bool] | None = None
+        """Takes an item at once, inside `publish`, while none waits in the queue and the
+        consumer holds none: a watch frame then leaves in the same loop turn as its change,
+        not after a task wakeup. It returns False to have the item queued instead, and the
+        consumer then takes it in order (a client that does not read, an error)."""
+        self._holding = False
 
     def _offer(self, item: T) -> None:
+        if self.sink is not None and not self._holding and not self._queue.qsize():
+            try:
+                if self.sink(item):
+                    return
+            except Exception:  # the consumer meets it again, where it can end its stream
+                pass
         if self._queue.qsize() >= self._limit:
             # Unbounded queue, bounded by hand: the end marker always fits.
             self.overflowed = True
@@ -35,7 +47,9 @@ class Subscription(Generic[T]):
     async def __aiter__(self) -> AsyncIterator[T]:
         try:
             while (item := await self._queue.get()) is not None:
+                self._holding = True
                 yield item
+                self._holding = False
             if self.overflowed:
                 raise Overflow(f"watcher fell more than {self._limit} items behind")
         finally:

@@ -67,6 +67,8 @@ class Call(Protocol):
 
     async def send(self, payload: Any) -> None: ...
 
+    def try_send(self, payload: Any) -> bool: ...
+
     def sibling(self, rid: int) -> Call | None: ...
 
 
@@ -185,11 +187,20 @@ class Api:
         sub = self.runtime.feed.subscribe()  # before the snapshot: no change slips between
         for pod in self._select(namespace, name) if name is None else self._maybe(namespace, name):
             await call.send({"type": "ADDED", "object": self.runtime.view(pod)})
-        async for kind, obj in sub:
+
+        def wanted(obj: dict[str, Any]) -> bool:
             meta = obj["metadata"]
-            if (namespace is None or meta["namespace"] == namespace) and (
+            return (namespace is None or meta["namespace"] == namespace) and (
                 name is None or meta["name"] == name
-            ):
+            )
+
+        def deliver(change: tuple[str, dict[str, Any]]) -> bool:
+            kind, obj = change
+            return not wanted(obj) or call.try_send({"type": kind, "object": obj})
+
+        sub.sink = deliver
+        async for kind, obj in sub:
+            if wanted(obj):
                 await call.send({"type": kind, "object": obj})
 
     def _maybe(self, namespace: str | None, name: str) -> list[Pod]:
@@ -202,6 +213,7 @@ class Api:
         for event in self.runtime.events.backlog(namespace, name):
             await call.send(event)
         if sub is not None:
+            sub.sink = lambda event: not matches(event, namespace, name) or call.try_send(event)
             async for event in sub:
                 if matches(event, namespace, name):
                     await call.send(event)

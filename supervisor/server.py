@@ -188,6 +188,12 @@ class Call:
             raise RuntimeError(f"op {self.op!r} does not stream; return its result instead")
         await self._conn.send_stream(self, payload)
 
+    def try_send(self, payload: Any) -> bool:
+        """Send one stream frame now if it goes without waiting: the call is open, the
+        client reads, and the frame fits. False leaves it to `send`, which waits or ends
+        the stream with the reason."""
+        return self.stream and self._conn.try_send_stream(self, payload)
+
     def sibling(self, rid: int) -> Call | None:
         """Request `rid` while it is in flight on the same connection: how a request acts
         on a stream it belongs to (exec_input writes to its exec). Requests start in the
@@ -446,6 +452,18 @@ class ServerConnection(asyncio.Protocol):
         if call.closed:
             raise asyncio.CancelledError()
         self._write(data)
+
+    def try_send_stream(self, call: Call, payload: Any) -> bool:
+        if call.closed or self._write_paused:
+            return False
+        try:
+            data = proto.encode_frame(
+                proto.stream_message(call.id, payload), self._limits.max_reply_frame_size
+            )
+        except ResourceExhausted:
+            return False
+        self._write(data)
+        return True
 
     async def _drain(self, call: Call) -> None:
         try:

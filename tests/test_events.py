@@ -50,3 +50,65 @@ def test_slow_watcher_is_cut_off_not_buffered_forever() -> None:
         assert got == [0, 1, 2]
 
     asyncio.run(main())
+
+
+def test_sink_takes_items_at_once_and_the_queue_keeps_their_order() -> None:
+    async def main() -> None:
+        feed: Broadcast[int] = Broadcast(limit=10)
+        sub = feed.subscribe()
+        sunk: list[int] = []
+        accept = True
+
+        def sink(item: int) -> bool:
+            if item == 99:
+                raise RuntimeError("the consumer meets this one")
+            if accept:
+                sunk.append(item)
+            return accept
+
+        sub.sink = sink
+        feed.publish(1)
+        feed.publish(2)
+        assert sunk == [1, 2] and sub._queue.qsize() == 0
+        accept = False
+        feed.publish(3)  # refused: queued
+        accept = True
+        feed.publish(4)  # behind 3 in the queue, so not sunk
+        feed.publish(99)  # raised: queued
+        assert sunk == [1, 2]
+        got = []
+        async for item in sub:
+            got.append(item)
+            if item == 99:
+                feed.publish(5)  # none queued, but the consumer holds 99: queued
+                assert sunk == [1, 2] and sub._queue.qsize() == 1
+            if item == 5:
+                break
+        assert got == [3, 4, 99, 5]
+
+    asyncio.run(main())
+
+
+def test_sink_is_used_again_once_the_consumer_waits() -> None:
+    async def main() -> None:
+        feed: Broadcast[int] = Broadcast(limit=10)
+        sub = feed.subscribe()
+        sunk: list[int] = []
+        sub.sink = lambda item: sunk.append(item) is None and item != 2
+        got: list[int] = []
+
+        async def consume() -> None:
+            async for item in sub:
+                got.append(item)
+
+        task = asyncio.ensure_future(consume())
+        await asyncio.sleep(0)  # the consumer waits on an empty queue
+        feed.publish(1)
+        feed.publish(2)  # refused: the consumer takes it
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        feed.publish(3)
+        assert (sunk, got) == ([1, 2, 3], [2])
+        task.cancel()
+
+    asyncio.run(main())

@@ -59,6 +59,7 @@ class FakeHandler:
         self.cancelled: list[int] = []
         self.peers: list[PeerCred] = []
         self.sent = 0
+        self.refused = 0  # frames try_send left to send
         self.exhausted: ResourceExhausted | None = None
 
     async def op_get(self, args: dict[str, Any], call: Call) -> dict[str, Any]:
@@ -91,7 +92,9 @@ class FakeHandler:
 
     async def op_events(self, args: dict[str, Any], call: Call) -> None:
         for i in range(5):
-            await call.send({"reason": f"e{i}"})
+            payload = {"reason": f"e{i}"}
+            if i % 2 or not call.try_send(payload):  # both ways, in one order
+                await call.send(payload)
 
     async def op_watch(self, args: dict[str, Any], call: Call) -> None:
         i = 0
@@ -107,7 +110,10 @@ class FakeHandler:
     async def op_logs(self, args: dict[str, Any], call: Call) -> None:
         try:
             while True:
-                await call.send({"data": b"x" * 65536})
+                payload = {"data": b"x" * 65536}
+                if not call.try_send(payload):
+                    self.refused += 1
+                    await call.send(payload)
                 self.sent += 1
         except ResourceExhausted as e:
             self.exhausted = e
@@ -440,6 +446,7 @@ async def test_slow_reader_does_not_grow_memory(tmp_path: Path) -> None:
         await wait_for(lambda: handler.exhausted is not None)
         sent = handler.sent
         assert sent < 64  # at most kernel buffers + high-water mark, not an endless queue
+        assert handler.refused >= 1  # try_send wrote until the write paused, then left it
         frames = []
         while True:
             frame = await read_frame(reader)
