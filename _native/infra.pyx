@@ -1170,7 +1170,11 @@ cdef int infra_setup(infra_cfg *cfg) noexcept nogil:
     cdef int nkeep = 0
     cdef int i, t, step
     cdef system.sigset_t mask
+    global DISPOSITIONS_DEFAULT
     child_reset_dispositions()
+    DISPOSITIONS_DEFAULT = True  # for its children (child_reset_signals)
+    if cfg.clone_flags & system.CLONE_NEWUSER:
+        forget_bounding()  # full in the new namespace
     if system.prctl(system.PR_SET_NAME, <char *>b"supd-infra", 0, 0, 0) < 0:
         return STEP_PRCTL
     # A session of its own: the signals a terminal sends to supd's foreground process group

@@ -16,6 +16,8 @@ def unshare(int flags):
         raise ValueError(f"unshare flags {flags:#x}: only CLONE_NEW* flags are allowed")
     if system.unshare(flags) < 0:
         raise_errno(errno)
+    if flags & system.CLONE_NEWUSER:
+        forget_bounding()  # full in the new namespace
 
 
 def socket_in_netns(int nsfd, int family, int type_, int proto=0):

@@ -182,7 +182,9 @@ cdef int zygote_setup(zygote_cfg *cfg) noexcept nogil:
     cdef int keep[2]
     cdef int step
     cdef system.sigset_t mask
+    global DISPOSITIONS_DEFAULT
     child_reset_dispositions()
+    DISPOSITIONS_DEFAULT = True  # for its children (child_reset_signals)
     if system.prctl(system.PR_SET_NAME, <char *>b"supd-zygote", 0, 0, 0) < 0:
         return STEP_PRCTL
     if system.prctl(system.PR_SET_PDEATHSIG, <unsigned long>system.SIGKILL, 0, 0, 0) < 0:
@@ -316,27 +318,30 @@ def decode_zygote_reply(bytes frame):
     raise ValueError(f"zygote frame of unknown type {kind}")
 
 
+cdef int _own_uts = -1  # supd's UTS namespace, opened at the first set_hostname
+
+
 def set_hostname(int pidfd, hostname):
     """sethostname(2) in the UTS namespace of the process behind `pidfd` (a pod's infra made
     ahead of its pod): this thread joins that namespace with setns(2) (Linux 5.8 takes a
-    pidfd), sets the name and returns to its own; other threads are never affected."""
+    pidfd), sets the name and returns to its own; other threads are never affected. Every
+    thread of supd is in the one namespace it returns to, kept open (a procfs lookup costs
+    more than the two setns)."""
+    global _own_uts
     cdef bytes name = fs_bytes(hostname, "hostname")
-    cdef int own, rc = 0, err = 0
+    cdef int rc = 0, err = 0
     if len(name) > ZYGOTE_HOSTNAME_MAX:
         raise ValueError("hostname longer than 64 bytes")
-    own = system.open(b"/proc/thread-self/ns/uts", system.O_RDONLY | system.O_CLOEXEC)
-    if own < 0:
-        raise_errno(errno)
+    if _own_uts < 0:
+        _own_uts = system.open(b"/proc/thread-self/ns/uts", system.O_RDONLY | system.O_CLOEXEC)
+        if _own_uts < 0:
+            raise_errno(errno)
     if system.setns(pidfd, system.CLONE_NEWUTS) < 0:
-        err = errno
-        system.close(own)
-        raise_errno(err)
+        raise_errno(errno)
     if system.sethostname(<const char *>name, len(name)) < 0:
         rc = -1
         err = errno
-    if system.setns(own, system.CLONE_NEWUTS) < 0:
-        system.close(own)
+    if system.setns(_own_uts, system.CLONE_NEWUTS) < 0:
         raise RuntimeError(f"cannot return to supd's UTS namespace: {_os.strerror(errno)}")
-    system.close(own)
     if rc < 0:
         raise_errno(err)

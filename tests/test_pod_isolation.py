@@ -326,7 +326,7 @@ def test_oom_killed_is_reported_and_restarted_and_top_shows_usage(supd: Supd) ->
 
 # -- securityContext -----------------------------------------------------------------------------
 
-STATUS = "id -u; id -g; id -G; grep -E '^(CapBnd|CapEff|NoNewPrivs)' /proc/self/status"
+STATUS = "id -u; id -g; id -G; grep -E '^(Cap(Bnd|Eff)|NoNewPrivs|Sig(Ign|Blk))' /proc/self/status"
 
 
 def caps_of(lines: list[str]) -> dict[str, str]:
@@ -383,11 +383,16 @@ def test_security_context_ids_capabilities_no_new_privs_and_sysctls(supd: Supd) 
     assert root[:2] == ["0", "65534"]
     assert int(caps_of(root)["CapBnd"], 16) == int(caps_of(root)["CapEff"], 16) == default
     assert caps_of(root)["NoNewPrivs"] == "0"
+    # supd (Python) ignores SIGPIPE and SIGXFSZ; infra reset that once for all it starts.
+    assert caps_of(root)["SigIgn"] == caps_of(root)["SigBlk"] == "0000000000000000"
     assert int(caps_of(lines("priv"))["CapBnd"], 16) == supd_bounding()
     assert lines("sysctl") == ["1234", "1"]
     # An exec'd process gets the container's capabilities too.
-    out = supd.ctl("exec", "sec", "-c", "user", "--", "grep", "CapBnd", "/proc/self/status")
-    assert int(out.stdout.split()[1], 16) == 1 << CAP_NUMBER["CAP_NET_BIND_SERVICE"]
+    out = supd.ctl("exec", "sec", "-c", "user", "--", "grep", "-E", "^(CapBnd|SigIgn)",
+                   "/proc/self/status")  # fmt: skip
+    got = caps_of(out.stdout.splitlines())
+    assert int(got["CapBnd"], 16) == 1 << CAP_NUMBER["CAP_NET_BIND_SERVICE"]
+    assert got["SigIgn"] == "0000000000000000"
 
 
 def test_run_as_non_root_refuses_a_root_container(supd: Supd) -> None:
