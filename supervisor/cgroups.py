@@ -646,6 +646,9 @@ class CgroupsV1(Cgroups):
         self._each = list(dict.fromkeys(self._roots.values()))
         self._always = self._in_hierarchies({"cpuacct", "memory"})
         self._first: set[str] = set()  # pods whose FIRST cgroup waits for a container
+        # Where each container's cgroup was made (pod uid -> name -> paths), for placement:
+        # an open of a hierarchy it is not in fails, and costs as much as one that works.
+        self._made: dict[str, dict[str, list[str]]] = {}
 
     @classmethod
     def discover(cls, found: list[Mount], own: dict[str, str], parent: str) -> CgroupsV1:
@@ -708,7 +711,8 @@ class CgroupsV1(Cgroups):
         # claim_pooled's FIRST, renamed, in the hierarchies prepare_pooled made it in.
         renamed = self._always if uid in self._first else []
         self._first.discard(uid)
-        for parent in self._needed(limits):
+        needed = self._needed(limits)
+        for parent in needed:
             pod, path = f"{parent}/{rel}", f"{parent}/{rel}/{name}"
             try:
                 if parent in renamed:
@@ -724,6 +728,7 @@ class CgroupsV1(Cgroups):
             except OSError as e:
                 raise _failed("create cgroup", path, e) from None
         self._limit(uid, name, limits)
+        self._made.setdefault(uid, {})[name] = [f"{parent}/{rel}/{name}" for parent in needed]
 
     def prepare_pooled(self, pid: int) -> str | None:
         key = f"{os.getpid()}-{pid}"
@@ -806,9 +811,10 @@ class CgroupsV1(Cgroups):
                 raise _failed(f"write {pid!r} to", f"{path}/cgroup.procs", e) from None
 
     def placement(self, uid: str, name: str) -> Placement:
-        """cgroup.procs of each hierarchy the container's cgroup was made in."""
+        """cgroup.procs of each hierarchy the container's cgroup was made in (by this supd,
+        or, for one it took over, wherever it is)."""
         fds: list[int] = []
-        for path in self._paths(uid, name):
+        for path in self._made.get(uid, {}).get(name) or self._paths(uid, name):
             try:
                 fds.append(os.open(f"{path}/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC))
             except FileNotFoundError:
@@ -847,6 +853,7 @@ class CgroupsV1(Cgroups):
 
     async def remove_pod(self, uid: str, kill: bool = True) -> bool:
         self._first.discard(uid)
+        self._made.pop(uid, None)
         results = [await _rmtree(p, use_kill_file=False, kill=kill) for p in self._paths(uid)]
         return all(results)
 

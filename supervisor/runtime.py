@@ -142,9 +142,16 @@ class Infra:
 
     def send(self, frame: bytes, fds: tuple[int, ...] = ()) -> None:
         """Queue a frame (and fds, duplicated so the caller may close its own)."""
+        self.send_owned(frame, [os.dup(fd) for fd in fds] if not self.closed else [])
+
+    def send_owned(self, frame: bytes, fds: list[int]) -> None:
+        """Queue a frame and fds that are the infra's from now on: closed once sent, or
+        now if the infra is gone."""
         if self.closed:
+            for fd in fds:
+                os.close(fd)
             return
-        self._outbox.append((frame, [os.dup(fd) for fd in fds]))
+        self._outbox.append((frame, fds))
         if len(self._outbox) == 1:
             self._flush()
 
@@ -1434,6 +1441,7 @@ class Runtime:
                 self._event(pod, event, now)
             self.loop.call_soon(self._apply, pod, [], now)
             return
+        fds = [log_fd, *(placement.fds if placement is not None else ())]
         try:
             frame = _native.encode_start(
                 instance,
@@ -1447,11 +1455,11 @@ class Runtime:
                 log_max=self.log_rotation.max_size,
                 **ids,
             )
-            pod.infra.send(frame, (log_fd, *(placement.fds if placement else ())))
-        finally:
-            os.close(log_fd)
-            if placement is not None:
-                placement.close()
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        pod.infra.send_owned(frame, fds)  # the log and cgroup fds go with the frame
         if fs.plan is not None:
             pod.fs_descriptions[instance] = fs.plan.descriptions
         pod.instances[instance] = name
