@@ -25,6 +25,7 @@ from .errors import (
 from .events import matches
 from .execs import ExecSession
 from .images import normalize
+from .isolation import Namespaces
 from .logs import follow_log, iter_log
 from .manifest import MAX_CAUSES, parse_pod
 from .runtime import Pod, Runtime
@@ -120,11 +121,10 @@ class Api:
             causes.append(("", f"and {more} more error{'s' if more > 1 else ''}"))
         if causes:
             raise ManifestError(source, causes)
-        for spec, _warnings in parsed:
-            self.runtime.admit(spec)
+        admitted = [self.runtime.admit(spec) for spec, _warnings in parsed]
         results = []
-        for spec, warnings in parsed:
-            action = await self._apply_one(spec, bool(args.get("force")))
+        for (spec, warnings), namespaces in zip(parsed, admitted, strict=True):
+            action = await self._apply_one(spec, bool(args.get("force")), namespaces)
             results.append(
                 {
                     "name": spec.name,
@@ -135,8 +135,13 @@ class Api:
             )
         return {"results": results}
 
-    async def _apply_one(self, spec: PodSpec, force: bool) -> str:
-        self.runtime.admit(spec)  # a pod this supd cannot run is refused, not stored
+    async def _apply_one(
+        self, spec: PodSpec, force: bool, namespaces: Namespaces | None = None
+    ) -> str:
+        """`namespaces`: what runtime.admit gave for `spec`, or None to ask it now (a pod
+        this supd cannot run is refused, not stored)."""
+        if namespaces is None:
+            namespaces = self.runtime.admit(spec)
         existing = self.runtime.pods.get(spec.key)
         if existing is not None:
             if existing.deleted_at is not None and not force:
@@ -152,12 +157,12 @@ class Api:
             await self.runtime.delete(existing)
             if spec.key in self.runtime.pods:  # someone else created it meanwhile
                 raise AlreadyExists(f'pod "{spec.name}" already exists')
-            self._create(spec)
+            self._create(spec, namespaces)
             return "configured"
-        self._create(spec)
+        self._create(spec, namespaces)
         return "created"
 
-    def _create(self, spec: PodSpec) -> Pod:
+    def _create(self, spec: PodSpec, namespaces: Namespaces) -> Pod:
         # Host ports are bound first: one that is taken is an error now, and nothing is kept.
         self.runtime.reserve_ports(spec)
         try:
@@ -165,7 +170,7 @@ class Api:
         except BaseException:
             self.runtime.hostports.release(spec.key)
             raise
-        return self.runtime.create(spec, directory)
+        return self.runtime.create(spec, directory, namespaces)
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -626,8 +626,9 @@ class Runtime:
         self._admit_resources(spec, namespaces)
         return namespaces
 
-    def create(self, spec: PodSpec, directory: Path) -> Pod:
-        """Start a pod whose spec is already persisted in `directory` (and admitted)."""
+    def create(self, spec: PodSpec, directory: Path, namespaces: Namespaces | None = None) -> Pod:
+        """Start a pod whose spec is already persisted in `directory` (and admitted: its
+        `namespaces`, or None to admit it again)."""
         now = self.clock()
         pod = Pod(
             spec=spec,
@@ -636,7 +637,7 @@ class Runtime:
             run=self.store.run_of(directory),
             changed=self.loop.create_future(),
             gone=self.loop.create_future(),
-            namespaces=self.admit(spec),
+            namespaces=namespaces if namespaces is not None else self.admit(spec),
         )
         self.pods[spec.key] = pod
         self._event(
