@@ -189,6 +189,7 @@ class Api:
 
     async def op_watch(self, args: dict[str, Any], call: Call) -> None:
         namespace, name = args.get("namespace"), args.get("name")
+        self.runtime.flush_watchers()  # to the watchers before this one: the snapshot has them
         sub = self.runtime.feed.subscribe()  # before the snapshot: no change slips between
         for pod in self._select(namespace, name) if name is None else self._maybe(namespace, name):
             await call.send({"type": "ADDED", "object": self.runtime.view(pod)})

@@ -564,6 +564,9 @@ class Runtime:
         self.pods: dict[str, Pod] = {}
         # (type, v1 Pod) for `get -w` watchers: ADDED, MODIFIED, DELETED.
         self.feed: Broadcast[tuple[str, dict[str, Any]]] = Broadcast()
+        # Changes not yet rendered for the feed (`_publish`), and each pod's last one.
+        self._unpublished: list[tuple[str, Pod]] = []
+        self._last_unpublished: dict[str, tuple[str, Pod] | None] = {}
         # Called with (pod, container name, log path) when an instance is asked to start.
         self.on_container_start: list[Callable[[Pod, str, Path], None]] = []
         # Started now, while supd is small: every infra is a copy of the zygote's image.
@@ -653,6 +656,7 @@ class Runtime:
                 pod, "deadline", now + spec.active_deadline_seconds, lambda: self._deadline(pod)
             )
         self._start_sandbox(pod)
+        self.flush_watchers()  # its ADDED, once its first START is on its way
         return pod
 
     def _deadline(self, pod: Pod) -> None:
@@ -1937,6 +1941,7 @@ class Runtime:
         alone (probes), acknowledge them within EXEC_ACK_DELAY. They change nothing in the
         record, and are acknowledged only so that the infra may forget them; a pod probed
         every second would otherwise rewrite its record twice a second."""
+        self.flush_watchers()  # now, not behind the rest of this turn's I/O
         infra = pod.infra
         if changed or infra is None:
             self._persist_soon(pod)
@@ -2325,12 +2330,31 @@ class Runtime:
         self.events.record(pod.spec.namespace, pod.spec.name, event, now)
 
     def _publish(self, pod: Pod, kind: str) -> None:
+        """Wake the pod's waiters now, and tell watchers at the end of the step that made the
+        change (a request, a batch of infra reports) or of this turn of the loop. Like the
+        kubelet's status manager, this sends a pod once for the changes of one step (a new
+        pod's ADDED and its sandbox's MODIFIED become one ADDED), after the START frames
+        they sent and before the record they wrote."""
+        if len(self.feed):
+            if not self._unpublished:
+                self.loop.call_soon(self.flush_watchers)
+            last = self._last_unpublished.get(pod.key)
+            if kind != "MODIFIED" or last is None or last[1] is not pod:
+                entry = (kind, pod)
+                self._unpublished.append(entry)
+                self._last_unpublished[pod.key] = entry if kind != "DELETED" else None
         if kind != "DELETED":
             self._persist_soon(pod)
         if not pod.changed.done():
             pod.changed.set_result(None)
         pod.changed = self.loop.create_future()
-        if len(self.feed):
+
+    def flush_watchers(self) -> None:
+        """Send the changes `_publish` holds: from the loop, and before a new watcher
+        subscribes (its snapshot already shows them)."""
+        changes, self._unpublished = self._unpublished, []
+        self._last_unpublished.clear()
+        for kind, pod in changes:
             self.feed.publish((kind, self.view(pod)))
 
 

@@ -4,6 +4,7 @@ and through the kernel's own view (/proc, namespace inodes, zombies)."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -466,3 +467,54 @@ def test_supd_carries_on_when_its_infra_factory_is_killed(supd: Supd) -> None:
     names = [Path(f"/proc/{p}/comm").read_text().strip() for p in proc_children(supd.proc.pid)]
     assert names.count("supd-zygote") == 1 and zygote not in proc_children(supd.proc.pid)
     assert zombies_of(supd.proc.pid) == []
+
+
+def test_a_watch_gets_each_pod_added_once_and_its_last_state_before_deleted(supd: Supd) -> None:
+    """Watch frames go out once per step that changed the pod (a new pod's ADDED carries
+    what the same request did to its sandbox): ADDED first and once, each frame a state
+    different from the one before, the terminal state, then DELETED."""
+    import asyncio
+
+    from supervisor.client import Client
+
+    async def main() -> dict[str, list[tuple[str, dict[str, Any]]]]:
+        client = await Client.connect(str(supd.socket))
+        frames: dict[str, list[tuple[str, dict[str, Any]]]] = {"w1": [], "w2": []}
+        try:
+            stream = client.open_stream("watch", namespace="default")  # before the applies
+            for name in frames:
+                pod = {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": name},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "c", "command": ["true"]}],
+                    },
+                }
+                await client.call("apply", manifests=[pod], source="test")
+            gone: set[str] = set()
+            deleting: set[str] = set()
+            async with asyncio.timeout(30):
+                async for change in stream:
+                    obj = change["object"]
+                    name = obj["metadata"]["name"]
+                    frames[name].append((change["type"], obj))
+                    if obj["status"]["phase"] == "Succeeded" and name not in deleting:
+                        deleting.add(name)
+                        await client.call("delete", namespace="default", name=name)
+                    if change["type"] == "DELETED":
+                        gone.add(name)
+                        if gone == set(frames):
+                            return frames
+        finally:
+            await client.close()
+        raise AssertionError("the watch ended")
+
+    for name, seen in asyncio.run(main()).items():
+        kinds = [kind for kind, _ in seen]
+        assert kinds[0] == "ADDED" and kinds.count("ADDED") == 1, (name, kinds)
+        assert kinds[-1] == "DELETED" and kinds.count("DELETED") == 1, (name, kinds)
+        objs = [obj for _, obj in seen[:-1]]
+        assert all(a != b for a, b in itertools.pairwise(objs)), (name, kinds)
+        assert objs[-1]["status"]["phase"] == "Succeeded", (name, objs[-1]["status"])
