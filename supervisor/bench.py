@@ -368,12 +368,16 @@ class Progress:
         self.t0 = time.monotonic()
         self._last = 0.0
 
-    def update(self, done: int, detail: str, force: bool = False) -> None:
+    def update(self, done: int, detail: str | Callable[[], str], force: bool = False) -> None:
+        """Redraw at most ten times a second; `detail` is called only then (the counts of
+        a start walk every pod: worked out for each pod done, they took N² steps)."""
         if self.out is None:
             return
         now = time.monotonic()
         if not force and now - self._last < 0.1:
             return
+        if callable(detail):
+            detail = detail()
         self._last = now
         width = 30
         filled = int(width * done / self.total) if self.total else width
@@ -483,7 +487,7 @@ class Bench:
                 i, item = queue.pop()
                 await work(i, item)
                 done += 1
-                progress.update(done, detail())
+                progress.update(done, detail)
 
         t = time.monotonic()
         workers = [
@@ -494,7 +498,7 @@ class Bench:
         finally:
             for w in workers:
                 w.cancel()
-            progress.update(done, detail(), force=True)
+            progress.update(done, detail, force=True)
             progress.close()
         return time.monotonic() - t
 
