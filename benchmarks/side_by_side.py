@@ -346,6 +346,20 @@ class Oci(Runner):
         return t
 
 
+def check_source(source: str, env: dict[str, str]) -> None:
+    """Refuse a baseline supd that would not run the package of `source`."""
+    found = subprocess.run(
+        [sys.executable, "-c", "import supervisor; print(supervisor.__file__)"],
+        env=env,
+        cwd=source,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if not Path(found).resolve().is_relative_to(Path(source).resolve()):
+        raise SystemExit(f"--supd-from {source}: its supd would import {found}")
+
+
 class Supd(Runner):
     """A supd of our own; pods applied over one connection from a loop in a thread."""
 
@@ -371,6 +385,7 @@ class Supd(Runner):
         env = dict(os.environ)
         if source is not None:
             env["PYTHONPATH"] = source
+            check_source(source, env)
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -391,6 +406,9 @@ class Supd(Runner):
             ],
             pass_fds=(w,),
             env=env,
+            # `-m` puts the working directory first on sys.path, before PYTHONPATH: run from
+            # this checkout, a baseline would have imported this tree (check_source).
+            cwd=source,
         )
         os.close(w)
         with os.fdopen(r, "rb") as ready:
@@ -606,7 +624,9 @@ def main() -> None:
         paths.append(supd)
         others = [Supd(tmp / "supd-nocg", "supd-nocg", extra=("--cgroups", "off"))]
         for spec in args.supd_from:
-            name, _, source = spec.partition("=")
+            name, sep, source = spec.partition("=")
+            if not sep:  # DIR alone: named after it
+                name, source = os.path.basename(spec.rstrip("/")), spec
             others.append(Supd(tmp / name, name, os.path.abspath(source)))
         paths += others
         floor = build_floor(tmp)
