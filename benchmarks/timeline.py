@@ -5,7 +5,8 @@ step, the median time at which it ended, counted from the moment supd read the r
 and the median of its own duration.
 
     .venv/bin/python benchmarks/timeline.py -n 200 [--supd-flag=--cgroups=off ...] \
-        [--wrap cgroups.CgroupsV1.create_pod --wrap lifecycle.compute_pod_actions ...]
+        [--wrap cgroups.CgroupsV1.create_pod --wrap lifecycle.compute_pod_actions ...] \
+        [--gap MS]
 
 `--wrap MODULE.CLASS.METHOD` or `--wrap MODULE.FUNCTION` (a module of the supervisor
 package, called through its module) times one more step.
@@ -91,7 +92,7 @@ def serve(out: str, argv: list[str]) -> int:
                 f.write(f"{start:.7f} {end:.7f} {label}\n")
 
 
-async def drive(sock: str, n: int) -> None:
+async def drive(sock: str, n: int, gap: float = 0.0) -> None:
     from supervisor.client import Client
 
     client = await Client.connect(sock)
@@ -124,6 +125,8 @@ async def drive(sock: str, n: int) -> None:
         await asyncio.wait_for(waiting[name], 30)
         del waiting[name]
         await client.call("delete", namespace="timeline", name=name, grace_period=0)
+        if gap:
+            await asyncio.sleep(gap)  # a quiet moment before the next pod, as side_by_side's
     watcher.cancel()
     stream.close()
     await client.close()
@@ -173,6 +176,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=200, help="pods, one at a time")
     ap.add_argument("--supd-flag", action="append", default=[], help="one more supd flag")
     ap.add_argument("--wrap", action="append", default=[], help="one more step to time")
+    ap.add_argument("--gap", type=float, default=0.0, metavar="MS", help="quiet after each pod")
     args = ap.parse_args()
     os.environ["TIMELINE_WRAP"] = ",".join(args.wrap)
     with tempfile.TemporaryDirectory(prefix="timeline-") as tmp:
@@ -189,7 +193,7 @@ def main() -> None:
             if not ready.readline():
                 sys.exit("supd did not start")
         try:
-            asyncio.run(drive(sock, args.n))
+            asyncio.run(drive(sock, args.n, args.gap / 1000))
         finally:
             proc.terminate()  # supd writes the record as it exits
             proc.wait(30)
