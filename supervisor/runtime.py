@@ -873,14 +873,23 @@ class Runtime:
         its containers."""
         self._wire(pod, infra)
         pod.applied_seq = 0  # a new infra numbers its reports from 1
+        starts = pod.next_instance
         self._sandbox_started(pod, infra)
-        # After the containers' START frames: the record (for a later supd to find this
-        # infra) costs file operations that the first container need not wait for.
+        # After the containers' START frames: the infra's record (for a later supd to find
+        # it) costs file operations that the first container need not wait for.
         if self.pods.get(pod.key) is pod and pod.infra is infra:
             pod.infra_identity = (infra.pid, process_start_time(infra.pid))
             pid, start = pod.infra_identity
             self.writer.write(pod.run / "infra", f"{pid} {start}\n".encode())
-            self._persist_soon(pod)
+            if pod.next_instance == starts:
+                self._persist_soon(pod)
+            elif pod.persisting is not None:
+                # A START is on its way: the pod's record waits for the first report, whose
+                # write holds all this and more. Written now, it would hold up that report
+                # (apply -> Running 0.8x, benchmarks/alternate.py); a supd that dies before
+                # it leaves the next one the infra's replay, which is all it needs (resume).
+                pod.persisting.cancel()
+                pod.persisting = None
 
     def _wire(self, pod: Pod, infra: Infra) -> None:
         infra._on_report = lambda report, seq: self._on_report(pod, report, seq)

@@ -249,6 +249,46 @@ def test_pods_of_a_supd_from_before_the_run_dir_are_taken_over(supd: Supd) -> No
     assert until_gone([infra, container])
 
 
+def test_a_pod_killed_before_its_first_report_is_taken_over_without_a_record(
+    supd: Supd, tmp_path: Path
+) -> None:
+    """A new pod's first record waits for its infra's first report (runtime.create): a
+    supd that dies between the START and that report leaves none, and the next supd takes
+    the pod over from the infra's replay alone, its container never restarted."""
+    pool = supd.run_dir / "pool"
+    assert until_dir_changes(pool, lambda: len(list(pool.iterdir())) >= 2)
+    pooled = [int(p.name) for p in pool.iterdir()]
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    assert supd.proc is not None
+    for pid in pooled:  # the START waits in the socket of whichever one the pod takes
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        supd.apply(pod_yaml("early", f"c=echo up > {gate}; exec sleep 1000"))
+        supd.proc.send_signal(signal.SIGSTOP)  # it reads no report from now on
+    finally:
+        for pid in pooled:
+            os.kill(pid, signal.SIGCONT)
+    try:
+        with open(gate) as f:  # opens once the container runs
+            assert f.read() == "up\n"
+        infra, _ = infra_record(supd, "early")
+        assert infra in pooled
+        (container,) = proc_children(infra)
+        (run,) = (supd.run_dir / "pods").glob("default_early_*")
+        assert not (run / restore.RECORD).exists()  # the window this test is about
+    finally:
+        supd.stop(signal.SIGKILL)  # stopped, it would not hear a SIGTERM
+    supd.start()
+    supd.wait("early")
+    c = statuses(supd, "early")["c"]
+    assert c["restartCount"] == 0 and "running" in c["state"], c
+    assert proc_children(infra) == [container]
+    assert (run / restore.RECORD).exists()
+    supd.ctl("delete", "pod", "early", "--grace-period", "0")
+    assert until_gone([infra, container])
+
+
 def test_a_pod_being_deleted_when_supd_died_is_finished_off(supd: Supd) -> None:
     """Its deletion had begun (preStop running, a long grace period): the next supd carries
     the termination sequence on and the pod goes, processes and all."""
