@@ -6,7 +6,7 @@ and the median of its own duration.
 
     .venv/bin/python benchmarks/timeline.py -n 200 [--supd-flag=--cgroups=off ...] \
         [--wrap cgroups.CgroupsV1.create_pod --wrap lifecycle.compute_pod_actions ...] \
-        [--gap MS]
+        [--gap MS] [--keep]
 
 `--wrap MODULE.CLASS.METHOD` or `--wrap MODULE.FUNCTION` (a module of the supervisor
 package, called through its module) times one more step.
@@ -92,8 +92,13 @@ def serve(out: str, argv: list[str]) -> int:
                 f.write(f"{start:.7f} {end:.7f} {label}\n")
 
 
-async def drive(sock: str, n: int, gap: float = 0.0) -> None:
+async def drive(sock: str, n: int, gap: float = 0.0, keep: bool = False) -> None:
+    """n pods one at a time: /bin/true to Succeeded and deleted, or with `keep` a `sleep`
+    to Running and kept (as `supctl bench -c 1`; all deleted at the end)."""
     from supervisor.client import Client
+
+    phase = "Running" if keep else "Succeeded"
+    command = ["/bin/sleep", "1000"] if keep else ["/bin/true"]
 
     client = await Client.connect(sock)
     waiting: dict[str, asyncio.Future[None]] = {}
@@ -104,7 +109,7 @@ async def drive(sock: str, n: int, gap: float = 0.0) -> None:
         async for change in stream:
             obj = change["object"]
             fut = waiting.get(obj["metadata"]["name"])
-            if fut is not None and not fut.done() and obj["status"]["phase"] == "Succeeded":
+            if fut is not None and not fut.done() and obj["status"]["phase"] == phase:
                 fut.set_result(None)
 
     watcher = asyncio.ensure_future(watch())
@@ -117,22 +122,25 @@ async def drive(sock: str, n: int, gap: float = 0.0) -> None:
             "spec": {
                 "restartPolicy": "Never",
                 "terminationGracePeriodSeconds": 0,
-                "containers": [{"name": "c", "command": ["/bin/true"]}],
+                "containers": [{"name": "c", "command": command}],
             },
         }
         waiting[name] = asyncio.get_running_loop().create_future()
         await client.call("apply", manifests=[manifest], source="timeline")
         await asyncio.wait_for(waiting[name], 30)
         del waiting[name]
-        await client.call("delete", namespace="timeline", name=name, grace_period=0)
+        if not keep:
+            await client.call("delete", namespace="timeline", name=name, grace_period=0)
         if gap:
             await asyncio.sleep(gap)  # a quiet moment before the next pod, as side_by_side's
+    for i in range(n if keep else 0):
+        await client.call("delete", namespace="timeline", name=f"t{i}", grace_period=0)
     watcher.cancel()
     stream.close()
     await client.close()
 
 
-def analyse(path: Path, skip: int) -> None:
+def analyse(path: Path, skip: int, phase: str = "Succeeded") -> None:
     rows = sorted(
         (float(a), float(b), label)
         for a, b, label in (line.split(" ", 2) for line in path.read_text().splitlines())
@@ -149,9 +157,9 @@ def analyse(path: Path, skip: int) -> None:
         succeeded = False
         for start, end, label in rows[j : starts[k + 1]]:
             if label == "ServerConnection._write" and succeeded:
-                label = "watch frame: Succeeded"
+                label = f"watch frame: {phase}"
                 succeeded = False
-            if label == "publish MODIFIED Succeeded" and "watch frame: Succeeded" not in seen:
+            if label == f"publish MODIFIED {phase}" and f"watch frame: {phase}" not in seen:
                 succeeded = True
             if label in seen:
                 continue
@@ -177,6 +185,9 @@ def main() -> None:
     ap.add_argument("--supd-flag", action="append", default=[], help="one more supd flag")
     ap.add_argument("--wrap", action="append", default=[], help="one more step to time")
     ap.add_argument("--gap", type=float, default=0.0, metavar="MS", help="quiet after each pod")
+    ap.add_argument(
+        "--keep", action="store_true", help="sleep pods to Running, kept (supctl bench -c 1)"
+    )
     args = ap.parse_args()
     os.environ["TIMELINE_WRAP"] = ",".join(args.wrap)
     with tempfile.TemporaryDirectory(prefix="timeline-") as tmp:
@@ -193,11 +204,11 @@ def main() -> None:
             if not ready.readline():
                 sys.exit("supd did not start")
         try:
-            asyncio.run(drive(sock, args.n, args.gap / 1000))
+            asyncio.run(drive(sock, args.n, args.gap / 1000, args.keep))
         finally:
             proc.terminate()  # supd writes the record as it exits
             proc.wait(30)
-        analyse(out, skip=min(20, args.n // 10))
+        analyse(out, skip=min(20, args.n // 10), phase="Running" if args.keep else "Succeeded")
 
 
 if __name__ == "__main__":
