@@ -252,28 +252,32 @@ def test_pods_of_a_supd_from_before_the_run_dir_are_taken_over(supd: Supd) -> No
 def test_a_pod_killed_before_its_first_report_is_taken_over_without_a_record(
     supd: Supd, tmp_path: Path
 ) -> None:
-    """A new pod's first record waits for its infra's first report (runtime.create): a
+    """A new pod's first record waits for its infra's first report (Runtime._adopt): a
     supd that dies between the START and that report leaves none, and the next supd takes
     the pod over from the infra's replay alone, its container never restarted."""
     pool = supd.run_dir / "pool"
-    assert until_dir_changes(pool, lambda: len(list(pool.iterdir())) >= 2)
-    pooled = [int(p.name) for p in pool.iterdir()]
+
+    def pooled() -> list[int]:  # the infras made ahead (RUN/pool/PID; not a .tmp file)
+        return [int(p.name) for p in pool.iterdir() if p.name.isdigit()]
+
+    assert until_dir_changes(pool, lambda: len(pooled()) >= 2)
+    infras = pooled()
     gate = tmp_path / "gate"
     os.mkfifo(gate)
     assert supd.proc is not None
-    for pid in pooled:  # the START waits in the socket of whichever one the pod takes
+    for pid in infras:  # the START waits in the socket of whichever one the pod takes
         os.kill(pid, signal.SIGSTOP)
     try:
         supd.apply(pod_yaml("early", f"c=echo up > {gate}; exec sleep 1000"))
         supd.proc.send_signal(signal.SIGSTOP)  # it reads no report from now on
     finally:
-        for pid in pooled:
+        for pid in infras:
             os.kill(pid, signal.SIGCONT)
     try:
         with open(gate) as f:  # opens once the container runs
             assert f.read() == "up\n"
         infra, _ = infra_record(supd, "early")
-        assert infra in pooled
+        assert infra in infras
         (container,) = proc_children(infra)
         (run,) = (supd.run_dir / "pods").glob("default_early_*")
         assert not (run / restore.RECORD).exists()  # the window this test is about
