@@ -154,13 +154,13 @@ def analyse(path: Path, skip: int, phase: str = "Succeeded") -> None:
         while rows[j][2] != "ServerConnection.data_received":
             j -= 1
         t0, seen = rows[j][0], set()
-        succeeded = False
+        reached = False  # the pod reached `phase`: its next write is that watch frame
         for start, end, label in rows[j : starts[k + 1]]:
-            if label == "ServerConnection._write" and succeeded:
+            if label == "ServerConnection._write" and reached:
                 label = f"watch frame: {phase}"
-                succeeded = False
+                reached = False
             if label == f"publish MODIFIED {phase}" and f"watch frame: {phase}" not in seen:
-                succeeded = True
+                reached = True
             if label in seen:
                 continue
             seen.add(label)

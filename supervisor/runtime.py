@@ -886,7 +886,7 @@ class Runtime:
             elif pod.persisting is not None:
                 # A START is on its way: the pod's record waits for the first report, whose
                 # write holds all this and more. Written now, it would hold up that report
-                # (apply -> Running of one pod at a time 0.79-0.92x without it, in
+                # (waiting makes apply -> Running of one pod at a time 0.79-0.92x as long,
                 # benchmarks/alternate.py); a supd that dies before the report leaves the
                 # next one the infra's replay, which is all it needs (resume).
                 pod.persisting.cancel()
