@@ -3,14 +3,16 @@
 Layout, under supd's parent cgroup (`--cgroup-parent`; absolute from the hierarchy's root,
 or relative to supd's own cgroup in that hierarchy):
 
-    PARENT/pod<UID>/_infra        the pod's infra process
-    PARENT/pod<UID>/<CONTAINER>   one per container, kept across its restarts
-    PARENT/pool-<SUPD>-<PID>/     v1: an infra made ahead of its pod, with _first, the
-                                  cgroup of that pod's first container; renamed to
-                                  pod<UID> and <CONTAINER> when a pod takes the infra
+    PARENT/pod<UID>/_infra        v2: the pod's infra process (v1: in pod<UID> itself)
+    PARENT/pod<UID>/<CONTAINER>   one per container, kept across its restarts; none for a
+                                  pod's only container when it holds no limit (it stays
+                                  in its infra's: runtime.shares_pod_cgroup)
+    PARENT/pool-<SUPD>-<PID>/     v1: an infra made ahead of its pod, renamed to pod<UID>
+                                  when a pod takes the infra
 
-A pod cgroup holds only child cgroups (cgroup v2's "no internal processes" rule, followed on
-v1 too); `_infra` cannot clash with a container, whose name is a DNS label. The driver is
+On v2 a pod cgroup holds only child cgroups (the "no internal processes" rule); v1 lets the
+infra stay in the pod's (add_infra). `_infra` cannot clash with a container, whose name is a
+DNS label. The driver is
 chosen at start-up: v2 when /sys/fs/cgroup is a cgroup2 mount (or asked for), else v1 when the
 v1 memory, cpu and pids controllers are mounted, else none (pods run without cgroups, and a
 pod with limits is refused with the reason).
@@ -61,7 +63,6 @@ DEFAULT_PARENT = "/supervisor"
 INFRA = "_infra"
 POD_PREFIX = "pod"
 POOL_PREFIX = "pool-"
-FIRST = "_first"  # a pooled pod cgroup's container cgroup, for whichever container is first
 # sched-bwc.rst: the default period, and the smallest quota kubelet sets (MinQuotaPeriod).
 CPU_PERIOD_US = 100_000
 MIN_CPU_QUOTA_US = 1_000
@@ -242,9 +243,9 @@ class Cgroups(ABC):
     def add_infra(self, uid: str, pid: int) -> None: ...
 
     def prepare_pooled(self, pid: int) -> str | None:
-        """For an infra made before its pod: the cgroups of a pod without limits and of its
-        first container, with the infra in the pod's (the v1 move and both mkdirs, 0.7 ms
-        here, then happen before the pod's apply, not during it). Returns their key for
+        """For an infra made before its pod: the cgroups of a pod without limits, with the
+        infra in them (the v1 mkdirs and move then happen before the pod's apply, not
+        during it). Returns their key for
         `claim_pooled`, or None when this driver does not (v2 clones each infra into its
         pod's cgroup; renaming a cgroup is v1's only)."""
         return None
@@ -271,7 +272,7 @@ class Cgroups(ABC):
     def usage(self, uid: str, name: str | None = None) -> Usage | None: ...
 
     @abstractmethod
-    def oom_kills(self, uid: str, name: str) -> int: ...
+    def oom_kills(self, uid: str, name: str | None) -> int: ...
 
     @abstractmethod
     def pod_uids(self) -> list[str]: ...
@@ -355,7 +356,7 @@ class NoCgroups(Cgroups):
     def usage(self, uid: str, name: str | None = None) -> Usage | None:
         return None
 
-    def oom_kills(self, uid: str, name: str) -> int:
+    def oom_kills(self, uid: str, name: str | None) -> int:
         return 0
 
     def pod_uids(self) -> list[str]:
@@ -609,8 +610,9 @@ class CgroupsV2(Cgroups):
             memory = max(current - inactive, 0)
         return Usage(stat["usage_usec"] * 1000, memory)
 
-    def oom_kills(self, uid: str, name: str) -> int:
-        return _keyed(self._pod(uid) / name / "memory.events").get("oom_kill", 0)
+    def oom_kills(self, uid: str, name: str | None) -> int:
+        path = self._pod(uid) if name is None else self._pod(uid) / name
+        return _keyed(path / "memory.events").get("oom_kill", 0)
 
     def pod_uids(self) -> list[str]:
         return _pod_uids(self.parent)
@@ -645,7 +647,6 @@ class CgroupsV1(Cgroups):
         # every pod is in: cpuacct and memory (the usage `top` shows, OOM kills).
         self._each = list(dict.fromkeys(self._roots.values()))
         self._always = self._in_hierarchies({"cpuacct", "memory"})
-        self._first: set[str] = set()  # pods whose FIRST cgroup waits for a container
         # Where each container's cgroup was made (pod uid -> name -> paths), for placement:
         # an open of a hierarchy it is not in fails, and costs as much as one that works.
         self._made: dict[str, dict[str, list[str]]] = {}
@@ -708,17 +709,10 @@ class CgroupsV1(Cgroups):
 
     def create_container(self, uid: str, name: str, limits: Limits) -> None:
         rel = pod_dir(uid)
-        # claim_pooled's FIRST, renamed, in the hierarchies prepare_pooled made it in.
-        renamed = self._always if uid in self._first else []
-        self._first.discard(uid)
         needed = self._needed(limits)
         for parent in needed:
             pod, path = f"{parent}/{rel}", f"{parent}/{rel}/{name}"
             try:
-                if parent in renamed:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.rename(f"{pod}/{FIRST}", path)
-                        continue
                 os.mkdir(path)
             except FileExistsError:
                 pass
@@ -739,12 +733,10 @@ class CgroupsV1(Cgroups):
                 path = f"{parent}/{POOL_PREFIX}{key}"
                 os.mkdir(path)
                 made.append(path)
-                os.mkdir(f"{path}/{FIRST}")
                 _write(f"{path}/cgroup.procs", str(pid))
         except (OSError, SupervisorError) as e:
             # What was made is the pod's all the same: claim_pooled renames what is there
-            # or fails (and the pod's cgroup is then made as without a pool), and
-            # create_container makes a FIRST that is missing.
+            # or fails (and the pod's cgroup is then made as without a pool).
             log.warning("cgroup of pooled infra %d: %s", pid, e)
         return key if made else None
 
@@ -761,7 +753,6 @@ class CgroupsV1(Cgroups):
                 with contextlib.suppress(OSError):
                     os.rename(f"{parent}/{pod}", f"{parent}/{pool}")
             raise _failed("rename cgroup", f"{parent}/{pool}", e) from None
-        self._first.add(uid)
         for parent in self._needed(limits):
             if parent not in self._always:  # cpu or pids, for a limit: as create_pod, add_infra
                 _mkdir(f"{parent}/{pod}")
@@ -839,7 +830,7 @@ class CgroupsV1(Cgroups):
                 memory = max(used - inactive, 0)
         return Usage(cpu_ns, memory)
 
-    def oom_kills(self, uid: str, name: str) -> int:
+    def oom_kills(self, uid: str, name: str | None) -> int:
         mem = self._in("memory", uid, name)
         if mem is None:
             return 0
@@ -852,7 +843,6 @@ class CgroupsV1(Cgroups):
         return sorted(uids)
 
     async def remove_pod(self, uid: str, kill: bool = True) -> bool:
-        self._first.discard(uid)
         self._made.pop(uid, None)
         results = [await _rmtree(p, use_kill_file=False, kill=kill) for p in self._paths(uid)]
         return all(results)

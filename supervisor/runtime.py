@@ -1320,20 +1320,25 @@ class Runtime:
 
     def _container_cgroup(self, pod: Pod, c: ContainerSpec) -> Any:
         """The container's cgroup (made once, kept across restarts) and the fds that place
-        a process in it; the OOM-kill count so far, to tell this instance's own."""
+        a process in it, or None when it stays in its infra's (shares_pod_cgroup); the
+        OOM-kill count so far, to tell this instance's own."""
         uid = pod.spec.uid
-        if c.name not in pod.cgroups_made:
+        shared = shares_pod_cgroup(pod.spec, c)
+        if not shared and c.name not in pod.cgroups_made:
             limits = Limits(c.cpu_limit_millis, c.memory_limit_bytes)
             self.cgroups.create_container(uid, c.name, limits)
             pod.cgroups_made.add(c.name)
         st = pod.status.container(c.name)
         first = st.restart_count == 0 and st.terminated is None and st.last_state is None
-        # A container's first instance finds its cgroup new: no OOM kill counted yet.
-        pod.oom_base[c.name] = 0 if first else self.cgroups.oom_kills(uid, c.name)
-        return self.cgroups.placement(uid, c.name)
+        # A container's first instance finds its cgroup new: no OOM kill counted yet (a
+        # shared one has only the infra beside it, which the OOM killer passes over).
+        cgroup = None if shared else c.name
+        pod.oom_base[c.name] = 0 if first else self.cgroups.oom_kills(uid, cgroup)
+        return None if shared else self.cgroups.placement(uid, c.name)
 
     def _oom_killed(self, pod: Pod, name: str) -> bool:
-        return self.cgroups.oom_kills(pod.spec.uid, name) > pod.oom_base.get(name, 0)
+        cgroup = None if shares_pod_cgroup(pod.spec, pod.spec.container(name)) else name
+        return self.cgroups.oom_kills(pod.spec.uid, cgroup) > pod.oom_base.get(name, 0)
 
     async def remove_leftover_cgroups(self) -> None:
         """The cgroups deleted pods left busy (init mode, once init stopped the rest)."""
@@ -1344,8 +1349,11 @@ class Runtime:
     def usage(self, pod: Pod) -> tuple[Usage | None, dict[str, Usage | None]]:
         """CPU and memory of the pod and of each container, from their cgroups."""
         uid = pod.spec.uid
-        names = [c.name for c in pod.spec.init_containers + pod.spec.containers]
-        return self.cgroups.usage(uid), {n: self.cgroups.usage(uid, n) for n in names}
+        spec = pod.spec
+        return self.cgroups.usage(uid), {
+            c.name: self.cgroups.usage(uid, None if shares_pod_cgroup(spec, c) else c.name)
+            for c in spec.init_containers + spec.containers
+        }
 
     # -- the sync loop ----------------------------------------------------------------------
 
@@ -2423,6 +2431,20 @@ def enter_user_namespace() -> tuple[int, int]:
     Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
     Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
     return uid, gid
+
+
+def shares_pod_cgroup(spec: PodSpec, c: ContainerSpec) -> bool:
+    """Whether container `c` runs in its infra's cgroup (the pod's on v1, its `_infra` leaf
+    on v2) instead of one of its own: when it is the pod's only container and holds no
+    limit, a cgroup of its own would account for the same process tree as the pod's (the
+    infra beside it takes a few dozen kB and no CPU) at the cost of two cgroups made and
+    removed per pod (issue 7: no cgroup that holds no limit). Decided from the spec
+    alone, so that a supd that takes the pod over decides alike."""
+    return (
+        len(spec.init_containers) + len(spec.containers) == 1
+        and c.cpu_limit_millis is None
+        and c.memory_limit_bytes is None
+    )
 
 
 def pod_limits(spec: PodSpec, pids: int | None) -> Limits:

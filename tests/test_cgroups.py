@@ -27,7 +27,9 @@ from supervisor.cgroups import (
     NoCgroups,
 )
 from supervisor.errors import InvalidArgument, PermissionDenied
+from supervisor.manifest import parse_pod
 from supervisor.quantity import cpu_millis, memory_bytes, parse_quantity
+from supervisor.runtime import shares_pod_cgroup
 
 MOUNTINFO = """\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
@@ -87,6 +89,39 @@ def test_cpu_quota_is_kubelets() -> None:
     assert Limits(cpu_millis=1).cpu_quota_us() == 1_000  # at least 1 ms
     assert Limits().cpu_quota_us() is None
     assert not Limits() and Limits(pids=10)
+
+
+def _c(name: str, limits: dict[str, str] | None = None, kind: str = "limits") -> dict[str, object]:
+    c: dict[str, object] = {"name": name, "command": ["sleep", "1"]}
+    if limits is not None:
+        c["resources"] = {kind: limits}
+    return c
+
+
+@pytest.mark.parametrize(
+    ("containers", "init", "shared"),
+    [
+        ([_c("a")], [], [True]),
+        ([_c("a", {"cpu": "100m"})], [], [False]),
+        ([_c("a", {"memory": "64Mi"})], [], [False]),
+        ([_c("a", {"cpu": "100m", "memory": "64Mi"}, "requests")], [], [True]),
+        ([_c("a"), _c("b")], [], [False, False]),
+        ([_c("a")], [_c("setup")], [False, False]),  # init first, then a
+    ],
+)
+def test_a_pods_only_container_without_limits_shares_the_pods_cgroup(
+    containers: list[dict[str, object]], init: list[dict[str, object]], shared: list[bool]
+) -> None:
+    spec, _ = parse_pod(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p"},
+            "spec": {"containers": containers, "initContainers": init},
+        }
+    )
+    got = [shares_pod_cgroup(spec, c) for c in spec.containers + spec.init_containers]
+    assert got == shared
 
 
 def test_no_cgroups_refuses_limits_with_the_reason() -> None:
@@ -223,9 +258,9 @@ def _procs_of(path: Path) -> list[str]:
 
 
 def test_v1_pooled_cgroups_are_made_ahead_and_renamed_for_their_pod(v1: CgroupsV1) -> None:
-    """prepare_pooled: pool-SUPD-PID/ (with _first/) in cpuacct and memory, the infra in
-    it; claim_pooled renames it to pod<UID> and adds the limits' hierarchies; the first
-    container gets _first, renamed; the next its own."""
+    """prepare_pooled: pool-SUPD-PID/ in cpuacct and memory, the infra in it and nothing
+    under it; claim_pooled renames it to pod<UID> (the same directory) and adds the
+    limits' hierarchies; containers get cgroups of their own under it."""
     always = list(dict.fromkeys([v1.dirs["cpuacct"], v1.dirs["memory"]]))
     proc = subprocess.Popen(["sleep", "1000"])
     try:
@@ -233,11 +268,12 @@ def test_v1_pooled_cgroups_are_made_ahead_and_renamed_for_their_pod(v1: CgroupsV
         assert key == f"{os.getpid()}-{proc.pid}"
         for parent in always:
             assert _procs_of(parent / f"pool-{key}") == [str(proc.pid)]
-            assert (parent / f"pool-{key}" / "_first").is_dir()
-        first = {p: (p / f"pool-{key}" / "_first").stat().st_ino for p in always}
+            assert [p.name for p in (parent / f"pool-{key}").iterdir() if p.is_dir()] == []
+        made = {p: (p / f"pool-{key}").stat().st_ino for p in always}
         v1.claim_pooled(key, "u", Limits(cpu_millis=500, pids=20), proc.pid)
         for parent in always:
             assert not (parent / f"pool-{key}").exists()
+            assert (parent / "podu").stat().st_ino == made[parent]
             assert _procs_of(parent / "podu") == [str(proc.pid)]
         for c in ("cpu", "pids"):  # made for the limits, the infra moved in
             assert _procs_of(v1.dirs[c] / "podu") == [str(proc.pid)]
@@ -245,8 +281,7 @@ def test_v1_pooled_cgroups_are_made_ahead_and_renamed_for_their_pod(v1: CgroupsV
         v1.create_container("u", "main", Limits())
         v1.create_container("u", "side", Limits())
         for parent in always:
-            assert (parent / "podu" / "main").stat().st_ino == first[parent]
-            assert not (parent / "podu" / "_first").exists()
+            assert (parent / "podu" / "main").is_dir()
             assert (parent / "podu" / "side").is_dir()
         assert v1.pod_uids() == ["u"]
     finally:
@@ -290,25 +325,29 @@ def test_v1_prune_removes_pooled_cgroups_of_another_supd(v1: CgroupsV1) -> None:
         proc.wait()
 
 
-def start_sleeper(d: Supd, name: str) -> tuple[str, int, int]:
-    """Apply a pod whose one container sleeps and wait until it is Ready: its uid, its
-    infra's pid and its container's."""
+def start_sleeper(d: Supd, name: str, more: str = "") -> tuple[str, int, int]:
+    """Apply a pod whose container sleeps (`more`: lines added after its spec: its
+    resources, or more containers) and wait until it is Ready: its uid, its infra's pid
+    and its first container's."""
     d.apply(
         f"apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n"
         "  terminationGracePeriodSeconds: 0\n"
-        "  containers:\n  - name: c\n    command: [sleep, '1000']\n"
+        "  containers:\n  - name: c\n    command: [sleep, '1000']\n" + more
     )
     d.wait(name)
     infra = d.infra_of(name)
-    (container,) = (
+    children = sorted(
         int(p) for p in Path(f"/proc/{infra}/task/{infra}/children").read_text().split()
     )
-    return d.pod(name)["metadata"]["uid"], infra, container
+    assert len(children) == 1 + more.count("- name:"), children
+    return d.pod(name)["metadata"]["uid"], infra, children[0]
 
 
 def test_supd_v1_pooled_infras_bring_their_pods_cgroup(tmp_path: Path) -> None:
-    """A pod that takes a pooled infra finds it in its cgroup (pod<UID>) and its container
-    in the container's; the pool's own cgroups go with supd."""
+    """A pod that takes a pooled infra finds it in its cgroup (pod<UID>). Its only
+    container, with no limit, runs beside it there (shares_pod_cgroup), and `top` gives it
+    the pod's usage; one with a limit gets a cgroup of its own. The pool's cgroups go with
+    supd."""
     require_root()
     if not any(m.version == 1 and "memory" in m.controllers for m in cgroups.mounts()):
         pytest.fail("this machine has no cgroup v1 memory hierarchy to test with")
@@ -322,11 +361,19 @@ def test_supd_v1_pooled_infras_bring_their_pods_cgroup(tmp_path: Path) -> None:
         pattern = f"pool-{d.proc.pid}-*"
         assert until_dir_changes(memory, lambda: len(list(memory.glob(pattern))) == 2)
         uid, infra, container = start_sleeper(d, "p1")
-        assert _procs_of(memory / f"pod{uid}") == [str(infra)]
-        assert _procs_of(memory / f"pod{uid}" / "c") == [str(container)]
-        assert not (memory / f"pod{uid}" / "_first").exists()
+        for parent in (memory, drv.dirs["cpuacct"]):
+            assert sorted(_procs_of(parent / f"pod{uid}")) == sorted([str(infra), str(container)])
+            assert [p.name for p in (parent / f"pod{uid}").iterdir() if p.is_dir()] == []
         assert not (memory / f"pool-{d.proc.pid}-{infra}").exists()
-        d.ctl("delete", "pod", "p1")
+        out = d.ctl("top", "containers", "p1").stdout.splitlines()
+        assert out[1].split()[:2] == ["p1", "c"] and "<unknown>" not in out[1], out
+        limited = "    resources:\n      limits:\n        memory: 64Mi\n"
+        uid2, infra2, container2 = start_sleeper(d, "p2", limited)
+        assert _procs_of(memory / f"pod{uid2}") == [str(infra2)]
+        assert _procs_of(memory / f"pod{uid2}" / "c") == [str(container2)]
+        limit = (memory / f"pod{uid2}" / "c" / "memory.limit_in_bytes").read_text()
+        assert int(limit) == 64 << 20
+        d.ctl("delete", "pod", "p1", "p2")
         d.stop()
         # No pod left: the parent cgroup went, and the pool's cgroups before it.
         assert not memory.exists(), list(memory.iterdir())
@@ -450,7 +497,8 @@ def test_supd_on_cgroup_v2_clones_infras_into_their_cgroup_through_the_zygote(
     tmp_path: Path,
 ) -> None:
     """On v2 the zygote clones each infra straight into PARENT/pod<UID>/_infra (clone3
-    CLONE_INTO_CGROUP) and infra clones the container into PARENT/pod<UID>/<NAME>."""
+    CLONE_INTO_CGROUP) and infra clones a container into PARENT/pod<UID>/<NAME>, but a
+    pod's only container without limits, which stays beside it in _infra."""
     require_root()
     if not cgroup2_options():
         pytest.fail("this machine has no cgroup2 mount to test with")
@@ -470,9 +518,16 @@ def test_supd_on_cgroup_v2_clones_infras_into_their_cgroup_through_the_zygote(
             return line[3:]
 
         assert v2_path(infra).endswith(f"/{d.cgroup_parent}/pod{uid}/_infra")
-        assert v2_path(container).endswith(f"/{d.cgroup_parent}/pod{uid}/c")
-        d.ctl("delete", "pod", "v2")
+        assert v2_path(container).endswith(f"/{d.cgroup_parent}/pod{uid}/_infra")
+        second = "  - name: d\n    command: [sleep, '1000']\n"
+        uid2, infra2, _ = start_sleeper(d, "two", second)
+        children = Path(f"/proc/{infra2}/task/{infra2}/children").read_text().split()
+        assert sorted(v2_path(int(pid)).rsplit("/", 2)[1:] for pid in children) == [
+            [f"pod{uid2}", "c"],
+            [f"pod{uid2}", "d"],
+        ]
+        d.ctl("delete", "pod", "v2", "two")
         drv = cgroups.select("v2", d.cgroup_parent)
-        assert uid not in drv.pod_uids()
+        assert uid not in drv.pod_uids() and uid2 not in drv.pod_uids()
     finally:
         finish_supd(d, tmp_path)
