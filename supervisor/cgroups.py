@@ -245,9 +245,8 @@ class Cgroups(ABC):
     def prepare_pooled(self, pid: int) -> str | None:
         """For an infra made before its pod: the cgroups of a pod without limits, with the
         infra in them (the v1 mkdirs and move then happen before the pod's apply, not
-        during it). Returns their key for
-        `claim_pooled`, or None when this driver does not (v2 clones each infra into its
-        pod's cgroup; renaming a cgroup is v1's only)."""
+        during it). Returns their key for `claim_pooled`, or None when this driver does not
+        (v2 clones each infra into its pod's cgroup; renaming a cgroup is v1's only)."""
         return None
 
     def claim_pooled(self, key: str, uid: str, limits: Limits, pid: int) -> None:
